@@ -1,0 +1,1 @@
+"""Rollout backends entropy_verl adds to verl's rollout registries."""

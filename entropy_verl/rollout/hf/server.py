@@ -1,0 +1,156 @@
+"""``HFRolloutServer``: the Ray actor that serves verl's token-in/token-out ``generate`` calls.
+
+verl's agent loop sends one ``generate`` call per sample, all concurrently. The server parks them in a queue and a
+single batcher task runs them through ``HFGenerationEngine`` in waves, so one forward pass serves many requests.
+The model runs on CUDA when the server's process sees a GPU, else on the CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Optional
+
+import torch
+from verl.workers.rollout.replica import TokenOutput
+
+from .engine import HFGenerationEngine, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+
+class HFRolloutServer:
+    def __init__(self, config, model_config, replica_rank: int = 0, node_rank: int = 0):
+        from transformers import AutoModelForCausalLM
+
+        self.config = config
+        self.replica_rank = replica_rank
+        self.global_steps: Optional[int] = None
+        self.weights_version = 0
+        self.max_batch = int(getattr(config, "max_num_seqs", 256) or 256)
+        engine_kwargs = dict((getattr(config, "engine_kwargs", None) or {}).get("hf", None) or {})
+        num_threads = int(engine_kwargs.get("num_threads", 0) or os.cpu_count() or 1)
+        torch.set_num_threads(num_threads)
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.float32 if device == "cpu" else getattr(torch, str(config.dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            model_config.local_path, torch_dtype=dtype, attn_implementation="sdpa", trust_remote_code=model_config.trust_remote_code
+        ).to(device)
+        tokenizer = model_config.tokenizer
+        eos = _as_list(model.generation_config.eos_token_id) + _as_list(getattr(tokenizer, "eos_token_id", None))
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+        self.max_model_len = int(config.max_model_len or (config.prompt_length + config.response_length))
+        self.engine = HFGenerationEngine(
+            model=model, eos_token_ids=tuple(dict.fromkeys(eos)), pad_token_id=pad, seed=int(config.seed) + replica_rank
+        )
+        self._queue: asyncio.Queue = None
+        self._batcher: Optional[asyncio.Task] = None
+        self._paused = False
+
+    # ---- generation -------------------------------------------------------------------------------------------
+
+    async def generate(
+        self, prompt_ids: list[int], sampling_params: dict[str, Any], request_id: str, **unused: Any
+    ) -> TokenOutput:
+        if unused.get("image_data") or unused.get("video_data") or unused.get("audio_data"):
+            raise NotImplementedError("hf rollout serves text-only models")
+        params = self._sampling_params(list(prompt_ids), dict(sampling_params))
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._batcher = asyncio.get_running_loop().create_task(self._run_batches())
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((list(prompt_ids), params, future))
+        result = await future
+        return TokenOutput(
+            token_ids=result.token_ids,
+            log_probs=result.log_probs,
+            stop_reason="completed",
+            extra_fields={"global_steps": self.global_steps, "weights_version": self.weights_version},
+        )
+
+    def _sampling_params(self, prompt_ids: list[int], sp: dict[str, Any]) -> SamplingParams:
+        room = self.max_model_len - len(prompt_ids)
+        if room < 1:
+            raise ValueError(f"prompt of {len(prompt_ids)} tokens leaves no room within max_model_len={self.max_model_len}")
+        max_tokens = sp.get("max_tokens", sp.get("max_new_tokens", self.config.response_length))
+        return SamplingParams(
+            max_tokens=max(1, min(int(max_tokens), int(self.config.response_length), room)),
+            temperature=float(sp.get("temperature", 1.0)),
+            top_k=int(sp.get("top_k", -1) if sp.get("top_k") is not None else -1),
+            top_p=float(sp.get("top_p", 1.0) if sp.get("top_p") is not None else 1.0),
+            ignore_eos=bool(sp.get("ignore_eos", False)),
+        )
+
+    async def _run_batches(self):
+        while True:
+            first = await self._queue.get()
+            await asyncio.sleep(0.005)  # let the rest of a wave of concurrent requests arrive
+            wave = [first]
+            while not self._queue.empty() and len(wave) < self.max_batch:
+                wave.append(self._queue.get_nowait())
+            try:
+                results = await asyncio.to_thread(self.engine.generate, [w[0] for w in wave], [w[1] for w in wave])
+            except Exception as exc:  # surface the failure to every waiting caller
+                for _, _, future in wave:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), result in zip(wave, results):
+                if not future.done():
+                    future.set_result(result)
+
+    # ---- weights ----------------------------------------------------------------------------------------------
+
+    async def update_weights(self, named_tensors: list[tuple[str, torch.Tensor]], global_steps: Optional[int] = None):
+        loaded = await asyncio.to_thread(self.engine.load_weights, named_tensors)
+        self.weights_version += 1
+        if global_steps is not None:
+            self.global_steps = global_steps
+        return loaded
+
+    async def get_weights_version(self) -> int:
+        return self.weights_version
+
+    async def set_global_steps(self, global_steps: int):
+        self.global_steps = global_steps
+
+    # ---- verl's replica control surface: memory and scheduling are trivial here ------------------------------
+
+    async def wake_up(self, tags: Optional[list[str]] = None):
+        if torch.cuda.is_available():
+            self.engine.model.to("cuda")
+
+    async def sleep(self):
+        # On a GPU shared with the FSDP trainer, give the memory back between rollouts.
+        if torch.cuda.is_available():
+            self.engine.model.to("cpu")
+            torch.cuda.empty_cache()
+
+    async def clear_kv_cache(self):
+        return None  # the KV cache lives only inside one generate wave
+
+    async def release_kv_cache(self):
+        return None
+
+    async def resume_kv_cache(self):
+        return None
+
+    async def abort_all_requests(self, reject_request: bool = False) -> dict[str, Any]:
+        return {"aborted_count": 0, "request_ids": []}
+
+    async def resume_generation(self):
+        return None
+
+    async def start_profile(self, **kwargs):
+        return None
+
+    async def stop_profile(self):
+        return None
+
+
+def _as_list(value) -> list[int]:
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
