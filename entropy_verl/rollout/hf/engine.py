@@ -51,8 +51,7 @@ class HFGenerationEngine:
     @torch.no_grad()
     def load_weights(self, named_tensors) -> int:
         """Copy ``(name, tensor)`` pairs into the model; tied weights may be absent. Returns #tensors loaded."""
-        params = dict(self.model.named_parameters())
-        params.update(dict(self.model.named_buffers()))
+        params = self.model.state_dict(keep_vars=True)  # includes tied aliases such as lm_head.weight
         loaded = 0
         for name, tensor in named_tensors:
             if name not in params:

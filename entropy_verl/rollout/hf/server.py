@@ -23,7 +23,11 @@ logger = logging.getLogger(__name__)
 class HFRolloutServer:
     def __init__(self, config, model_config, replica_rank: int = 0, node_rank: int = 0):
         from transformers import AutoModelForCausalLM
+        from verl.utils.config import omega_conf_to_dataclass
+        from verl.workers.config import HFModelConfig
 
+        config = omega_conf_to_dataclass(config)
+        model_config = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.config = config
         self.replica_rank = replica_rank
         self.global_steps: Optional[int] = None
@@ -90,6 +94,7 @@ class HFRolloutServer:
             wave = [first]
             while not self._queue.empty() and len(wave) < self.max_batch:
                 wave.append(self._queue.get_nowait())
+            import time as _t; _t0=_t.time()
             try:
                 results = await asyncio.to_thread(self.engine.generate, [w[0] for w in wave], [w[1] for w in wave])
             except Exception as exc:  # surface the failure to every waiting caller
@@ -97,6 +102,7 @@ class HFRolloutServer:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            print(f"DEBUGWAVE {len(wave)} {_t.time()-_t0:.3f} at {_t0:.3f}", flush=True)
             for (_, _, future), result in zip(wave, results):
                 if not future.done():
                     future.set_result(result)

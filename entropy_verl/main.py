@@ -1,0 +1,91 @@
+"""``python -m entropy_verl.main``: verl's PPO/GRPO entry point with entropy_verl's configs and checks.
+
+It composes a config from ``trainer_configs/`` (which itself composes verl's ``ppo_trainer``), validates it before any
+Ray worker starts, then hands it to verl's own ``run_ppo`` with verl's v1 ``TaskRunnerV1``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
+DEFAULT_CONFIG = "embedded_grpo"
+
+
+def _embedded(key: str) -> str:
+    from entropy_verl.embedded import ensure_embedded_default
+
+    paths = ensure_embedded_default()
+    if not hasattr(paths, key):
+        raise KeyError(f"${{embedded:{key}}}: unknown key; known: model_dir, train_parquet, val_parquet, root")
+    return str(getattr(paths, key))
+
+
+def _module_file(module: str) -> str:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"${{module_file:{module}}}: no such module")
+    return spec.origin
+
+
+def register_resolvers() -> None:
+    """``${embedded:model_dir}`` builds the embedded default on first use; ``${module_file:pkg.mod}`` -> path."""
+    OmegaConf.register_new_resolver("embedded", _embedded, replace=True)
+    OmegaConf.register_new_resolver("module_file", _module_file, replace=True)
+
+
+def prepare_config(config: DictConfig) -> DictConfig:
+    """Resolve, validate and fill in the run directory and CPU-specific Ray settings. Starts nothing."""
+    import entropy_verl.plugin as plugin
+    from verl.utils.device import auto_set_device
+
+    from entropy_verl.validation import validate
+
+    plugin.check_loaded()
+    validate(config)  # cheap checks first: a bad key must not wait for the embedded-default build
+    OmegaConf.resolve(config)
+    auto_set_device(config)
+    run_dir = os.path.abspath(config.entropy_verl.run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    with open_dict(config):
+        config.entropy_verl.run_dir = run_dir
+        config.trainer.default_local_dir = os.path.abspath(config.trainer.default_local_dir)
+        ray_init = config.ray_kwargs.ray_init
+        # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
+        OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, "metrics.jsonl"), force_add=True)
+        if plugin.CPU_PLATFORM_ACTIVE and ray_init.get("num_gpus") is None:
+            # verl's resource pools count Ray "GPU"s; on CPU they are logical trainer slots.
+            ray_init.num_gpus = config.trainer.nnodes * config.trainer.n_gpus_per_node
+    return config
+
+
+def run(config: DictConfig) -> str:
+    from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    config = prepare_config(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    start = time.time()
+    run_ppo(config, task_runner_class=TaskRunnerV1)
+    run_dir = config.entropy_verl.run_dir
+    print(f"[entropy_verl] finished in {time.time() - start:.0f}s; run directory: {run_dir}")
+    print(f"[entropy_verl] metrics: {os.path.join(run_dir, 'metrics.jsonl')}")
+    return run_dir
+
+
+register_resolvers()
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name=DEFAULT_CONFIG, version_base=None)
+def main(config: DictConfig) -> None:
+    run(config)
+
+
+if __name__ == "__main__":
+    main()
