@@ -56,8 +56,7 @@ def check_loaded() -> None:
 
 try:
     register_all()
-except BaseException as exc:  # noqa: BLE001 - verl would hide it; we must not
+except Exception as exc:  # noqa: BLE001 - verl would hide it at DEBUG level; we keep it for check_loaded()
     LOAD_ERROR = exc
     logger.error("entropy_verl plugin failed to register with verl:\n%s", traceback.format_exc())
     print(f"[entropy_verl] plugin failed to register with verl: {exc!r}", file=sys.stderr)
-    raise
