@@ -1,0 +1,1 @@
+"""Verifiable tasks (prompt generators, answer checkers, verl reward functions)."""
