@@ -38,6 +38,10 @@ def _register_rollout() -> None:
     RolloutReplicaRegistry.register(ROLLOUT_NAME, load_replica_class)
 
 
+def _register_trainer() -> None:
+    import entropy_verl.trainer  # noqa: F401  - @register_trainer("entropy_sync") runs on import
+
+
 def register_all() -> None:
     global CPU_PLATFORM_ACTIVE
     from entropy_verl.platform.cpu import register_cpu_platform
@@ -46,6 +50,7 @@ def register_all() -> None:
     if CPU_PLATFORM_ACTIVE:
         _register_cpu_engines()
     _register_rollout()
+    _register_trainer()
 
 
 def check_loaded() -> None:

@@ -94,7 +94,6 @@ class HFRolloutServer:
             wave = [first]
             while not self._queue.empty() and len(wave) < self.max_batch:
                 wave.append(self._queue.get_nowait())
-            import time as _t; _t0=_t.time()
             try:
                 results = await asyncio.to_thread(self.engine.generate, [w[0] for w in wave], [w[1] for w in wave])
             except Exception as exc:  # surface the failure to every waiting caller
@@ -102,7 +101,6 @@ class HFRolloutServer:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            print(f"DEBUGWAVE {len(wave)} {_t.time()-_t0:.3f} at {_t0:.3f}", flush=True)
             for (_, _, future), result in zip(wave, results):
                 if not future.done():
                     future.set_result(result)
