@@ -13,6 +13,8 @@ import time
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from entropy_verl.diagnostics.run_summary import format_summary, load_metrics, summarize
+
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
 DEFAULT_CONFIG = "embedded_grpo"
 
@@ -74,8 +76,11 @@ def run(config: DictConfig) -> str:
     start = time.time()
     run_ppo(config, task_runner_class=TaskRunnerV1)
     run_dir = config.entropy_verl.run_dir
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(metrics_path):
+        print(format_summary(summarize(load_metrics(metrics_path))))
     print(f"[entropy_verl] finished in {time.time() - start:.0f}s; run directory: {run_dir}")
-    print(f"[entropy_verl] metrics: {os.path.join(run_dir, 'metrics.jsonl')}")
+    print(f"[entropy_verl] metrics: {metrics_path}")
     return run_dir
 
 
