@@ -1,0 +1,58 @@
+"""Skywork-OR1's adaptive entropy coefficient (He et al., "Skywork Open Reasoner 1", arXiv:2505.22312, Sec. 4).
+
+After each step the coefficient moves by one increment in the direction that restores entropy,
+    c <- clip(c + delta if H < target else c - delta, c_min, c_max),
+and the entropy bonus ``-c * token-mean(H)`` is applied only while H < target (otherwise the output is 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .base import EntropyController, register_controller
+
+
+@dataclass
+class AdaptiveEntropyConfig:
+    target_entropy: float = 0.2
+    delta: float = 1e-4
+    coef_min: float = 0.0
+    coef_max: float = 5e-3
+    initial_coef: float = 0.0
+
+    def __post_init__(self):
+        if self.target_entropy < 0:
+            raise ValueError(f"target_entropy must be >= 0, got {self.target_entropy}")
+        if self.delta < 0:
+            raise ValueError(f"delta must be >= 0, got {self.delta}")
+        if not 0 <= self.coef_min <= self.coef_max:
+            raise ValueError(f"need 0 <= coef_min <= coef_max, got [{self.coef_min}, {self.coef_max}]")
+
+
+@register_controller("adaptive_entropy")
+class AdaptiveEntropyController(EntropyController):
+    """Output key: ``entropy_coef`` (0 while entropy is at or above target)."""
+
+    def __init__(self, config: AdaptiveEntropyConfig):
+        self.config = config
+        self.coef = min(max(config.initial_coef, config.coef_min), config.coef_max)
+        self._last = {"measurement": math.nan, "error": math.nan, "entropy_coef": 0.0}
+
+    def update(self, measurement: float) -> dict[str, float]:
+        cfg = self.config
+        below = measurement < cfg.target_entropy
+        self.coef = min(max(self.coef + (cfg.delta if below else -cfg.delta), cfg.coef_min), cfg.coef_max)
+        output = self.coef if below else 0.0
+        self._last = {"measurement": float(measurement), "error": float(measurement) - cfg.target_entropy, "entropy_coef": output}
+        return {"entropy_coef": output}
+
+    def state_dict(self):
+        return {"coef": self.coef, "last": dict(self._last)}
+
+    def load_state_dict(self, state):
+        self.coef = float(state["coef"])
+        self._last = dict(state.get("last", self._last))
+
+    def metrics(self):
+        return {**self._last, "coef_state": self.coef, "target": self.config.target_entropy}

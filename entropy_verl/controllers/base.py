@@ -1,0 +1,50 @@
+"""The controller interface and registry.
+
+A controller lives on the driver. Once per training step it reads one measurement (the global token-mean entropy of
+the step's rollout batch) and returns the loss-weight coefficients every actor worker will use for this step's update.
+Its whole state is a small dict, written into verl checkpoints so a resumed run continues the same trajectory.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable
+
+CONTROLLER_REGISTRY: dict[str, type["EntropyController"]] = {}
+
+
+def register_controller(name: str) -> Callable[[type], type]:
+    def decorator(cls):
+        if name in CONTROLLER_REGISTRY and CONTROLLER_REGISTRY[name] is not cls:
+            raise ValueError(f"controller {name!r} is already registered to {CONTROLLER_REGISTRY[name].__name__}")
+        cls.name = name
+        CONTROLLER_REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_controller_cls(name: str) -> type["EntropyController"]:
+    if name not in CONTROLLER_REGISTRY:
+        raise KeyError(f"unknown entropy controller {name!r}; registered: {sorted(CONTROLLER_REGISTRY)}")
+    return CONTROLLER_REGISTRY[name]
+
+
+class EntropyController(abc.ABC):
+    """``update(measurement) -> coefficients``; ``state_dict`` / ``load_state_dict`` for checkpoints."""
+
+    name: str = "base"
+
+    @abc.abstractmethod
+    def update(self, measurement: float) -> dict[str, float]:
+        """Advance one step with this step's measured entropy; return the coefficients for this step's update."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def metrics(self) -> dict[str, float]:
+        """What the last update saw and did (measurement, error, integral, outputs), for verl's logger."""

@@ -1,0 +1,56 @@
+"""Entropy-guided weight on positive-advantage tokens ("Revisiting Entropy in RLVR", arXiv:2511.05993, Sec. 5).
+
+    lambda <- clip(lambda - delta if H < delta_H else lambda + delta, 0, 1)
+
+Positive samples drive collapse, so when entropy falls below the threshold their weight shrinks, and it recovers
+while entropy is above it. The loss multiplies A > 0 tokens by lambda.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .base import EntropyController, register_controller
+
+
+@dataclass
+class LambdaScheduleConfig:
+    target_entropy: float = 0.2  # delta_H in the paper; its value there is not confirmed (methods.md row 7)
+    delta: float = 0.05
+    initial_lambda: float = 1.0
+
+    def __post_init__(self):
+        if self.target_entropy < 0:
+            raise ValueError(f"target_entropy must be >= 0, got {self.target_entropy}")
+        if self.delta < 0:
+            raise ValueError(f"delta must be >= 0, got {self.delta}")
+        if not 0.0 <= self.initial_lambda <= 1.0:
+            raise ValueError(f"initial_lambda must be in [0, 1], got {self.initial_lambda}")
+
+
+@register_controller("lambda_schedule")
+class LambdaScheduleController(EntropyController):
+    """Output key: ``pos_adv_lambda``."""
+
+    def __init__(self, config: LambdaScheduleConfig):
+        self.config = config
+        self.lam = config.initial_lambda
+        self._last = {"measurement": math.nan, "error": math.nan, "pos_adv_lambda": self.lam}
+
+    def update(self, measurement: float) -> dict[str, float]:
+        cfg = self.config
+        step = -cfg.delta if measurement < cfg.target_entropy else cfg.delta
+        self.lam = min(max(self.lam + step, 0.0), 1.0)
+        self._last = {"measurement": float(measurement), "error": float(measurement) - cfg.target_entropy, "pos_adv_lambda": self.lam}
+        return {"pos_adv_lambda": self.lam}
+
+    def state_dict(self):
+        return {"lambda": self.lam, "last": dict(self._last)}
+
+    def load_state_dict(self, state):
+        self.lam = float(state["lambda"])
+        self._last = dict(state.get("last", self._last))
+
+    def metrics(self):
+        return dict(self._last)

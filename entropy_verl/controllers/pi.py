@@ -1,0 +1,73 @@
+"""EntroPIC's PI controller on entropy (Yang et al., "EntroPIC", arXiv:2511.15248, Sec. 3, the PI law).
+
+    e_t = H_t - H_target
+    I_t = I_{t-1} + e_t                     (optionally clamped to [-I_max, I_max]: anti-windup)
+    alpha_t = clip(Kp * e_t + Ki * I_t, -1, 1)
+
+alpha > 0 (entropy above target) weights a term that sharpens confident tokens; alpha < 0 flattens them.
+Unlike the reference code (one controller per GPU, fed by that GPU's micro-batches, never checkpointed), this is one
+controller on the driver, fed with the global batch entropy, and its state goes into verl checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from .base import EntropyController, register_controller
+
+
+@dataclass
+class PIControllerConfig:
+    target_entropy: float = 0.1
+    kp: float = 1.0
+    ki: float = 0.01
+    integral_limit: Optional[float] = None  # anti-windup clamp on the integral; None = unclamped (as published)
+    p_only: bool = False
+    output_limit: float = 1.0
+
+    def __post_init__(self):
+        if self.target_entropy < 0:
+            raise ValueError(f"target_entropy must be >= 0, got {self.target_entropy}")
+        if self.kp < 0 or self.ki < 0:
+            raise ValueError(f"kp and ki must be >= 0, got kp={self.kp}, ki={self.ki}")
+        if self.integral_limit is not None and self.integral_limit < 0:
+            raise ValueError(f"integral_limit must be >= 0 or null, got {self.integral_limit}")
+        if self.output_limit <= 0:
+            raise ValueError(f"output_limit must be > 0, got {self.output_limit}")
+
+
+@register_controller("pi")
+class PIController(EntropyController):
+    """Output key: ``alpha``."""
+
+    def __init__(self, config: PIControllerConfig):
+        self.config = config
+        self.integral = 0.0
+        self.steps = 0
+        self._last = {"measurement": math.nan, "error": math.nan, "alpha": 0.0}
+
+    def update(self, measurement: float) -> dict[str, float]:
+        cfg = self.config
+        error = float(measurement) - cfg.target_entropy
+        if not cfg.p_only:
+            self.integral += error
+            if cfg.integral_limit is not None:
+                self.integral = min(max(self.integral, -cfg.integral_limit), cfg.integral_limit)
+        ki_term = 0.0 if cfg.p_only else cfg.ki * self.integral
+        alpha = min(max(cfg.kp * error + ki_term, -cfg.output_limit), cfg.output_limit)
+        self.steps += 1
+        self._last = {"measurement": float(measurement), "error": error, "alpha": alpha}
+        return {"alpha": alpha}
+
+    def state_dict(self):
+        return {"integral": self.integral, "steps": self.steps, "last": dict(self._last)}
+
+    def load_state_dict(self, state):
+        self.integral = float(state["integral"])
+        self.steps = int(state["steps"])
+        self._last = dict(state.get("last", self._last))
+
+    def metrics(self):
+        return {**self._last, "integral": self.integral, "target": self.config.target_entropy}
