@@ -1,0 +1,59 @@
+"""``LossContext``: everything an entropy-aware policy loss may need, which verl's policy-loss signature lacks.
+
+verl's ``ppo_loss`` hands a policy loss (old_log_prob, log_prob, advantages, response_mask). Entropy methods also
+need the current-policy per-token entropy (with gradient), the old policy's per-token entropy (recomputed by verl
+with the old log-probs, no extra forward pass), the sampled tokens' probabilities, and the per-step coefficients the
+driver's controllers broadcast through the batch's ``extra_info``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from tensordict import TensorDict
+from verl.utils import tensordict_utils as tu
+from verl.workers.utils.padding import no_padding_2_padding
+
+COEFFICIENTS_KEY = "entropy_verl_coefficients"  # batch.extra_info key the driver writes, the workers read
+
+
+@dataclass
+class LossContext:
+    log_prob: torch.Tensor  # (bsz, T) current policy, with grad
+    old_log_prob: torch.Tensor  # (bsz, T)
+    advantages: torch.Tensor  # (bsz, T)
+    response_mask: torch.Tensor  # (bsz, T) bool
+    entropy: Optional[torch.Tensor]  # (bsz, T) current policy, with grad; None unless calculate_entropy
+    old_entropy: Optional[torch.Tensor]  # (bsz, T) old policy, detached
+    coefficients: dict[str, float] = field(default_factory=dict)
+    global_batch_info: dict = field(default_factory=dict)  # verl's normalisers for micro-batch-invariant means
+
+    @property
+    def ratio(self) -> torch.Tensor:
+        return torch.exp(self.log_prob - self.old_log_prob)
+
+    @property
+    def prob(self) -> torch.Tensor:
+        """Current probability of each sampled token."""
+        return torch.exp(self.log_prob)
+
+
+def build_loss_context(config, model_output: dict, data: TensorDict) -> LossContext:
+    log_prob = no_padding_2_padding(model_output["log_probs"], data)
+    entropy = model_output.get("entropy", None)
+    if entropy is not None:
+        entropy = no_padding_2_padding(entropy, data)
+    fields = ["response_mask", "old_log_probs", "advantages"] + (["entropy"] if "entropy" in data.keys() else [])
+    padded = data.select(*fields).to_padded_tensor()
+    return LossContext(
+        log_prob=log_prob,
+        old_log_prob=padded["old_log_probs"],
+        advantages=padded["advantages"],
+        response_mask=padded["response_mask"].to(bool),
+        entropy=entropy,
+        old_entropy=padded.get("entropy", None),
+        coefficients=dict(tu.get_non_tensor_data(data=data, key=COEFFICIENTS_KEY, default=None) or {}),
+        global_batch_info=dict(config.global_batch_info),
+    )

@@ -1,0 +1,32 @@
+"""EntroPIC's entropy-steering term (Yang et al., arXiv:2511.15248, Eq. 9-10).
+
+    L = L_PPO + alpha * token-mean_{t: p_t > tau} ( -r_t * |A_t| )
+
+alpha comes from the driver's PI controller (``entropy_verl.controllers.pi``). Minimising -r|A| on already-confident
+tokens raises their probability (entropy falls) when alpha > 0, and lowers it (entropy rises) when alpha < 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .context import LossContext
+from .registry import register_entropy_term, selected_token_mean
+
+
+@dataclass
+class EntroPICTermConfig:
+    prob_threshold: float = 0.95
+
+    def __post_init__(self):
+        if not 0.0 <= self.prob_threshold < 1.0:
+            raise ValueError(f"prob_threshold must be in [0, 1), got {self.prob_threshold}")
+
+
+@register_entropy_term("entropic", EntroPICTermConfig, coefficient="alpha")
+def entropic_term(ctx: LossContext, cfg: EntroPICTermConfig):
+    alpha = float(ctx.coefficients.get("alpha", 0.0))
+    selected = ctx.response_mask & (ctx.prob.detach() > cfg.prob_threshold)
+    steering = selected_token_mean(-ctx.ratio * ctx.advantages.abs(), selected, ctx)
+    selected_frac = selected.sum() / ctx.response_mask.sum().clamp(min=1)
+    return alpha * steering, {"entropic/alpha": alpha, "entropic/selected_frac": selected_frac.item(), "entropic/term": steering.item()}
