@@ -60,9 +60,51 @@ def check_rollout_name(config: DictConfig) -> None:
         raise ConfigError(key, f"unknown rollout backend {name!r}; registered: {known}")
 
 
+def check_entropy_control(config: DictConfig) -> None:
+    """Controllers and loss terms exist, their values are valid, and what they need is configured."""
+    from entropy_verl.controllers import get_controller_cls
+    from entropy_verl.losses import get_entropy_term
+    from entropy_verl.trainer.sync import TRAINER_NAME, entropy_control_spec
+
+    controllers, loss = entropy_control_spec(config)
+    if not controllers and not loss.terms:
+        return
+    mode_key = "trainer.v1.trainer_mode"
+    if OmegaConf.select(config, mode_key) != TRAINER_NAME:
+        raise ConfigError(mode_key, f"entropy controllers and loss terms run in the {TRAINER_NAME!r} trainer, got {OmegaConf.select(config, mode_key)!r}")
+    if OmegaConf.select(config, "algorithm.rollout_correction.bypass_mode", default=False):
+        raise ConfigError("algorithm.rollout_correction.bypass_mode", "entropy control needs the per-token entropy verl computes "
+                          "when it recomputes old log-probs, and bypass mode skips that recomputation")
+    produced = set()
+    for name, cfg in controllers.items():
+        key = f"entropy_verl.controllers.{name}"
+        try:
+            cls = get_controller_cls(name)
+            cls.config_cls(**dict(cfg or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(key, str(exc).strip("'\"")) from None
+        produced.update(cls.outputs)
+    calculate_entropy = bool(OmegaConf.select(config, "actor_rollout_ref.actor.calculate_entropy", default=False))
+    for term in loss.terms:
+        try:
+            spec = get_entropy_term(term)
+            spec.config_cls(**dict(loss.term_configs.get(term, {}) or {}))
+        except KeyError as exc:
+            raise ConfigError("entropy_verl.loss.terms", str(exc).strip("'\"")) from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"entropy_verl.loss.term_configs.{term}", str(exc)) from None
+        if spec.needs_entropy and not calculate_entropy:
+            raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"loss term {term!r} needs the current policy's entropy "
+                              "with gradient: set it to true")
+        if spec.coefficient and spec.coefficient not in produced:
+            raise ConfigError("entropy_verl.controllers", f"loss term {term!r} reads coefficient {spec.coefficient!r}, which no "
+                              f"configured controller produces (configured: {sorted(controllers) or 'none'})")
+
+
 def validate(config: DictConfig) -> None:
     """All entropy_verl start-up checks, cheapest first."""
     check_rollout_name(config)
+    check_entropy_control(config)
     check_local_path(config, "actor_rollout_ref.model.path", "model path")
     check_local_path(config, "data.train_files", "training data")
     check_local_path(config, "data.val_files", "validation data")

@@ -28,3 +28,43 @@ def test_bad_input_fails_before_ray(override, key, value):
     assert out.returncode != 0
     assert "ConfigError" in text and key in text and value in text, text[-3000:]
     assert "Started a local Ray instance" not in text and "ray init kwargs" not in text
+
+
+# Entropy-control keys: composed in-process with Hydra's compose API (same config path as the CLI) and checked by
+# the same start-up validation the entry point runs before Ray starts.
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from entropy_verl.main import CONFIG_DIR  # noqa: E402
+from entropy_verl.validation import ConfigError, validate  # noqa: E402
+
+
+def composed(config_name, overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "config_name,overrides,key,words",
+    [
+        ("embedded_entropic", ["entropy_verl.controllers.pi.target_entropy=-0.1"], "entropy_verl.controllers.pi", "target_entropy"),
+        ("embedded_entropic", ["entropy_verl.controllers.pi.kp=-1"], "entropy_verl.controllers.pi", "kp"),
+        ("embedded_entropic", ["entropy_verl.controllers.pi.ki=-0.01"], "entropy_verl.controllers.pi", "ki"),
+        ("embedded_grpo", ["+entropy_verl.controllers.pid.target_entropy=0.1"], "entropy_verl.controllers.pid", "unknown entropy controller"),
+        ("embedded_entropic", ["entropy_verl.loss.terms=[entropix]"], "entropy_verl.loss.terms", "unknown entropy loss term 'entropix'"),
+        ("embedded_entropic", ["~entropy_verl.controllers.pi"], "entropy_verl.controllers", "reads coefficient 'alpha'"),
+        ("embedded_entropic", ["algorithm.rollout_correction.bypass_mode=true"], "algorithm.rollout_correction.bypass_mode", "entropy"),
+        ("embedded_entropic", ["trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
+        ("embedded_grpo", ["entropy_verl.loss.terms=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],
+         "actor_rollout_ref.actor.calculate_entropy", "adaptive_entropy_bonus"),
+    ],
+)
+def test_bad_entropy_control_config_names_the_key(config_name, overrides, key, words):
+    with pytest.raises(ConfigError) as err:
+        validate(composed(config_name, overrides))
+    assert err.value.key == key and words in str(err.value)
+
+
+def test_good_entropy_control_configs_pass():
+    validate(composed("embedded_entropic", []))
+    validate(composed("embedded_grpo", ["entropy_verl.loss.terms=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}",
+                                        "actor_rollout_ref.actor.calculate_entropy=true"]))

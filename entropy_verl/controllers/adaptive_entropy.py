@@ -34,6 +34,9 @@ class AdaptiveEntropyConfig:
 class AdaptiveEntropyController(EntropyController):
     """Output key: ``entropy_coef`` (0 while entropy is at or above target)."""
 
+    outputs = ("entropy_coef",)
+    config_cls = AdaptiveEntropyConfig
+
     def __init__(self, config: AdaptiveEntropyConfig):
         self.config = config
         self.coef = min(max(config.initial_coef, config.coef_min), config.coef_max)

@@ -34,6 +34,8 @@ class EntropyController(abc.ABC):
     """``update(measurement) -> coefficients``; ``state_dict`` / ``load_state_dict`` for checkpoints."""
 
     name: str = "base"
+    outputs: tuple[str, ...] = ()  # the coefficient keys update() returns
+    config_cls: type = object  # the dataclass its Hydra config block is built into
 
     @abc.abstractmethod
     def update(self, measurement: float) -> dict[str, float]:
@@ -48,3 +50,9 @@ class EntropyController(abc.ABC):
     @abc.abstractmethod
     def metrics(self) -> dict[str, float]:
         """What the last update saw and did (measurement, error, integral, outputs), for verl's logger."""
+
+
+def build_controllers(spec: dict) -> dict[str, "EntropyController"]:
+    """``{name: config dict}`` (the ``entropy_verl.controllers`` block) -> controllers, in a stable order.
+    Unknown names raise KeyError; bad values raise the config dataclass's ValueError."""
+    return {name: get_controller_cls(name)(get_controller_cls(name).config_cls(**dict(cfg or {}))) for name, cfg in spec.items()}

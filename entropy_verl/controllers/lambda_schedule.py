@@ -33,6 +33,9 @@ class LambdaScheduleConfig:
 class LambdaScheduleController(EntropyController):
     """Output key: ``pos_adv_lambda``."""
 
+    outputs = ("pos_adv_lambda",)
+    config_cls = LambdaScheduleConfig
+
     def __init__(self, config: LambdaScheduleConfig):
         self.config = config
         self.lam = config.initial_lambda

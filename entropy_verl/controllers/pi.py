@@ -42,6 +42,9 @@ class PIControllerConfig:
 class PIController(EntropyController):
     """Output key: ``alpha``."""
 
+    outputs = ("alpha",)
+    config_cls = PIControllerConfig
+
     def __init__(self, config: PIControllerConfig):
         self.config = config
         self.integral = 0.0

@@ -1,22 +1,61 @@
 """``EntropySyncTrainer``: verl's v1 synchronous trainer, selected with ``trainer.v1.trainer_mode=entropy_sync``.
 
-It is verl's ``PPOTrainerSync`` (colocated rollout, on-policy, weights pushed to the rollout after every step) plus:
-- a configurable replay-buffer poll interval (``trainer.v1.entropy_sync.poll_interval_s``): verl polls every 2 s
-  for finished rollouts, which is noise on a GPU step but half of a CPU step on the embedded default;
-- the hook points where the driver-side entropy controllers live.
+It is verl's ``PPOTrainerSync`` (colocated rollout, on-policy, weights pushed to the rollout after every step) plus
+driver-side entropy control:
+
+1. after verl recomputes old log-probs (which also yields per-token entropy; no extra forward pass), the trainer
+   takes the *global* token-mean entropy of the step's rollout batch;
+2. it updates the configured controllers (``entropy_verl.controllers``) with it;
+3. it puts their coefficients into the batch's ``extra_info`` before the actor update, so every actor worker's
+   entropy-aware loss (installed with verl's ``set_loss_fn``) reads the same values;
+4. controller state is saved next to verl's checkpoint of the same step and restored on resume.
+
+It also makes verl's replay-buffer poll interval configurable (``trainer.v1.entropy_sync.poll_interval_s``): verl
+polls every 2 s for finished rollouts, noise on a GPU step but half of a CPU step on the embedded default.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from functools import partial
+
+import transfer_queue as tq
+from omegaconf import OmegaConf
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.utils.config import omega_conf_to_dataclass
+
+from entropy_verl.controllers import build_controllers
+from entropy_verl.losses import COEFFICIENTS_KEY, EntropyLossConfig, entropy_aware_loss
+
+logger = logging.getLogger(__name__)
 
 TRAINER_NAME = "entropy_sync"
 DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
+CONTROLLER_STATE_FILE = "entropy_controllers.json"
+
+
+def entropy_control_spec(config) -> tuple[dict, EntropyLossConfig]:
+    """The ``entropy_verl.controllers`` and ``entropy_verl.loss`` blocks as plain Python objects."""
+    def plain(key):
+        node = OmegaConf.select(config, key, default=None)
+        return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+    controllers, loss = plain("entropy_verl.controllers"), plain("entropy_verl.loss")
+    return controllers, EntropyLossConfig(terms=list(loss.get("terms", []) or []), term_configs=dict(loss.get("term_configs", {}) or {}))
 
 
 @register_trainer(TRAINER_NAME)
 class EntropySyncTrainer(PPOTrainerSync):
+    def __init__(self, config):
+        controllers, loss_config = entropy_control_spec(config)
+        self.controllers = build_controllers(controllers)
+        self.loss_terms = loss_config.build()
+        self.coefficients: dict[str, float] = {}
+        super().__init__(config)
+
     def _build_replay_buffer(self):
         # verl branches on trainer_mode == "sync" for on-policy semantics; this trainer *is* the sync trainer.
         own_config = self.config.trainer.v1.get(TRAINER_NAME, {}) or {}
@@ -24,3 +63,68 @@ class EntropySyncTrainer(PPOTrainerSync):
         replay_buffer = super()._build_replay_buffer()
         replay_buffer.poll_interval = float(own_config.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
         return replay_buffer
+
+    def on_init_end(self):
+        if self.loss_terms:
+            actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
+            self.actor_rollout_wg.set_loss_fn(partial(entropy_aware_loss, config=actor_config, terms=tuple(self.loss_terms)))
+        super().on_init_end()
+
+    # ---- per step ---------------------------------------------------------------------------------------------
+
+    def _compute_old_log_prob(self, batch, metrics):
+        batch = super()._compute_old_log_prob(batch, metrics=metrics)
+        if self.controllers:
+            entropy = self._global_token_mean_entropy(batch)
+            self.coefficients = {}
+            for name, controller in self.controllers.items():
+                self.coefficients.update(controller.update(entropy))
+                metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
+        return batch
+
+    @staticmethod
+    def _global_token_mean_entropy(batch) -> float:
+        """Token-mean over every valid response token of the step (all ranks' samples), whatever loss_agg_mode is."""
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["entropy", "response_mask"])
+        entropy, mask = data["entropy"], data["response_mask"]
+        entropy = entropy.values() if entropy.is_nested else entropy
+        mask = (mask.values() if mask.is_nested else mask).to(entropy.dtype)
+        return float((entropy * mask).sum() / mask.sum().clamp(min=1.0))
+
+    def _update_actor(self, batch, metrics):
+        if self.coefficients:
+            batch.extra_info[COEFFICIENTS_KEY] = dict(self.coefficients)
+            metrics.update({f"entropy_verl/driver_coef/{k}": v for k, v in self.coefficients.items()})
+        return super()._update_actor(batch, metrics=metrics)
+
+    # ---- checkpoints: controller state lives next to verl's checkpoint of the same step ------------------------
+
+    def _step_folder(self, step: int) -> str:
+        return os.path.join(self.config.trainer.default_local_dir, f"global_step_{step}")
+
+    def _save_checkpoint(self):
+        # Written before verl's save, whose last act is the latest_checkpointed_iteration.txt tracker.
+        if self.controllers:
+            folder = self._step_folder(self.global_steps)
+            os.makedirs(folder, exist_ok=True)
+            state = {"global_steps": self.global_steps, "coefficients": self.coefficients,
+                     "controllers": {name: c.state_dict() for name, c in self.controllers.items()}}
+            with open(os.path.join(folder, CONTROLLER_STATE_FILE), "w") as f:
+                json.dump(state, f, indent=1)
+        return super()._save_checkpoint()
+
+    def _load_checkpoint(self):
+        result = super()._load_checkpoint()
+        if self.controllers and self.global_steps > 0:
+            resume_path = self.config.trainer.get("resume_from_path", None)
+            folder = resume_path if self.config.trainer.resume_mode == "resume_path" and resume_path else self._step_folder(self.global_steps)
+            path = os.path.join(folder, CONTROLLER_STATE_FILE)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"resuming step {self.global_steps}: no controller state at {path}")
+            with open(path) as f:
+                state = json.load(f)
+            for name, controller in self.controllers.items():
+                controller.load_state_dict(state["controllers"][name])
+            self.coefficients = dict(state.get("coefficients", {}))
+            logger.info("restored entropy controllers from %s", path)
+        return result
