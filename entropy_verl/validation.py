@@ -101,9 +101,35 @@ def check_entropy_control(config: DictConfig) -> None:
                               f"configured controller produces (configured: {sorted(controllers) or 'none'})")
 
 
+def check_batch_divisibility(config: DictConfig) -> None:
+    """verl asserts these deep inside a worker after start-up; catch them here with the key to change."""
+    if OmegaConf.select(config, "actor_rollout_ref.actor.use_dynamic_bsz", default=False):
+        return
+    n = int(OmegaConf.select(config, "actor_rollout_ref.rollout.n", default=1))
+    world = int(config.trainer.nnodes) * int(config.trainer.n_gpus_per_node)
+    samples = int(config.data.train_batch_size) * n
+    mini = int(config.actor_rollout_ref.actor.ppo_mini_batch_size) * n
+    checks = [
+        ("data.train_batch_size", samples, "rollout samples per step (train_batch_size x rollout.n)"),
+        ("actor_rollout_ref.actor.ppo_mini_batch_size", mini, "samples per mini-batch (ppo_mini_batch_size x rollout.n)"),
+    ]
+    for key, total, what in checks:
+        if total % world:
+            raise ConfigError(key, f"{what} = {total} is not divisible by nnodes x n_gpus_per_node = {world}")
+    micro = [
+        ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", samples // world),
+        ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", mini // world),
+    ]
+    for key, per_worker in micro:
+        size = OmegaConf.select(config, key, default=None)
+        if size and per_worker % int(size):
+            raise ConfigError(key, f"{size} does not divide the {per_worker} samples each of the {world} workers gets")
+
+
 def validate(config: DictConfig) -> None:
     """All entropy_verl start-up checks, cheapest first."""
     check_rollout_name(config)
+    check_batch_divisibility(config)
     check_entropy_control(config)
     check_local_path(config, "actor_rollout_ref.model.path", "model path")
     check_local_path(config, "data.train_files", "training data")

@@ -25,15 +25,17 @@ def rows_of(run_dir):
 def test_every_worker_uses_the_driver_coefficient(tmp_path):
     run_dir = tmp_path / "coef"
     out = subprocess.run(
-        main_cmd("trainer.total_training_steps=2", "trainer.n_gpus_per_node=2", f"entropy_verl.run_dir={run_dir}"),
+        main_cmd("trainer.total_training_steps=2", "trainer.n_gpus_per_node=2", f"entropy_verl.run_dir={run_dir}",
+                 # two data-parallel workers: 64 rollout samples and 16 samples per mini-batch each
+                 "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=64", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16"),
         capture_output=True, text=True, timeout=1200, env=ENV,
     )
     assert out.returncode == 0, out.stderr[-6000:]
     for row in rows_of(run_dir):
         driver = row["entropy_verl/driver_coef/alpha"]
         assert driver == row["entropy_control/pi/alpha"]
-        used = {k: v for k, v in row.items() if k.startswith("entropy_verl/worker_coef/alpha/")}
-        assert sorted(used) == ["entropy_verl/worker_coef/alpha/rank0", "entropy_verl/worker_coef/alpha/rank1"]
+        used = {k: v for k, v in row.items() if k.startswith("actor/entropy_verl/worker_coef/alpha/")}
+        assert sorted(used) == ["actor/entropy_verl/worker_coef/alpha/rank0", "actor/entropy_verl/worker_coef/alpha/rank1"]
         assert all(v == pytest.approx(driver, abs=1e-12) for v in used.values()), (driver, used)
         # the PI law on the driver, from the logged measurement
         assert row["entropy_control/pi/error"] == pytest.approx(row["entropy_control/pi/measurement"] - 0.45)
