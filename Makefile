@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP        := $(VENV)/.entropy_verl-installed
 ARGS         ?=
 
-.PHONY: install demo test bench clean-runs
+.PHONY: install demo demo-grpo test clean-runs
 
 install: $(STAMP)
 
@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 	touch $(STAMP)
 
-# GRPO on the embedded default (built on first use, then cached) through verl's v1 trainer. Extra Hydra overrides: ARGS="..."
+# GRPO and EntroPIC back to back on the embedded default (built on first use, then cached) through verl's v1
+# trainer, then a side-by-side summary. Extra Hydra overrides for both runs: ARGS="trainer.total_training_steps=20"
 demo: install
+	$(PY) -m entropy_verl.demo $(ARGS)
+
+# GRPO alone (the default config), e.g. ARGS="trainer.total_training_steps=20"
+demo-grpo: install
 	$(PY) -m entropy_verl.main $(ARGS)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
+from verl.utils.debug import marked_timer
 
 from entropy_verl.controllers import build_controllers
 from entropy_verl.losses import COEFFICIENTS_KEY, EntropyLossConfig, entropy_aware_loss
@@ -75,11 +76,12 @@ class EntropySyncTrainer(PPOTrainerSync):
     def _compute_old_log_prob(self, batch, metrics):
         batch = super()._compute_old_log_prob(batch, metrics=metrics)
         if self.controllers:
-            entropy = self._global_token_mean_entropy(batch)
-            self.coefficients = {}
-            for name, controller in self.controllers.items():
-                self.coefficients.update(controller.update(entropy))
-                metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
+            with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
+                entropy = self._global_token_mean_entropy(batch)
+                self.coefficients = {}
+                for name, controller in self.controllers.items():
+                    self.coefficients.update(controller.update(entropy))
+                    metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
         return batch
 
     @staticmethod
