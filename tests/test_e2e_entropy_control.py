@@ -44,7 +44,9 @@ def test_every_worker_uses_the_driver_coefficient(tmp_path):
 @pytest.mark.slow
 def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path):
     run_dir = tmp_path / "resume"
-    overrides = ["trainer.total_training_steps=4", "trainer.save_freq=2", "trainer.resume_mode=auto", f"entropy_verl.run_dir={run_dir}"]
+    kp, ki = 2.0, 0.1  # pinned here so the test can apply the PI law itself; no integral clamp
+    overrides = ["trainer.total_training_steps=4", "trainer.save_freq=2", "trainer.resume_mode=auto", f"entropy_verl.run_dir={run_dir}",
+                 f"entropy_verl.controllers.pi.kp={kp}", f"entropy_verl.controllers.pi.ki={ki}", "entropy_verl.controllers.pi.integral_limit=null"]
     tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
     first = subprocess.Popen(main_cmd(*overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
     deadline = time.time() + 900
@@ -67,5 +69,5 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path):
     for step in (3, 4):  # I_t = I_{t-1} + e_t, continuing from the checkpointed integral
         integral += after[step]["entropy_control/pi/error"]
         assert after[step]["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
-        expected_alpha = max(-1.0, min(1.0, 1.0 * after[step]["entropy_control/pi/error"] + 0.01 * integral))
+        expected_alpha = max(-1.0, min(1.0, kp * after[step]["entropy_control/pi/error"] + ki * integral))
         assert after[step]["entropy_control/pi/alpha"] == pytest.approx(expected_alpha, abs=1e-12)
