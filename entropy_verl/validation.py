@@ -31,7 +31,7 @@ def _is_embedded(config: DictConfig, key: str) -> bool:
 
 def _looks_local(path: str) -> bool:
     """Hub ids (``org/name``) and remote URIs are verl's to fetch; paths we can check are local-looking ones."""
-    return path.startswith(("/", "./", "../", "~")) or os.path.sep not in path.strip("/") and os.path.exists(path)
+    return path.startswith(("/", "./", "../", "~"))
 
 
 def check_local_path(config: DictConfig, key: str, what: str) -> None:
