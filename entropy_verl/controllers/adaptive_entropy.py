@@ -7,7 +7,6 @@ and the entropy bonus ``-c * token-mean(H)`` is applied only while H < target (o
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .base import EntropyController, register_controller
@@ -38,24 +37,21 @@ class AdaptiveEntropyController(EntropyController):
     config_cls = AdaptiveEntropyConfig
 
     def __init__(self, config: AdaptiveEntropyConfig):
+        super().__init__()
         self.config = config
         self.coef = min(max(config.initial_coef, config.coef_min), config.coef_max)
-        self._last = {"measurement": math.nan, "error": math.nan, "entropy_coef": 0.0}
 
     def update(self, measurement: float) -> dict[str, float]:
         cfg = self.config
         below = measurement < cfg.target_entropy
         self.coef = min(max(self.coef + (cfg.delta if below else -cfg.delta), cfg.coef_min), cfg.coef_max)
-        output = self.coef if below else 0.0
-        self._last = {"measurement": float(measurement), "error": float(measurement) - cfg.target_entropy, "entropy_coef": output}
-        return {"entropy_coef": output}
+        return self._record(measurement, float(measurement) - cfg.target_entropy, {"entropy_coef": self.coef if below else 0.0})
 
-    def state_dict(self):
-        return {"coef": self.coef, "last": dict(self._last)}
+    def _state(self):
+        return {"coef": self.coef}
 
-    def load_state_dict(self, state):
+    def _load_state(self, state):
         self.coef = float(state["coef"])
-        self._last = dict(state.get("last", self._last))
 
     def metrics(self):
-        return {**self._last, "coef_state": self.coef, "target": self.config.target_entropy}
+        return {**super().metrics(), "target": self.config.target_entropy}

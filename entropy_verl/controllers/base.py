@@ -8,6 +8,7 @@ Its whole state is a small dict, written into verl checkpoints so a resumed run 
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any, Callable
 
 CONTROLLER_REGISTRY: dict[str, type["EntropyController"]] = {}
@@ -31,25 +32,43 @@ def get_controller_cls(name: str) -> type["EntropyController"]:
 
 
 class EntropyController(abc.ABC):
-    """``update(measurement) -> coefficients``; ``state_dict`` / ``load_state_dict`` for checkpoints."""
+    """``update(measurement) -> coefficients``; ``state_dict`` / ``load_state_dict`` for checkpoints.
+
+    Subclasses implement ``update`` (returning through ``_record``), ``_state`` and ``_load_state``; the base keeps
+    what the last update saw and did, for ``metrics()`` and for the checkpoint.
+    """
 
     name: str = "base"
     outputs: tuple[str, ...] = ()  # the coefficient keys update() returns
     config_cls: type = object  # the dataclass its Hydra config block is built into
+
+    def __init__(self):
+        self._last: dict[str, float] = {"measurement": math.nan, "error": math.nan}
 
     @abc.abstractmethod
     def update(self, measurement: float) -> dict[str, float]:
         """Advance one step with this step's measured entropy; return the coefficients for this step's update."""
 
     @abc.abstractmethod
-    def state_dict(self) -> dict[str, Any]: ...
+    def _state(self) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def _load_state(self, state: dict[str, Any]) -> None: ...
 
-    @abc.abstractmethod
+    def _record(self, measurement: float, error: float, outputs: dict[str, float]) -> dict[str, float]:
+        self._last = {"measurement": float(measurement), "error": float(error), **outputs}
+        return outputs
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self._state(), "last": dict(self._last)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._load_state(state)
+        self._last = dict(state.get("last", self._last))
+
     def metrics(self) -> dict[str, float]:
-        """What the last update saw and did (measurement, error, integral, outputs), for verl's logger."""
+        """What the last update saw and did (measurement, error, outputs, internal state), for verl's logger."""
+        return {**self._last, **self._state()}
 
 
 def build_controllers(spec: dict) -> dict[str, "EntropyController"]:

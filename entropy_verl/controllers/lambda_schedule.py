@@ -8,7 +8,6 @@ while entropy is above it. The loss multiplies A > 0 tokens by lambda.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .base import EntropyController, register_controller
@@ -37,23 +36,18 @@ class LambdaScheduleController(EntropyController):
     config_cls = LambdaScheduleConfig
 
     def __init__(self, config: LambdaScheduleConfig):
+        super().__init__()
         self.config = config
         self.lam = config.initial_lambda
-        self._last = {"measurement": math.nan, "error": math.nan, "pos_adv_lambda": self.lam}
 
     def update(self, measurement: float) -> dict[str, float]:
         cfg = self.config
         step = -cfg.delta if measurement < cfg.target_entropy else cfg.delta
         self.lam = min(max(self.lam + step, 0.0), 1.0)
-        self._last = {"measurement": float(measurement), "error": float(measurement) - cfg.target_entropy, "pos_adv_lambda": self.lam}
-        return {"pos_adv_lambda": self.lam}
+        return self._record(measurement, float(measurement) - cfg.target_entropy, {"pos_adv_lambda": self.lam})
 
-    def state_dict(self):
-        return {"lambda": self.lam, "last": dict(self._last)}
+    def _state(self):
+        return {"lambda": self.lam}
 
-    def load_state_dict(self, state):
+    def _load_state(self, state):
         self.lam = float(state["lambda"])
-        self._last = dict(state.get("last", self._last))
-
-    def metrics(self):
-        return dict(self._last)

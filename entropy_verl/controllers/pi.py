@@ -11,7 +11,6 @@ controller on the driver, fed with the global batch entropy, and its state goes 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -46,10 +45,10 @@ class PIController(EntropyController):
     config_cls = PIControllerConfig
 
     def __init__(self, config: PIControllerConfig):
+        super().__init__()
         self.config = config
         self.integral = 0.0
         self.steps = 0
-        self._last = {"measurement": math.nan, "error": math.nan, "alpha": 0.0}
 
     def update(self, measurement: float) -> dict[str, float]:
         cfg = self.config
@@ -61,16 +60,14 @@ class PIController(EntropyController):
         ki_term = 0.0 if cfg.p_only else cfg.ki * self.integral
         alpha = min(max(cfg.kp * error + ki_term, -cfg.output_limit), cfg.output_limit)
         self.steps += 1
-        self._last = {"measurement": float(measurement), "error": error, "alpha": alpha}
-        return {"alpha": alpha}
+        return self._record(measurement, error, {"alpha": alpha})
 
-    def state_dict(self):
-        return {"integral": self.integral, "steps": self.steps, "last": dict(self._last)}
+    def _state(self):
+        return {"integral": self.integral, "steps": self.steps}
 
-    def load_state_dict(self, state):
+    def _load_state(self, state):
         self.integral = float(state["integral"])
         self.steps = int(state["steps"])
-        self._last = dict(state.get("last", self._last))
 
     def metrics(self):
-        return {**self._last, "integral": self.integral, "target": self.config.target_entropy}
+        return {"alpha": 0.0, **super().metrics(), "target": self.config.target_entropy}
