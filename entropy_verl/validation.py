@@ -62,8 +62,7 @@ def check_rollout_name(config: DictConfig) -> None:
 
 def check_entropy_control(config: DictConfig) -> None:
     """Controllers and loss terms exist, their values are valid, and what they need is configured."""
-    from entropy_verl.controllers import get_controller_cls
-    from entropy_verl.losses import get_entropy_term
+    from entropy_verl.controllers import build_controller
     from entropy_verl.trainer.sync import TRAINER_NAME, entropy_control_spec
 
     controllers, loss = entropy_control_spec(config)
@@ -79,16 +78,14 @@ def check_entropy_control(config: DictConfig) -> None:
     for name, cfg in controllers.items():
         key = f"entropy_verl.controllers.{name}"
         try:
-            cls = get_controller_cls(name)
-            cls.config_cls(**dict(cfg or {}))
+            controller = build_controller(name, cfg)  # the trainer builds it the same way
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(key, str(exc).strip("'\"")) from None
-        produced.update(cls.outputs)
+        produced.update(controller.outputs)
     calculate_entropy = bool(OmegaConf.select(config, "actor_rollout_ref.actor.calculate_entropy", default=False))
     for term in loss.terms:
         try:
-            spec = get_entropy_term(term)
-            spec.config_cls(**dict(loss.term_configs.get(term, {}) or {}))
+            spec, _ = loss.build_term(term)  # the trainer builds it the same way
         except KeyError as exc:
             raise ConfigError("entropy_verl.loss.terms", str(exc).strip("'\"")) from None
         except (TypeError, ValueError) as exc:

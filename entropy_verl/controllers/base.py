@@ -71,7 +71,13 @@ class EntropyController(abc.ABC):
         return {**self._last, **self._state()}
 
 
+def build_controller(name: str, config: dict | None) -> "EntropyController":
+    """One controller from its registry name and config dict. Unknown names raise KeyError; bad values raise the
+    config dataclass's ValueError (or TypeError for an unknown field)."""
+    cls = get_controller_cls(name)
+    return cls(cls.config_cls(**dict(config or {})))
+
+
 def build_controllers(spec: dict) -> dict[str, "EntropyController"]:
-    """``{name: config dict}`` (the ``entropy_verl.controllers`` block) -> controllers, in a stable order.
-    Unknown names raise KeyError; bad values raise the config dataclass's ValueError."""
-    return {name: get_controller_cls(name)(get_controller_cls(name).config_cls(**dict(cfg or {}))) for name, cfg in spec.items()}
+    """``{name: config dict}`` (the ``entropy_verl.controllers`` block) -> controllers, in config order."""
+    return {name: build_controller(name, cfg) for name, cfg in spec.items()}

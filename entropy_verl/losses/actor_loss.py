@@ -28,13 +28,14 @@ class EntropyLossConfig:
     terms: list[str] = field(default_factory=list)
     term_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def build_term(self, name: str) -> tuple[Any, Any]:
+        """(TermSpec, config instance); an unknown name raises KeyError, bad values the config's ValueError."""
+        spec = get_entropy_term(name)
+        return spec, spec.config_cls(**dict(self.term_configs.get(name, {}) or {}))
+
     def build(self) -> list[tuple[Any, Any]]:
-        """(TermSpec, config instance) per term; unknown names and bad values raise here, on the driver."""
-        built = []
-        for name in self.terms:
-            spec = get_entropy_term(name)
-            built.append((spec, spec.config_cls(**dict(self.term_configs.get(name, {}) or {}))))
-        return built
+        """One (TermSpec, config) per listed term, built on the driver so bad input fails there."""
+        return [self.build_term(name) for name in self.terms]
 
 
 def entropy_aware_loss(config, model_output, data, dp_group=None, *, terms=()):

@@ -8,7 +8,6 @@ The model runs on CUDA when the server's process sees a GPU, else on the CPU.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from typing import Any, Optional
 
@@ -17,11 +16,9 @@ from verl.workers.rollout.replica import TokenOutput
 
 from .engine import HFGenerationEngine, SamplingParams
 
-logger = logging.getLogger(__name__)
-
 
 class HFRolloutServer:
-    def __init__(self, config, model_config, replica_rank: int = 0, node_rank: int = 0):
+    def __init__(self, config, model_config, replica_rank: int = 0):
         from transformers import AutoModelForCausalLM
         from verl.utils.config import omega_conf_to_dataclass
         from verl.workers.config import HFModelConfig
@@ -50,8 +47,7 @@ class HFRolloutServer:
             model=model, eos_token_ids=tuple(dict.fromkeys(eos)), pad_token_id=pad, seed=int(config.seed) + replica_rank
         )
         self._queue: asyncio.Queue = None
-        self._batcher: Optional[asyncio.Task] = None
-        self._paused = False
+        self._batcher: Optional[asyncio.Task] = None  # held so the batcher task is not garbage-collected
 
     # ---- generation -------------------------------------------------------------------------------------------
 
@@ -113,9 +109,6 @@ class HFRolloutServer:
         if global_steps is not None:
             self.global_steps = global_steps
         return loaded
-
-    async def get_weights_version(self) -> int:
-        return self.weights_version
 
     async def set_global_steps(self, global_steps: int):
         self.global_steps = global_steps
