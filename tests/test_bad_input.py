@@ -54,7 +54,7 @@ def composed(config_name, overrides):
         ("embedded_entropic", ["~entropy_verl.controllers.pi"], "entropy_verl.controllers", "reads coefficient 'alpha'"),
         ("embedded_entropic", ["algorithm.rollout_correction.bypass_mode=true"], "algorithm.rollout_correction.bypass_mode", "entropy"),
         ("embedded_entropic", ["trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
-        ("embedded_grpo", ["trainer.n_gpus_per_node=2"], "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", "64 samples"),
+        ("embedded_grpo", ["trainer.n_gpus_per_node=2", "data.train_batch_size=16"], "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", "64 samples"),
         ("embedded_grpo", ["trainer.n_gpus_per_node=3"], "data.train_batch_size", "not divisible"),
         ("embedded_grpo", ["entropy_verl.loss.terms=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],
          "actor_rollout_ref.actor.calculate_entropy", "adaptive_entropy_bonus"),
