@@ -61,16 +61,16 @@ def check_rollout_name(config: DictConfig) -> None:
 
 
 def check_entropy_control(config: DictConfig) -> None:
-    """Controllers and loss terms exist, their values are valid, and what they need is configured."""
+    """Controllers and loss methods exist, their values are valid, and what they need is configured."""
     from entropy_verl.controllers import build_controller
     from entropy_verl.trainer.sync import TRAINER_NAME, entropy_control_spec
 
     controllers, loss = entropy_control_spec(config)
-    if not controllers and not loss.terms:
+    if not controllers and not loss.methods:
         return
     mode_key = "trainer.v1.trainer_mode"
     if OmegaConf.select(config, mode_key) != TRAINER_NAME:
-        raise ConfigError(mode_key, f"entropy controllers and loss terms run in the {TRAINER_NAME!r} trainer, got {OmegaConf.select(config, mode_key)!r}")
+        raise ConfigError(mode_key, f"entropy controllers and loss methods run in the {TRAINER_NAME!r} trainer, got {OmegaConf.select(config, mode_key)!r}")
     if OmegaConf.select(config, "algorithm.rollout_correction.bypass_mode", default=False):
         raise ConfigError("algorithm.rollout_correction.bypass_mode", "entropy control needs the per-token entropy verl computes "
                           "when it recomputes old log-probs, and bypass mode skips that recomputation")
@@ -83,18 +83,18 @@ def check_entropy_control(config: DictConfig) -> None:
             raise ConfigError(key, str(exc).strip("'\"")) from None
         produced.update(controller.outputs)
     calculate_entropy = bool(OmegaConf.select(config, "actor_rollout_ref.actor.calculate_entropy", default=False))
-    for term in loss.terms:
+    for method in loss.methods:
         try:
-            spec, _ = loss.build_term(term)  # the trainer builds it the same way
+            spec, _ = loss.build_method(method)  # the trainer builds it the same way
         except KeyError as exc:
-            raise ConfigError("entropy_verl.loss.terms", str(exc).strip("'\"")) from None
+            raise ConfigError("entropy_verl.loss.methods", str(exc).strip("'\"")) from None
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"entropy_verl.loss.term_configs.{term}", str(exc)) from None
+            raise ConfigError(f"entropy_verl.loss.method_configs.{method}", str(exc)) from None
         if spec.needs_entropy and not calculate_entropy:
-            raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"loss term {term!r} needs the current policy's entropy "
+            raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"loss method {method!r} needs the current policy's entropy "
                               "with gradient: set it to true")
         if spec.coefficient and spec.coefficient not in produced:
-            raise ConfigError("entropy_verl.controllers", f"loss term {term!r} reads coefficient {spec.coefficient!r}, which no "
+            raise ConfigError("entropy_verl.controllers", f"loss method {method!r} reads coefficient {spec.coefficient!r}, which no "
                               f"configured controller produces (configured: {sorted(controllers) or 'none'})")
 
 

@@ -50,13 +50,13 @@ def composed(config_name, overrides):
         ("embedded_entropic", ["entropy_verl.controllers.pi.kp=-1"], "entropy_verl.controllers.pi", "kp"),
         ("embedded_entropic", ["entropy_verl.controllers.pi.ki=-0.01"], "entropy_verl.controllers.pi", "ki"),
         ("embedded_grpo", ["+entropy_verl.controllers.pid.target_entropy=0.1"], "entropy_verl.controllers.pid", "unknown entropy controller"),
-        ("embedded_entropic", ["entropy_verl.loss.terms=[entropix]"], "entropy_verl.loss.terms", "unknown entropy loss term 'entropix'"),
+        ("embedded_entropic", ["entropy_verl.loss.methods=[entropix]"], "entropy_verl.loss.methods", "unknown entropy loss method 'entropix'"),
         ("embedded_entropic", ["~entropy_verl.controllers.pi"], "entropy_verl.controllers", "reads coefficient 'alpha'"),
         ("embedded_entropic", ["algorithm.rollout_correction.bypass_mode=true"], "algorithm.rollout_correction.bypass_mode", "entropy"),
         ("embedded_entropic", ["trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
         ("embedded_grpo", ["trainer.n_gpus_per_node=2", "data.train_batch_size=16"], "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", "64 samples"),
         ("embedded_grpo", ["trainer.n_gpus_per_node=3"], "data.train_batch_size", "not divisible"),
-        ("embedded_grpo", ["entropy_verl.loss.terms=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],
+        ("embedded_grpo", ["entropy_verl.loss.methods=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],
          "actor_rollout_ref.actor.calculate_entropy", "adaptive_entropy_bonus"),
     ],
 )
@@ -68,5 +68,5 @@ def test_bad_entropy_control_config_names_the_key(config_name, overrides, key, w
 
 def test_good_entropy_control_configs_pass():
     validate(composed("embedded_entropic", []))
-    validate(composed("embedded_grpo", ["entropy_verl.loss.terms=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}",
+    validate(composed("embedded_grpo", ["entropy_verl.loss.methods=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}",
                                         "actor_rollout_ref.actor.calculate_entropy=true"]))

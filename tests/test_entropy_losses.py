@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from entropy_verl.losses import EntropyLossConfig, LossContext, get_entropy_term
+from entropy_verl.losses import EntropyLossConfig, LossContext, get_loss_method
 from entropy_verl.losses.entropic import EntroPICTermConfig, entropic_term
 from entropy_verl.losses.entropy_bonus import AdaptiveEntropyBonusConfig, adaptive_entropy_bonus_term
 
@@ -99,10 +99,10 @@ def test_adaptive_entropy_bonus_direction_on_toy_softmax():
     assert entropy_of(logits.detach()) > before + 0.05
 
 
-def test_loss_config_rejects_unknown_terms_and_bad_values():
-    with pytest.raises(KeyError, match="unknown entropy loss term 'entropix'"):
-        EntropyLossConfig(terms=["entropix"]).build()
+def test_loss_config_rejects_unknown_methods_and_bad_values():
+    with pytest.raises(KeyError, match="unknown entropy loss method 'entropix'"):
+        EntropyLossConfig(methods=["entropix"]).build()
     with pytest.raises(ValueError, match="prob_threshold"):
-        EntropyLossConfig(terms=["entropic"], term_configs={"entropic": {"prob_threshold": 1.5}}).build()
-    built = EntropyLossConfig(terms=["entropic"], term_configs={"entropic": {"prob_threshold": 0.9}}).build()
-    assert built[0][0] is get_entropy_term("entropic") and built[0][1].prob_threshold == 0.9
+        EntropyLossConfig(methods=["entropic"], method_configs={"entropic": {"prob_threshold": 1.5}}).build()
+    built = EntropyLossConfig(methods=["entropic"], method_configs={"entropic": {"prob_threshold": 0.9}}).build()
+    assert built[0][0] is get_loss_method("entropic") and built[0][1].prob_threshold == 0.9

@@ -1,18 +1,31 @@
-"""Entropy-aware actor losses: verl's PPO loss plus registered entropy terms (see ``actor_loss.py``)."""
+"""Entropy-aware actor losses: verl's PPO loss plus registered entropy-control methods (see ``actor_loss.py``).
 
-from . import entropic, entropy_bonus  # noqa: F401  - register the built-in terms
-from .actor_loss import EntropyLossConfig, entropy_aware_loss
+One file per method; ``registry.py`` says how the three kinds (advantage shaping, token weight, term) compose.
+"""
+
+from . import entropic, entropy_bonus  # noqa: F401  - register the built-in methods
+from .actor_loss import EntropyLossConfig, apply_loss_methods, entropy_aware_loss
 from .context import COEFFICIENTS_KEY, LossContext, build_loss_context
-from .registry import ENTROPY_TERMS, get_entropy_term, register_entropy_term, selected_token_mean
+from .registry import (
+    LOSS_METHODS,
+    get_loss_method,
+    register_advantage_shaping,
+    register_entropy_term,
+    register_token_weight,
+    selected_token_mean,
+)
 
 __all__ = [
     "COEFFICIENTS_KEY",
-    "ENTROPY_TERMS",
+    "LOSS_METHODS",
     "EntropyLossConfig",
     "LossContext",
+    "apply_loss_methods",
     "build_loss_context",
     "entropy_aware_loss",
-    "get_entropy_term",
+    "get_loss_method",
+    "register_advantage_shaping",
     "register_entropy_term",
+    "register_token_weight",
     "selected_token_mean",
 ]

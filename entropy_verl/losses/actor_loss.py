@@ -1,9 +1,12 @@
 """The entropy-aware actor loss, installed on every actor worker with verl's ``set_loss_fn``.
 
-    loss = verl's ppo_loss(...)            # whatever actor.policy_loss.loss_mode says: vanilla, cispo, clip_cov, ...
-         + sum of entropy terms(ctx)       # entropy_verl.loss.terms, each reading a LossContext
+    advantages <- advantage shapings(ctx)          # e.g. entropy_adv; chained
+    weights    <- product of token weights(ctx)    # e.g. top_entropy x steer x pos_adv_reweight; detached
+    loss = verl's ppo_loss(...)                    # whatever actor.policy_loss.loss_mode says: vanilla, cispo, ...
+                                                   # fed the shaped advantages and rollout_is_weights x weights
+         + sum of entropy terms(ctx)               # e.g. entropic, adaptive_entropy_bonus
 
-So every verl built-in ``loss_mode`` keeps working unchanged through the same path, and our terms get what verl's
+So every verl built-in ``loss_mode`` keeps working unchanged through the same path, and our methods get what verl's
 policy-loss signature lacks (entropies, probabilities, the driver's coefficients). Each worker also logs the
 coefficients it actually used, so a run can prove they match what the driver computed.
 """
@@ -16,38 +19,79 @@ from typing import Any
 import torch
 from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.losses import ppo_loss
+from verl.workers.utils.padding import response_to_nested
 
-from .context import build_loss_context
-from .registry import get_entropy_term
+from .context import LossContext, build_loss_context
+from .registry import LossMethodSpec, get_loss_method
 
 
 @dataclass
 class EntropyLossConfig:
-    """``entropy_verl.loss`` in the Hydra config."""
+    """``entropy_verl.loss`` in the Hydra config: ``methods`` (names, composed by kind) and ``method_configs``."""
 
-    terms: list[str] = field(default_factory=list)
-    term_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)
+    method_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def build_term(self, name: str) -> tuple[Any, Any]:
-        """(TermSpec, config instance); an unknown name raises KeyError, bad values the config's ValueError."""
-        spec = get_entropy_term(name)
-        return spec, spec.config_cls(**dict(self.term_configs.get(name, {}) or {}))
+    def build_method(self, name: str) -> tuple[LossMethodSpec, Any]:
+        """(spec, config instance); an unknown name raises KeyError, bad values the config's ValueError."""
+        spec = get_loss_method(name)
+        return spec, spec.config_cls(**dict(self.method_configs.get(name, {}) or {}))
 
-    def build(self) -> list[tuple[Any, Any]]:
-        """One (TermSpec, config) per listed term, built on the driver so bad input fails there."""
-        return [self.build_term(name) for name in self.terms]
+    def build(self) -> list[tuple[LossMethodSpec, Any]]:
+        """One (spec, config) per listed method, built on the driver so bad input fails there."""
+        return [self.build_method(name) for name in self.methods]
 
 
-def entropy_aware_loss(config, model_output, data, dp_group=None, *, terms=()):
-    """verl's actor loss signature ``(config, model_output, data, dp_group)``; ``terms`` is bound by the trainer."""
-    loss, metrics = ppo_loss(config, model_output, data, dp_group)
-    if not terms:
-        return loss, metrics
+def apply_loss_methods(ctx: LossContext, methods) -> tuple[torch.Tensor | None, torch.Tensor | None, dict]:
+    """Run the advantage and weight methods on ``ctx``: (shaped advantages or None, product of weights or None,
+    metrics). ``ctx.advantages`` is updated in place so later methods and terms see the shaped advantages."""
+    metrics, shaped, weights = {}, None, None
+    for spec, cfg in methods:
+        if spec.kind == "advantage":
+            shaped, m = spec.fn(ctx, cfg)
+            ctx.advantages = shaped.detach()
+            metrics.update(m)
+    for spec, cfg in methods:
+        if spec.kind == "weight":
+            w, m = spec.fn(ctx, cfg)
+            weights = w.detach() if weights is None else weights * w.detach()
+            metrics.update(m)
+    return shaped, weights, metrics
+
+
+def _with_token_fields(data, advantages: torch.Tensor | None, weights: torch.Tensor | None):
+    """A shallow copy of the micro-batch with padded (bsz, T) advantages / extra weights in the batch's own layout."""
+    data = data.copy()
+    mask = data["response_mask"]
+
+    def to_layout(tensor):
+        return response_to_nested(tensor, mask) if mask.is_nested else tensor
+
+    if advantages is not None:
+        data["advantages"] = to_layout(advantages)
+    if weights is not None:
+        if "rollout_is_weights" in data.keys():
+            weights = weights * data.select("rollout_is_weights", "response_mask").to_padded_tensor()["rollout_is_weights"]
+        data["rollout_is_weights"] = to_layout(weights)
+    return data
+
+
+def entropy_aware_loss(config, model_output, data, dp_group=None, *, methods=()):
+    """verl's actor loss signature ``(config, model_output, data, dp_group)``; ``methods`` is bound by the trainer."""
+    if not methods:
+        return ppo_loss(config, model_output, data, dp_group)
     ctx = build_loss_context(config, model_output, data)
-    for spec, term_config in terms:
-        term_loss, term_metrics = spec.fn(ctx, term_config)
-        loss = loss + term_loss
-        metrics.update({f"actor/{k}": Metric(value=v, aggregation=AggregationType.MEAN) for k, v in term_metrics.items()})
+    shaped, weights, method_metrics = apply_loss_methods(ctx, methods)
+    if shaped is not None or weights is not None:
+        data = _with_token_fields(data, shaped, weights)
+    loss, metrics = ppo_loss(config, model_output, data, dp_group)
+    ctx.global_batch_info = dict(config.global_batch_info)  # ppo_loss has just set this micro-batch's normalisers
+    for spec, cfg in methods:
+        if spec.kind == "term":
+            term_loss, m = spec.fn(ctx, cfg)
+            loss = loss + term_loss
+            method_metrics.update(m)
+    metrics.update({f"actor/{k}": Metric(value=v, aggregation=AggregationType.MEAN) for k, v in method_metrics.items()})
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     for key, value in ctx.coefficients.items():  # what this worker used: checked against the driver's value
         metrics[f"entropy_verl/worker_coef/{key}/rank{rank}"] = Metric(value=float(value), aggregation=AggregationType.MEAN)

@@ -1,46 +1,69 @@
-"""Registry of entropy terms: additive pieces of the actor loss that see a ``LossContext``.
+"""Registry of entropy-control loss methods: small pure functions of a ``LossContext``, registered by name with the
+dataclass that holds their config, in the style of verl's ``register_policy_loss``.
 
-A term is a small pure function ``term(ctx, cfg) -> (loss, metrics)`` registered by name with the dataclass that
-holds its config, in the style of verl's ``register_policy_loss``. The entropy-aware actor loss adds the terms named
-in ``entropy_verl.loss.terms`` to verl's own PPO loss.
+Three kinds, composed by the entropy-aware actor loss in this order:
+
+- ``advantage``: ``fn(ctx, cfg) -> (advantages, metrics)`` reshapes the per-token advantages verl's policy loss sees;
+  several chain.
+- ``weight``: ``fn(ctx, cfg) -> (weights, metrics)`` a detached per-token weight on verl's policy loss (it multiplies
+  verl's ``rollout_is_weights``); several multiply, e.g. ``top_entropy`` x ``steer``.
+- ``term``: ``fn(ctx, cfg) -> (loss, metrics)`` an additive loss term (EntroPIC's term, an entropy bonus); several add.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
 from .context import LossContext
 
+KINDS = ("advantage", "weight", "term")
+
 
 @dataclass(frozen=True)
-class TermSpec:
+class LossMethodSpec:
     name: str
+    kind: str
     fn: Callable
     config_cls: type
     needs_entropy: bool  # current-policy entropy with gradient (actor.calculate_entropy=True)
-    coefficient: str | None  # the controller output it reads from ctx.coefficients, if any
+    coefficient: Optional[str]  # the controller output it reads from ctx.coefficients, if it must have one
 
 
-ENTROPY_TERMS: dict[str, TermSpec] = {}
+LOSS_METHODS: dict[str, LossMethodSpec] = {}
 
 
-def register_entropy_term(name: str, config_cls: type, needs_entropy: bool = False, coefficient: str | None = None):
+def register_loss_method(name: str, kind: str, config_cls: type, needs_entropy: bool = False, coefficient: Optional[str] = None):
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
     def decorator(fn):
-        if name in ENTROPY_TERMS:
-            raise ValueError(f"entropy term {name!r} is already registered")
-        ENTROPY_TERMS[name] = TermSpec(name, fn, config_cls, needs_entropy, coefficient)
+        if name in LOSS_METHODS:
+            raise ValueError(f"entropy loss method {name!r} is already registered")
+        LOSS_METHODS[name] = LossMethodSpec(name, kind, fn, config_cls, needs_entropy, coefficient)
         return fn
 
     return decorator
 
 
-def get_entropy_term(name: str) -> TermSpec:
-    if name not in ENTROPY_TERMS:
-        raise KeyError(f"unknown entropy loss term {name!r}; registered: {sorted(ENTROPY_TERMS)}")
-    return ENTROPY_TERMS[name]
+def register_advantage_shaping(name: str, config_cls: type, **kwargs):
+    return register_loss_method(name, "advantage", config_cls, **kwargs)
+
+
+def register_token_weight(name: str, config_cls: type, **kwargs):
+    return register_loss_method(name, "weight", config_cls, **kwargs)
+
+
+def register_entropy_term(name: str, config_cls: type, **kwargs):
+    return register_loss_method(name, "term", config_cls, **kwargs)
+
+
+def get_loss_method(name: str) -> LossMethodSpec:
+    if name not in LOSS_METHODS:
+        raise KeyError(f"unknown entropy loss method {name!r}; registered: {sorted(LOSS_METHODS)}")
+    return LOSS_METHODS[name]
 
 
 def selected_token_mean(values: torch.Tensor, selected: torch.Tensor, ctx: LossContext) -> torch.Tensor:
@@ -54,3 +77,12 @@ def selected_token_mean(values: torch.Tensor, selected: torch.Tensor, ctx: LossC
         return local
     share = ctx.response_mask.sum() / float(batch_num_tokens) * float(ctx.global_batch_info.get("dp_size", 1))
     return local * share
+
+
+def masked_mean_std(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) standard deviation of ``values`` over ``mask``; (0, 0) when nothing is selected."""
+    mask = mask.to(values.dtype)
+    count = mask.sum().clamp(min=1.0)
+    mean = (values * mask).sum() / count
+    var = (((values - mean) ** 2) * mask).sum() / count
+    return mean, var.sqrt()

@@ -45,7 +45,7 @@ def entropy_control_spec(config) -> tuple[dict, EntropyLossConfig]:
         return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
     controllers, loss = plain("entropy_verl.controllers"), plain("entropy_verl.loss")
-    return controllers, EntropyLossConfig(terms=list(loss.get("terms", []) or []), term_configs=dict(loss.get("term_configs", {}) or {}))
+    return controllers, EntropyLossConfig(methods=list(loss.get("methods", []) or []), method_configs=dict(loss.get("method_configs", {}) or {}))
 
 
 @register_trainer(TRAINER_NAME)
@@ -53,7 +53,7 @@ class EntropySyncTrainer(PPOTrainerSync):
     def __init__(self, config):
         controllers, loss_config = entropy_control_spec(config)
         self.controllers = build_controllers(controllers)
-        self.loss_terms = loss_config.build()
+        self.loss_methods = loss_config.build()
         self.coefficients: dict[str, float] = {}
         super().__init__(config)
 
@@ -66,9 +66,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         return replay_buffer
 
     def on_init_end(self):
-        if self.loss_terms:
+        if self.loss_methods:
             actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-            self.actor_rollout_wg.set_loss_fn(partial(entropy_aware_loss, config=actor_config, terms=tuple(self.loss_terms)))
+            self.actor_rollout_wg.set_loss_fn(partial(entropy_aware_loss, config=actor_config, methods=tuple(self.loss_methods)))
         super().on_init_end()
 
     # ---- per step ---------------------------------------------------------------------------------------------
