@@ -85,7 +85,7 @@ def check_entropy_control(config: DictConfig) -> None:
     calculate_entropy = bool(OmegaConf.select(config, "actor_rollout_ref.actor.calculate_entropy", default=False))
     for method in loss.methods:
         try:
-            spec, _ = loss.build_method(method)  # the trainer builds it the same way
+            spec, method_cfg = loss.build_method(method)  # the trainer builds it the same way
         except KeyError as exc:
             raise ConfigError("entropy_verl.loss.methods", str(exc).strip("'\"")) from None
         except (TypeError, ValueError) as exc:
@@ -93,8 +93,9 @@ def check_entropy_control(config: DictConfig) -> None:
         if spec.needs_entropy and not calculate_entropy:
             raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"loss method {method!r} needs the current policy's entropy "
                               "with gradient: set it to true")
-        if spec.coefficient and spec.coefficient not in produced:
-            raise ConfigError("entropy_verl.controllers", f"loss method {method!r} reads coefficient {spec.coefficient!r}, which no "
+        coefficient = getattr(method_cfg, "reads_coefficient", spec.coefficient)
+        if coefficient and coefficient not in produced:
+            raise ConfigError("entropy_verl.controllers", f"loss method {method!r} reads coefficient {coefficient!r}, which no "
                               f"configured controller produces (configured: {sorted(controllers) or 'none'})")
 
 

@@ -39,6 +39,11 @@ class LossContext:
         """Current probability of each sampled token."""
         return torch.exp(self.log_prob)
 
+    @property
+    def old_prob(self) -> torch.Tensor:
+        """Probability of each sampled token under the policy that sampled it (what selection statistics use)."""
+        return torch.exp(self.old_log_prob)
+
 
 def build_loss_context(config, model_output: dict, data: TensorDict) -> LossContext:
     log_prob = no_padding_2_padding(model_output["log_probs"], data)

@@ -8,6 +8,12 @@ Three kinds, composed by the entropy-aware actor loss in this order:
 - ``weight``: ``fn(ctx, cfg) -> (weights, metrics)`` a detached per-token weight on verl's policy loss (it multiplies
   verl's ``rollout_is_weights``); several multiply, e.g. ``top_entropy`` x ``steer``.
 - ``term``: ``fn(ctx, cfg) -> (loss, metrics)`` an additive loss term (EntroPIC's term, an entropy bonus); several add.
+
+Token *selection* statistics (entropy quantiles, means/stds of S, covariances) are taken from the policy that sampled
+the batch (``old_log_prob``, ``old_entropy``), which verl has already computed: they are then the same in every
+micro-batch, epoch and rank. A method whose config says ``scope: step`` gets them over the whole step's batch, all
+ranks together: the trainer runs its ``step_stats(ctx, cfg)`` on the driver over the full batch before the actor
+update and broadcasts the numbers as coefficients ``<method>/<stat>``; ``scope: micro_batch`` computes them locally.
 """
 
 from __future__ import annotations
@@ -30,19 +36,21 @@ class LossMethodSpec:
     config_cls: type
     needs_entropy: bool  # current-policy entropy with gradient (actor.calculate_entropy=True)
     coefficient: Optional[str]  # the controller output it reads from ctx.coefficients, if it must have one
+    step_stats: Optional[Callable] = None  # (ctx, cfg) -> {stat: float}, run on the driver for ``scope: step``
 
 
 LOSS_METHODS: dict[str, LossMethodSpec] = {}
 
 
-def register_loss_method(name: str, kind: str, config_cls: type, needs_entropy: bool = False, coefficient: Optional[str] = None):
+def register_loss_method(name: str, kind: str, config_cls: type, needs_entropy: bool = False, coefficient: Optional[str] = None,
+                         step_stats: Optional[Callable] = None):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
     def decorator(fn):
         if name in LOSS_METHODS:
             raise ValueError(f"entropy loss method {name!r} is already registered")
-        LOSS_METHODS[name] = LossMethodSpec(name, kind, fn, config_cls, needs_entropy, coefficient)
+        LOSS_METHODS[name] = LossMethodSpec(name, kind, fn, config_cls, needs_entropy, coefficient, step_stats)
         return fn
 
     return decorator
@@ -64,6 +72,26 @@ def get_loss_method(name: str) -> LossMethodSpec:
     if name not in LOSS_METHODS:
         raise KeyError(f"unknown entropy loss method {name!r}; registered: {sorted(LOSS_METHODS)}")
     return LOSS_METHODS[name]
+
+
+SCOPES = ("step", "micro_batch")
+
+
+def check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+
+
+def selection_stats(ctx: LossContext, name: str, cfg, local: Callable) -> dict[str, float]:
+    """The selection statistics a method uses: the driver's whole-step values (``scope: step``) or ``local(ctx, cfg)``."""
+    if cfg.scope == "micro_batch":
+        return local(ctx, cfg)
+    prefix = f"{name}/"
+    stats = {k[len(prefix):]: v for k, v in ctx.coefficients.items() if k.startswith(prefix)}
+    if not stats:
+        raise RuntimeError(f"{name} with scope 'step' needs the step statistics the entropy_sync trainer broadcasts; "
+                           f"none arrived (set trainer.v1.trainer_mode=entropy_sync or scope: micro_batch)")
+    return stats
 
 
 def selected_token_mean(values: torch.Tensor, selected: torch.Tensor, ctx: LossContext) -> torch.Tensor:

@@ -29,7 +29,7 @@ from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
 
 from entropy_verl.controllers import build_controllers
-from entropy_verl.losses import COEFFICIENTS_KEY, EntropyLossConfig, entropy_aware_loss
+from entropy_verl.losses import COEFFICIENTS_KEY, EntropyLossConfig, LossContext, entropy_aware_loss
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,21 @@ class EntropySyncTrainer(PPOTrainerSync):
         mask = (mask.values() if mask.is_nested else mask).to(entropy.dtype)
         return float((entropy * mask).sum() / mask.sum().clamp(min=1.0))
 
+    def _step_statistics(self, batch) -> dict[str, float]:
+        """Whole-step selection statistics (all ranks' samples) for methods with ``scope: step``, as coefficients."""
+        wanted = [(spec, cfg) for spec, cfg in self.loss_methods if spec.step_stats and getattr(cfg, "scope", None) == "step"]
+        if not wanted:
+            return {}
+        fields = ["entropy", "old_log_probs", "advantages", "response_mask"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields).to_padded_tensor()
+        ctx = LossContext(log_prob=data["old_log_probs"], old_log_prob=data["old_log_probs"], advantages=data["advantages"],
+                          response_mask=data["response_mask"].to(bool), entropy=None, old_entropy=data["entropy"])
+        return {f"{spec.name}/{k}": v for spec, cfg in wanted for k, v in spec.step_stats(ctx, cfg).items()}
+
     def _update_actor(self, batch, metrics):
+        if self.loss_methods:
+            with marked_timer("entropy_step_stats", self.timing_raw, color="green"):
+                self.coefficients.update(self._step_statistics(batch))
         if self.coefficients:
             batch.extra_info[COEFFICIENTS_KEY] = dict(self.coefficients)
             metrics.update({f"entropy_verl/driver_coef/{k}": v for k, v in self.coefficients.items()})

@@ -1,0 +1,48 @@
+"""Clip-B, the batch entropy discriminator (Entropy Dynamics in RLVR, arXiv:2602.03392, Sec. 4, Eq. 12-14).
+
+    S_t = p_t (H_t + log p_t)                        first-order entropy change of rewarding token t is -eps * S_t
+    z_t = S_t - mean_B(S),  sigma = std_B(S)
+    weight_t = 0 if A_t < 0 and z_t < -mu * sigma else 1
+
+For a step on token t with signed size a, dH ~ -a (S_t - E[S]); a penalised token (A < 0) whose S is far below the
+batch's therefore lowers entropy the most (dH ~ |A| z_t < 0). Those are the tokens dropped; like the released code,
+positive-advantage tokens are left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .context import LossContext
+from .registry import check_scope, masked_mean_std, register_token_weight, selection_stats
+
+
+@dataclass
+class ClipBConfig:
+    mu: float = 2.5
+    scope: str = "step"
+
+    def __post_init__(self):
+        if self.mu < 0:
+            raise ValueError(f"mu must be >= 0, got {self.mu}")
+        check_scope(self.scope)
+
+
+def discriminator_s(ctx: LossContext) -> torch.Tensor:
+    return ctx.old_prob * (ctx.old_entropy + ctx.old_log_prob)
+
+
+def clip_b_stats(ctx: LossContext, cfg: ClipBConfig) -> dict[str, float]:
+    mean, std = masked_mean_std(discriminator_s(ctx), ctx.response_mask)
+    return {"s_mean": mean.item(), "s_std": std.item()}
+
+
+@register_token_weight("clip_b", ClipBConfig, step_stats=clip_b_stats)
+def clip_b_weight(ctx: LossContext, cfg: ClipBConfig):
+    stats = selection_stats(ctx, "clip_b", cfg, clip_b_stats)
+    z = discriminator_s(ctx) - stats["s_mean"]
+    drop = (ctx.advantages < 0) & (z < -cfg.mu * stats["s_std"]) & ctx.response_mask
+    dropped_frac = drop.sum() / ctx.response_mask.sum().clamp(min=1)
+    return (~drop).to(ctx.log_prob.dtype), {"clip_b/dropped_frac": dropped_frac.item()}

@@ -1,0 +1,38 @@
+"""Entropy-based advantage shaping (Cheng et al., "Reasoning with Exploration: An Entropy Perspective",
+arXiv:2506.14758, Eq. 5-6).
+
+    A'_t = A_t + min(alpha * sg(H_t), |A_t| / kappa)
+
+The clip by |A|/kappa (kappa > 1) keeps the sign of every advantage, so the bonus only re-weights: it raises the
+advantage of uncertain tokens in correct responses and softens the penalty on uncertain tokens in wrong ones.
+H is the entropy of the policy that sampled the token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .context import LossContext
+from .registry import register_advantage_shaping
+
+
+@dataclass
+class EntropyAdvantageConfig:
+    alpha: float = 0.4
+    kappa: float = 2.0  # value unconfirmed in the paper; > 1 keeps the sign of A
+
+    def __post_init__(self):
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if self.kappa <= 1.0:
+            raise ValueError(f"kappa must be > 1 (so the bonus cannot flip an advantage's sign), got {self.kappa}")
+
+
+@register_advantage_shaping("entropy_adv", EntropyAdvantageConfig)
+def entropy_advantage(ctx: LossContext, cfg: EntropyAdvantageConfig):
+    bonus = torch.minimum(cfg.alpha * ctx.old_entropy.detach(), ctx.advantages.abs() / cfg.kappa)
+    bonus = bonus * ctx.response_mask
+    mean_bonus = bonus.sum() / ctx.response_mask.sum().clamp(min=1)
+    return ctx.advantages + bonus, {"entropy_adv/mean_bonus": mean_bonus.item()}

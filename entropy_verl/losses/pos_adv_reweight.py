@@ -1,0 +1,39 @@
+"""Positive-advantage reweighting (Revisiting Entropy in RLVR, arXiv:2511.05993, Sec. 5).
+
+    weight_t = lambda if A_t > 0 else 1
+
+Positive samples drive entropy collapse; down-weighting them (lambda < 1) slows it. lambda is fixed (``lam``) or, with
+``lam: null``, the driver's entropy-guided schedule (controller ``lambda_schedule``, coefficient ``pos_adv_lambda``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .context import LossContext
+from .registry import register_token_weight
+
+COEFFICIENT = "pos_adv_lambda"
+
+
+@dataclass
+class PosAdvReweightConfig:
+    lam: Optional[float] = 0.1  # null: read lambda from the lambda_schedule controller
+
+    def __post_init__(self):
+        if self.lam is not None and not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1] or null, got {self.lam}")
+
+    @property
+    def reads_coefficient(self) -> Optional[str]:
+        return COEFFICIENT if self.lam is None else None
+
+
+@register_token_weight("pos_adv_reweight", PosAdvReweightConfig)
+def pos_adv_reweight(ctx: LossContext, cfg: PosAdvReweightConfig):
+    lam = cfg.lam if cfg.lam is not None else float(ctx.coefficients[COEFFICIENT])
+    weights = torch.where(ctx.advantages > 0, torch.full_like(ctx.advantages, lam), torch.ones_like(ctx.advantages))
+    return weights, {"pos_adv_reweight/lambda": lam}

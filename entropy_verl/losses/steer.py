@@ -1,0 +1,59 @@
+"""STEER, entropy-change-aware token re-weighting (arXiv:2510.10150, Sec. 3, Eq. 8-10).
+
+    Omega_t = (A_t / pi_old,t) * pi_t (1 - pi_t) (log pi_t + H_old,t)     per-token first-order entropy change
+    k = -ln(lambda_min) / max(max_t |Omega_t|, 0.02)
+    lambda_t = clamp(exp(-k |Omega_t|), lambda_min, 1)                    (linear mode: 1 - (1 - lambda_min)|Omega|/max)
+    loss_t <- loss_t * sg(lambda_t)
+
+Tokens whose update would move entropy most are damped, down to lambda_min for the largest |Omega| in the batch.
+pi is the sampling policy's probability (on-policy pi = pi_old), so Omega_t = A_t (1 - pi_t)(log pi_t + H_t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .context import LossContext
+from .registry import check_scope, register_token_weight, selection_stats
+
+MIN_SCALE = 0.02  # floor of max|Omega| so a batch of near-zero changes is not stretched to lambda_min
+
+
+@dataclass
+class SteerConfig:
+    lambda_min: float = 0.8
+    mode: str = "exp"  # or "linear"
+    scope: str = "step"
+
+    def __post_init__(self):
+        if not 0.0 < self.lambda_min <= 1.0:
+            raise ValueError(f"lambda_min must be in (0, 1], got {self.lambda_min}")
+        if self.mode not in ("exp", "linear"):
+            raise ValueError(f"mode must be 'exp' or 'linear', got {self.mode!r}")
+        check_scope(self.scope)
+
+
+def entropy_change(ctx: LossContext) -> torch.Tensor:
+    p = ctx.old_prob  # (A / pi_old) * pi (1 - pi) with pi = pi_old
+    return ctx.advantages * (1.0 - p) * (ctx.old_log_prob + ctx.old_entropy) * ctx.response_mask
+
+
+def steer_stats(ctx: LossContext, cfg: SteerConfig) -> dict[str, float]:
+    omega = entropy_change(ctx).abs()
+    return {"omega_max": omega.max().item() if omega.numel() else 0.0}
+
+
+@register_token_weight("steer", SteerConfig, step_stats=steer_stats)
+def steer_weight(ctx: LossContext, cfg: SteerConfig):
+    scale = max(selection_stats(ctx, "steer", cfg, steer_stats)["omega_max"], MIN_SCALE)
+    omega = entropy_change(ctx).abs()
+    if cfg.mode == "exp":
+        k = -torch.log(torch.tensor(cfg.lambda_min, dtype=omega.dtype)) / scale
+        lam = torch.exp(-k * omega)
+    else:
+        lam = 1.0 - (1.0 - cfg.lambda_min) * omega / scale
+    lam = lam.clamp(min=cfg.lambda_min, max=1.0)
+    mean_lambda = (lam * ctx.response_mask).sum() / ctx.response_mask.sum().clamp(min=1)
+    return lam, {"steer/mean_lambda": mean_lambda.item(), "steer/omega_max": scale}

@@ -1,0 +1,44 @@
+"""80/20 "forking tokens" (Wang et al., "Beyond the 80/20 Rule: High-Entropy Minority Tokens Drive Effective RL for
+LLM Reasoning", arXiv:2506.01939, Sec. 4, Eq. 4).
+
+    weight_t = 1[H_t >= tau_rho],   tau_rho = the (1 - rho)-quantile of H over all valid tokens of the batch
+
+The policy-gradient loss keeps only the top-rho highest-entropy tokens; the token-mean normaliser still counts every
+token. ``scope: step`` takes the quantile over the whole step's batch, all data-parallel ranks together (computed on
+the driver); ``scope: micro_batch`` over the micro-batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .context import LossContext
+from .registry import check_scope, register_token_weight, selection_stats
+
+
+@dataclass
+class TopEntropyConfig:
+    rho: float = 0.2  # fraction of tokens kept
+    scope: str = "step"
+
+    def __post_init__(self):
+        if not 0.0 < self.rho <= 1.0:
+            raise ValueError(f"rho must be in (0, 1], got {self.rho}")
+        check_scope(self.scope)
+
+
+def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, float]:
+    valid = ctx.old_entropy[ctx.response_mask]
+    if valid.numel() == 0:
+        return {"threshold": float("inf")}
+    return {"threshold": torch.quantile(valid.float(), 1.0 - cfg.rho).item()}
+
+
+@register_token_weight("top_entropy", TopEntropyConfig, step_stats=top_entropy_threshold)
+def top_entropy_weight(ctx: LossContext, cfg: TopEntropyConfig):
+    threshold = selection_stats(ctx, "top_entropy", cfg, top_entropy_threshold)["threshold"]
+    keep = (ctx.old_entropy >= threshold) & ctx.response_mask
+    kept_frac = keep.sum() / ctx.response_mask.sum().clamp(min=1)
+    return keep.to(ctx.log_prob.dtype), {"top_entropy/threshold": threshold, "top_entropy/kept_frac": kept_frac.item()}

@@ -1,0 +1,186 @@
+"""Token-weight and advantage-shaping methods: values against hand-computed numbers (masks, padding, edge cases),
+composition through verl's real ``ppo_loss``, and each method's claimed direction on a toy softmax policy."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from tensordict import TensorDict
+from verl.utils import tensordict_utils as tu
+from verl.workers.config import FSDPActorConfig
+
+from entropy_verl.losses import LossContext, apply_loss_methods, entropy_aware_loss, get_loss_method
+from entropy_verl.losses.clip_b import ClipBConfig, clip_b_weight
+from entropy_verl.losses.entropy_advantage import EntropyAdvantageConfig, entropy_advantage
+from entropy_verl.losses.pos_adv_reweight import PosAdvReweightConfig, pos_adv_reweight
+from entropy_verl.losses.steer import SteerConfig, steer_weight
+from entropy_verl.losses.top_entropy import TopEntropyConfig, top_entropy_weight
+
+
+def ctx_of(old_prob, adv, mask, old_entropy, coefficients=None):
+    log_prob = torch.log(torch.tensor([old_prob], dtype=torch.float64))
+    return LossContext(
+        log_prob=log_prob.clone(), old_log_prob=log_prob, advantages=torch.tensor([adv], dtype=torch.float64),
+        response_mask=torch.tensor([mask], dtype=torch.bool), entropy=None,
+        old_entropy=torch.tensor([old_entropy], dtype=torch.float64), coefficients=coefficients or {},
+    )
+
+
+# ---- values -----------------------------------------------------------------------------------------------------
+
+def test_top_entropy_keeps_the_top_fraction_of_valid_tokens():
+    # valid entropies 0.1 0.9 0.5 0.3 0.7 (the 6th token is padding with a huge entropy that must not count)
+    ctx = ctx_of([0.5] * 6, [1.0] * 6, [1, 1, 1, 1, 1, 0], [0.1, 0.9, 0.5, 0.3, 0.7, 9.0])
+    w, m = top_entropy_weight(ctx, TopEntropyConfig(rho=0.4, scope="micro_batch"))
+    # 0.6-quantile of the sorted valid [0.1, 0.3, 0.5, 0.7, 0.9], linear interpolation at position 0.6 * 4 = 2.4:
+    # 0.5 + 0.4 * (0.7 - 0.5) = 0.58
+    assert m["top_entropy/threshold"] == pytest.approx(0.58)
+    assert w.tolist() == [[0.0, 1.0, 0.0, 0.0, 1.0, 0.0]]
+    assert m["top_entropy/kept_frac"] == pytest.approx(2 / 5)
+
+
+def test_top_entropy_step_scope_uses_the_drivers_threshold_and_fails_without_it():
+    ctx = ctx_of([0.5] * 3, [1.0] * 3, [1, 1, 1], [0.1, 0.2, 0.3], coefficients={"top_entropy/threshold": 0.15})
+    w, _ = top_entropy_weight(ctx, TopEntropyConfig(rho=0.2))
+    assert w.tolist() == [[0.0, 1.0, 1.0]]
+    ctx.coefficients = {}
+    with pytest.raises(RuntimeError, match="entropy_sync"):
+        top_entropy_weight(ctx, TopEntropyConfig())
+
+
+def test_top_entropy_all_masked_selects_nothing():
+    w, m = top_entropy_weight(ctx_of([0.5] * 2, [1.0] * 2, [0, 0], [0.3, 0.4]), TopEntropyConfig(scope="micro_batch"))
+    assert m["top_entropy/kept_frac"] == 0.0 and not torch.isnan(w).any()
+
+
+def test_entropy_advantage_hand_computed_and_sign_preserving():
+    ctx = ctx_of([0.5] * 4, [1.0, -1.0, 0.2, 0.0], [1, 1, 1, 1], [1.0, 1.0, 1.0, 1.0])
+    adv, _ = entropy_advantage(ctx, EntropyAdvantageConfig(alpha=0.4, kappa=2.0))
+    # min(0.4*1, |A|/2): 0.4, 0.4, 0.1, 0.0
+    assert adv[0].tolist() == pytest.approx([1.4, -0.6, 0.3, 0.0])
+    big = ctx_of([0.5], [-0.5], [1], [5.0])
+    assert entropy_advantage(big, EntropyAdvantageConfig())[0].item() < 0  # bonus capped at |A|/kappa: sign kept
+    with pytest.raises(ValueError, match="kappa"):
+        EntropyAdvantageConfig(kappa=1.0)
+
+
+def test_pos_adv_reweight_fixed_and_from_the_controller():
+    ctx = ctx_of([0.5] * 3, [1.0, -1.0, 0.0], [1, 1, 1], [0.5] * 3)
+    assert pos_adv_reweight(ctx, PosAdvReweightConfig(lam=0.1))[0].tolist() == [[0.1, 1.0, 1.0]]
+    ctx.coefficients = {"pos_adv_lambda": 0.7}
+    cfg = PosAdvReweightConfig(lam=None)
+    assert cfg.reads_coefficient == "pos_adv_lambda" and PosAdvReweightConfig().reads_coefficient is None
+    assert pos_adv_reweight(ctx, cfg)[0].tolist() == [[0.7, 1.0, 1.0]]
+
+
+def test_clip_b_drops_only_negative_tokens_far_below_the_batch_mean():
+    p = [0.9, 0.9, 0.9, 0.9, 0.05, 0.05]
+    h = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    adv = [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
+    ctx = ctx_of(p, adv, [1] * 6, h)
+    s = [pi * (hi + math.log(pi)) for pi, hi in zip(p, h)]
+    mean = sum(s) / 6
+    std = math.sqrt(sum((x - mean) ** 2 for x in s) / 6)
+    # S(0.9) = 0.9 * (0.5 + ln 0.9) = 0.355, S(0.05) = 0.05 * (0.5 + ln 0.05) = -0.125: only the p=0.05 tokens are
+    # more than 0.5 sigma below the mean, and of those only the negative-advantage one is dropped
+    w, m = clip_b_weight(ctx, ClipBConfig(mu=0.5, scope="micro_batch"))
+    expected = [0.0 if (a < 0 and (x - mean) < -0.5 * std) else 1.0 for a, x in zip(adv, s)]
+    assert w.tolist() == [expected] and expected == [1.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+    assert m["clip_b/dropped_frac"] == pytest.approx(1 / 6)
+
+
+def test_clip_b_zero_variance_drops_nothing():
+    ctx = ctx_of([0.5] * 3, [-1.0] * 3, [1, 1, 1], [0.7] * 3)
+    w, m = clip_b_weight(ctx, ClipBConfig(scope="micro_batch"))
+    assert w.tolist() == [[1.0, 1.0, 1.0]] and m["clip_b/dropped_frac"] == 0.0
+
+
+def test_steer_hand_computed_exp_and_linear():
+    p, h, adv = [0.5, 0.9, 0.2, 0.5], [1.0, 0.3, 1.2, 9.0], [1.0, -2.0, 0.5, 3.0]
+    ctx = ctx_of(p, adv, [1, 1, 1, 0], h)
+    omega = [a * (1 - pi) * (math.log(pi) + hi) for pi, hi, a in zip(p, h, adv)][:3]
+    scale = max(max(abs(o) for o in omega), 0.02)
+    k = -math.log(0.8) / scale
+    w, m = steer_weight(ctx, SteerConfig(lambda_min=0.8, scope="micro_batch"))
+    assert w[0, :3].tolist() == pytest.approx([max(math.exp(-k * abs(o)), 0.8) for o in omega])
+    assert min(w[0, :3].tolist()) == pytest.approx(0.8)  # the largest |Omega| gets lambda_min exactly
+    w_lin, _ = steer_weight(ctx, SteerConfig(lambda_min=0.8, mode="linear", scope="micro_batch"))
+    assert w_lin[0, :3].tolist() == pytest.approx([1 - 0.2 * abs(o) / scale for o in omega])
+
+
+def test_steer_tiny_changes_are_not_stretched_to_lambda_min():
+    ctx = ctx_of([0.5, 0.5], [1e-4, -1e-4], [1, 1], [0.7, 0.7])
+    w, _ = steer_weight(ctx, SteerConfig(scope="micro_batch"))
+    assert (w > 0.99).all()  # max|Omega| << 0.02 floor
+    empty = ctx_of([0.5], [1.0], [0], [0.7])
+    assert not torch.isnan(steer_weight(empty, SteerConfig(scope="micro_batch"))[0]).any()
+
+
+def test_token_weights_multiply_and_advantages_chain():
+    ctx = ctx_of([0.5] * 4, [1.0, -1.0, 1.0, -1.0], [1] * 4, [0.1, 0.9, 0.8, 0.2])
+    methods = [(get_loss_method("top_entropy"), TopEntropyConfig(rho=0.5, scope="micro_batch")),
+               (get_loss_method("pos_adv_reweight"), PosAdvReweightConfig(lam=0.5)),
+               (get_loss_method("entropy_adv"), EntropyAdvantageConfig(alpha=0.4, kappa=2.0))]
+    shaped, weights, metrics = apply_loss_methods(ctx, methods)
+    # advantages first (min(0.4H, 0.5)): 1.04, -0.64, 1.32, -0.92; then weights: top-50% entropy x lambda on A > 0
+    assert shaped[0].tolist() == pytest.approx([1.04, -0.64, 1.32, -0.92])
+    assert weights[0].tolist() == pytest.approx([0.0, 1.0, 0.5, 0.0])
+    assert {"top_entropy/kept_frac", "pos_adv_reweight/lambda", "entropy_adv/mean_bonus"} <= set(metrics)
+
+
+# ---- through verl's real ppo_loss on a no-padding (nested) micro-batch ------------------------------------------
+
+def nested(rows):
+    return torch.nested.as_nested_tensor([torch.tensor(r) for r in rows], layout=torch.jagged)
+
+
+def micro_batch(response_log_probs, advantages, prompt_len=2):
+    """A micro-batch as verl's actor hands it to the loss: nested prompts/responses, rmpad log-probs of the whole
+    sequences, in which the response token t is predicted at position prompt_len + t - 1."""
+    seq_values, prompts, responses = [], [], []
+    for lp in response_log_probs:
+        prompts.append([1] * prompt_len)
+        responses.append([2] * len(lp))
+        seq_values += [0.0] * (prompt_len - 1) + list(lp) + [0.0]
+    values = torch.tensor(seq_values, dtype=torch.float32, requires_grad=True)
+    data = TensorDict({
+        "prompts": nested(prompts), "responses": nested(responses),
+        "response_mask": nested([[1] * len(lp) for lp in response_log_probs]),
+        "old_log_probs": nested([[float(x) for x in lp] for lp in response_log_probs]),
+        "advantages": nested(advantages),
+    }, batch_size=len(response_log_probs))
+    for key, val in {"dp_size": 1, "batch_num_tokens": None, "global_batch_size": None}.items():
+        tu.assign_non_tensor_data(data, key, val)
+    return values, data
+
+
+def actor_config():
+    return FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=2, ppo_micro_batch_size_per_gpu=2, rollout_n=1)
+
+
+def test_entropy_aware_loss_applies_weights_inside_verls_ppo_loss():
+    lp = [[math.log(0.5), math.log(0.25), math.log(0.8)], [math.log(0.4), math.log(0.9)]]
+    adv = [[1.0, 1.0, 1.0], [-1.0, -1.0]]
+    values, data = micro_batch(lp, adv)
+    methods = (get_loss_method("pos_adv_reweight"), PosAdvReweightConfig(lam=0.25)),
+    loss, metrics = entropy_aware_loss(actor_config(), {"log_probs": values}, data, methods=methods)
+    # on-policy r = 1: vanilla token-mean of -A*r*w = -(3*0.25*1 + 2*1*(-1)) / 5
+    assert loss.item() == pytest.approx(-(0.75 - 2.0) / 5, rel=1e-6)
+    loss.backward()
+    # d loss / d logp_t = -A_t w_t / 5 at the response positions (prompt_len + t - 1 = 1, 2, 3 and 6, 7)
+    assert values.grad[[1, 2, 3, 6, 7]].tolist() == pytest.approx([-0.05, -0.05, -0.05, 0.2, 0.2])
+    assert "actor/pos_adv_reweight/lambda" in metrics
+    # the caller's micro-batch is untouched
+    assert "rollout_is_weights" not in data.keys()
+
+
+def test_entropy_aware_loss_shaped_advantages_reach_verls_loss():
+    lp = [[math.log(0.5), math.log(0.5)]]
+    values, data = micro_batch(lp, [[1.0, -1.0]])
+    tu.assign_non_tensor_data(data, "dp_size", 1)
+    data["entropy"] = nested([[1.0, 1.0]])
+    methods = (get_loss_method("entropy_adv"), EntropyAdvantageConfig(alpha=0.4, kappa=2.0)),
+    loss, _ = entropy_aware_loss(actor_config(), {"log_probs": values}, data, methods=methods)
+    assert loss.item() == pytest.approx(-(1.4 - 0.6) / 2, rel=1e-6)
