@@ -11,9 +11,17 @@ from tensordict import TensorDict
 from verl.utils import tensordict_utils as tu
 from verl.workers.config import FSDPActorConfig
 
-from entropy_verl.losses import LossContext, apply_loss_methods, entropy_aware_loss, get_loss_method
+from entropy_verl.losses import (
+    LossContext,
+    apply_loss_methods,
+    entropy_aware_loss,
+    get_loss_method,
+)
 from entropy_verl.losses.clip_b import ClipBConfig, clip_b_weight
-from entropy_verl.losses.entropy_advantage import EntropyAdvantageConfig, entropy_advantage
+from entropy_verl.losses.entropy_advantage import (
+    EntropyAdvantageConfig,
+    entropy_advantage,
+)
 from entropy_verl.losses.pos_adv_reweight import PosAdvReweightConfig, pos_adv_reweight
 from entropy_verl.losses.steer import SteerConfig, steer_weight
 from entropy_verl.losses.top_entropy import TopEntropyConfig, top_entropy_weight

@@ -3,7 +3,15 @@
 One file per method; ``registry.py`` says how the three kinds (advantage shaping, token weight, term) compose.
 """
 
-from . import clip_b, entropic, entropy_advantage, entropy_bonus, pos_adv_reweight, steer, top_entropy  # noqa: F401  - register
+from . import (  # noqa: F401  - register
+    clip_b,
+    entropic,
+    entropy_advantage,
+    entropy_bonus,
+    pos_adv_reweight,
+    steer,
+    top_entropy,
+)
 from .actor_loss import EntropyLossConfig, apply_loss_methods, entropy_aware_loss
 from .context import COEFFICIENTS_KEY, LossContext, build_loss_context
 from .registry import (

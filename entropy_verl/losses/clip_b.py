@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import torch
 
 from .context import LossContext
-from .registry import check_scope, masked_mean_std, register_token_weight, selection_stats
+from .registry import (
+    check_scope,
+    masked_mean_std,
+    register_token_weight,
+    selection_stats,
+)
 
 
 @dataclass

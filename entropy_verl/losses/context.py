@@ -9,7 +9,6 @@ driver's controllers broadcast through the batch's ``extra_info``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from tensordict import TensorDict
@@ -25,8 +24,8 @@ class LossContext:
     old_log_prob: torch.Tensor  # (bsz, T)
     advantages: torch.Tensor  # (bsz, T)
     response_mask: torch.Tensor  # (bsz, T) bool
-    entropy: Optional[torch.Tensor]  # (bsz, T) current policy, with grad; None unless calculate_entropy
-    old_entropy: Optional[torch.Tensor]  # (bsz, T) old policy, detached
+    entropy: torch.Tensor | None  # (bsz, T) current policy, with grad; None unless calculate_entropy
+    old_entropy: torch.Tensor | None  # (bsz, T) old policy, detached
     coefficients: dict[str, float] = field(default_factory=dict)
     global_batch_info: dict = field(default_factory=dict)  # verl's normalisers for micro-batch-invariant means
 

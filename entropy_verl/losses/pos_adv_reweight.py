@@ -9,7 +9,6 @@ Positive samples drive entropy collapse; down-weighting them (lambda < 1) slows 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
@@ -21,14 +20,14 @@ COEFFICIENT = "pos_adv_lambda"
 
 @dataclass
 class PosAdvReweightConfig:
-    lam: Optional[float] = 0.1  # null: read lambda from the lambda_schedule controller
+    lam: float | None = 0.1  # null: read lambda from the lambda_schedule controller
 
     def __post_init__(self):
         if self.lam is not None and not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1] or null, got {self.lam}")
 
     @property
-    def reads_coefficient(self) -> Optional[str]:
+    def reads_coefficient(self) -> str | None:
         return COEFFICIENT if self.lam is None else None
 
 

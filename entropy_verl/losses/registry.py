@@ -18,8 +18,8 @@ update and broadcasts the numbers as coefficients ``<method>/<stat>``; ``scope: 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
@@ -35,15 +35,15 @@ class LossMethodSpec:
     fn: Callable
     config_cls: type
     needs_entropy: bool  # current-policy entropy with gradient (actor.calculate_entropy=True)
-    coefficient: Optional[str]  # the controller output it reads from ctx.coefficients, if it must have one
-    step_stats: Optional[Callable] = None  # (ctx, cfg) -> {stat: float}, run on the driver for ``scope: step``
+    coefficient: str | None  # the controller output it reads from ctx.coefficients, if it must have one
+    step_stats: Callable | None = None  # (ctx, cfg) -> {stat: float}, run on the driver for ``scope: step``
 
 
 LOSS_METHODS: dict[str, LossMethodSpec] = {}
 
 
-def register_loss_method(name: str, kind: str, config_cls: type, needs_entropy: bool = False, coefficient: Optional[str] = None,
-                         step_stats: Optional[Callable] = None):
+def register_loss_method(name: str, kind: str, config_cls: type, needs_entropy: bool = False, coefficient: str | None = None,
+                         step_stats: Callable | None = None):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
