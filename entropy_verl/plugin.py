@@ -42,6 +42,10 @@ def _register_trainer() -> None:
     import entropy_verl.trainer  # noqa: F401  - @register_trainer("entropy_sync") runs on import
 
 
+def _register_advantages() -> None:
+    import entropy_verl.advantages  # noqa: F401  - @register_adv_est(...) runs on import
+
+
 def register_all() -> None:
     global CPU_PLATFORM_ACTIVE
     from entropy_verl.platform.cpu import register_cpu_platform
@@ -51,6 +55,7 @@ def register_all() -> None:
         _register_cpu_engines()
     _register_rollout()
     _register_trainer()
+    _register_advantages()
 
 
 def check_loaded() -> None:

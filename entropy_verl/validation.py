@@ -99,6 +99,25 @@ def check_entropy_control(config: DictConfig) -> None:
                               f"configured controller produces (configured: {sorted(controllers) or 'none'})")
 
 
+def check_advantage_estimator(config: DictConfig) -> None:
+    """The estimator is registered with verl (ours included), and our estimators' ``algorithm.<name>`` values are valid."""
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    from entropy_verl.advantages import ESTIMATOR_CONFIGS, estimator_config
+
+    key = "algorithm.adv_estimator"
+    name = str(OmegaConf.select(config, key))
+    try:
+        get_adv_estimator_fn(name)
+    except ValueError as exc:
+        raise ConfigError(key, f"unknown advantage estimator {name!r} ({exc})") from None
+    if name in ESTIMATOR_CONFIGS:
+        try:
+            estimator_config(config.algorithm, name)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"algorithm.{name}", str(exc)) from None
+
+
 def check_batch_divisibility(config: DictConfig) -> None:
     """verl asserts these deep inside a worker after start-up; catch them here with the key to change."""
     if OmegaConf.select(config, "actor_rollout_ref.actor.use_dynamic_bsz", default=False):
@@ -129,6 +148,7 @@ def validate(config: DictConfig) -> None:
     check_rollout_name(config)
     check_batch_divisibility(config)
     check_entropy_control(config)
+    check_advantage_estimator(config)
     check_local_path(config, "actor_rollout_ref.model.path", "model path")
     check_local_path(config, "data.train_files", "training data")
     check_local_path(config, "data.val_files", "validation data")

@@ -56,6 +56,13 @@ def composed(config_name, overrides):
         ("embedded_entropic", ["trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
         ("embedded_grpo", ["trainer.n_gpus_per_node=2", "data.train_batch_size=16"], "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", "64 samples"),
         ("embedded_grpo", ["trainer.n_gpus_per_node=3"], "data.train_batch_size", "not divisible"),
+        ("embedded_grpo", ["algorithm.adv_estimator=w_reinforc"], "algorithm.adv_estimator", "unknown advantage estimator 'w_reinforc'"),
+        ("embedded_grpo", ["algorithm.adv_estimator=w_reinforce", "+algorithm.w_reinforce.positive_weight=-1"], "algorithm.w_reinforce", "positive_weight"),
+        ("embedded_grpo", ["algorithm.adv_estimator=nsr", "+algorithm.nsr.lam=1"], "algorithm.nsr", "lam"),
+        ("embedded_grpo", ["entropy_verl.loss.methods=[pos_adv_reweight]", "+entropy_verl.loss.method_configs.pos_adv_reweight.lam=null"],
+         "entropy_verl.controllers", "pos_adv_lambda"),
+        ("embedded_grpo", ["entropy_verl.loss.methods=[top_entropy]", "+entropy_verl.loss.method_configs.top_entropy.scope=global"],
+         "entropy_verl.loss.method_configs.top_entropy", "scope"),
         ("embedded_grpo", ["entropy_verl.loss.methods=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],
          "actor_rollout_ref.actor.calculate_entropy", "adaptive_entropy_bonus"),
     ],
@@ -68,5 +75,7 @@ def test_bad_entropy_control_config_names_the_key(config_name, overrides, key, w
 
 def test_good_entropy_control_configs_pass():
     validate(composed("embedded_entropic", []))
+    validate(composed("embedded_grpo", ["algorithm.adv_estimator=w_reinforce", "+algorithm.w_reinforce.positive_weight=0.2"]))
+    validate(composed("embedded_grpo", ["entropy_verl.loss.methods=[top_entropy,steer,pos_adv_reweight]"]))
     validate(composed("embedded_grpo", ["entropy_verl.loss.methods=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}",
                                         "actor_rollout_ref.actor.calculate_entropy=true"]))

@@ -21,8 +21,13 @@ def mean_entropy(logits: torch.Tensor) -> float:
     return float(-(p * p.log()).sum(-1).mean())
 
 
-def train(methods=(), steps=40, lr=0.05, seed=0, coefficients=None, grad_probe=None):
-    """Entropy of the toy policy after ``steps`` updates (mean over positions); same seed = same start and task."""
+def grpo_advantages(reward: torch.Tensor) -> torch.Tensor:
+    return (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-6)
+
+
+def train(methods=(), steps=40, lr=0.05, seed=0, coefficients=None, grad_probe=None, advantages=grpo_advantages):
+    """Entropy of the toy policy after ``steps`` updates (mean over positions); same seed = same start and task.
+    ``advantages(reward (K, G)) -> (K, G)`` replaces GRPO's group normalisation."""
     gen = torch.Generator().manual_seed(seed)
     logits = (torch.randn(K, V, generator=gen) * 0.5).requires_grad_()
     correct = torch.rand(K, V, generator=gen) < 0.4
@@ -35,7 +40,7 @@ def train(methods=(), steps=40, lr=0.05, seed=0, coefficients=None, grad_probe=N
             p = torch.softmax(logits, -1)
             tokens = torch.multinomial(p, G, replacement=True, generator=gen)  # (K, G)
             reward = correct.gather(1, tokens).double()
-            adv = (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-6)
+            adv = advantages(reward)
             entropy = -(p * p.log()).sum(-1, keepdim=True).expand(K, G)
         log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)
         ctx = LossContext(

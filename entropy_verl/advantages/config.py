@@ -1,0 +1,25 @@
+"""Registering our estimators with verl, and reading each one's dataclass config from verl's ``algorithm`` node."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+from verl.trainer.ppo.core_algos import register_adv_est
+
+ESTIMATOR_CONFIGS: dict[str, type] = {}  # our estimators -> their config dataclass (validated at start-up)
+
+
+def register_estimator(name: str, config_cls: type):
+    """verl's ``register_adv_est(name)``, also recording the config class read from ``algorithm.<name>``."""
+    def decorator(fn):
+        ESTIMATOR_CONFIGS[name] = config_cls
+        return register_adv_est(name)(fn)
+
+    return decorator
+
+
+def estimator_config(algorithm_config, name: str):
+    """``config_cls(**algorithm.<name>)``; defaults when the node is absent (or verl passes no config)."""
+    node = None if algorithm_config is None else algorithm_config.get(name, None)
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    return ESTIMATOR_CONFIGS[name](**(node or {}))
