@@ -55,6 +55,11 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.controllers = build_controllers(controllers)
         self.loss_methods = loss_config.build()
         self.coefficients: dict[str, float] = {}
+        # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
+        # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
+        run_dir = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
+        if run_dir:
+            os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, "metrics.jsonl")
         super().__init__(config)
 
     def _build_replay_buffer(self):
