@@ -93,6 +93,10 @@ def check_entropy_control(config: DictConfig) -> None:
         if spec.needs_entropy and not calculate_entropy:
             raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"loss method {method!r} needs the current policy's entropy "
                               "with gradient: set it to true")
+        mode_key = "actor_rollout_ref.actor.policy_loss.loss_mode"
+        if spec.loss_mode and OmegaConf.select(config, mode_key) != spec.loss_mode:
+            raise ConfigError(mode_key, f"loss method {method!r} is defined with loss_mode {spec.loss_mode!r} (no PPO clip), "
+                              f"got {OmegaConf.select(config, mode_key)!r}")
         coefficient = getattr(method_cfg, "reads_coefficient", spec.coefficient)
         if coefficient and coefficient not in produced:
             raise ConfigError("entropy_verl.controllers", f"loss method {method!r} reads coefficient {coefficient!r}, which no "

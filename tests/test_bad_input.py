@@ -61,6 +61,7 @@ def composed(config_name, overrides):
         ("embedded_grpo", ["algorithm.adv_estimator=nsr", "+algorithm.nsr.lam=1"], "algorithm.nsr", "lam"),
         ("embedded_grpo", ["entropy_verl.loss.methods=[pos_adv_reweight]", "+entropy_verl.loss.method_configs.pos_adv_reweight.lam=null"],
          "entropy_verl.controllers", "pos_adv_lambda"),
+        ("kl_cov_global", ["actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"], "actor_rollout_ref.actor.policy_loss.loss_mode", "pg_unclipped"),
         ("embedded_grpo", ["entropy_verl.loss.methods=[top_entropy]", "+entropy_verl.loss.method_configs.top_entropy.scope=global"],
          "entropy_verl.loss.method_configs.top_entropy", "scope"),
         ("embedded_grpo", ["entropy_verl.loss.methods=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],

@@ -48,6 +48,22 @@ def test_composed_token_weights_and_advantage_shaping(tmp_path):
 
 
 @pytest.mark.slow
+def test_driver_side_token_selections_reach_every_worker(tmp_path):
+    """clip_cov_global + kl_cov_global + sent under pg_unclipped: the driver writes each method's per-token selection
+    into the batch (TransferQueue) and the workers' losses read it; ratios raised so a 16-sample step selects tokens."""
+    rows = smoke_run(
+        tmp_path, "sent", "entropy_verl.loss.methods=[clip_cov_global,kl_cov_global,sent]",
+        "+entropy_verl.loss.method_configs.clip_cov_global={ratio: 0.05, lower_bound: -100.0, upper_bound: 100.0}",
+        "+entropy_verl.loss.method_configs.kl_cov_global={ratio: 0.05}", "entropy_verl.loss.method_configs.sent.k=0.1",
+    )
+    for row in rows:
+        assert 0.0 < row["actor/clip_cov_global/detached_frac"] < 0.2
+        assert 0.0 < row["actor/kl_cov_global/selected_frac"] < 0.2
+        assert 0.0 < row["actor/sent/selected_frac"] < 0.3
+        assert "timing_s/entropy_step_inputs" in row
+
+
+@pytest.mark.slow
 def test_w_reinforce_config(tmp_path):
     rows = smoke_run(tmp_path, "w_reinforce")
     for row in rows:  # +0.1 for correct responses, -1 for wrong ones, nothing else

@@ -3,12 +3,15 @@
 One file per method; ``registry.py`` says how the three kinds (advantage shaping, token weight, term) compose.
 """
 
-from . import (  # noqa: F401  - register
+from . import (  # noqa: F401  - registers the methods, and the pg_unclipped loss_mode with verl
     clip_b,
+    covariance,
     entropic,
     entropy_advantage,
     entropy_bonus,
+    pg_unclipped,
     pos_adv_reweight,
+    sent,
     steer,
     top_entropy,
 )

@@ -16,6 +16,7 @@ from verl.utils import tensordict_utils as tu
 from verl.workers.utils.padding import no_padding_2_padding
 
 COEFFICIENTS_KEY = "entropy_verl_coefficients"  # batch.extra_info key the driver writes, the workers read
+SELECTION_PREFIX = "entropy_verl_select_"  # batch fields with the driver's per-token selections, one per method
 
 
 @dataclass
@@ -28,6 +29,7 @@ class LossContext:
     old_entropy: torch.Tensor | None  # (bsz, T) old policy, detached
     coefficients: dict[str, float] = field(default_factory=dict)
     global_batch_info: dict = field(default_factory=dict)  # verl's normalisers for micro-batch-invariant means
+    selections: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> (bsz, T) driver-side token selection
 
     @property
     def ratio(self) -> torch.Tensor:
@@ -49,7 +51,9 @@ def build_loss_context(config, model_output: dict, data: TensorDict) -> LossCont
     entropy = model_output.get("entropy", None)
     if entropy is not None:
         entropy = no_padding_2_padding(entropy, data)
-    fields = ["response_mask", "old_log_probs", "advantages"] + (["entropy"] if "entropy" in data.keys() else [])
+    keys = list(data.keys())
+    selection_fields = [k for k in keys if isinstance(k, str) and k.startswith(SELECTION_PREFIX)]
+    fields = ["response_mask", "old_log_probs", "advantages"] + (["entropy"] if "entropy" in keys else []) + selection_fields
     padded = data.select(*fields).to_padded_tensor()
     return LossContext(
         log_prob=log_prob,
@@ -60,4 +64,5 @@ def build_loss_context(config, model_output: dict, data: TensorDict) -> LossCont
         old_entropy=padded.get("entropy", None),
         coefficients=dict(tu.get_non_tensor_data(data=data, key=COEFFICIENTS_KEY, default=None) or {}),
         global_batch_info=dict(config.global_batch_info),
+        selections={k[len(SELECTION_PREFIX):]: padded[k] for k in selection_fields},
     )

@@ -14,6 +14,9 @@ the batch (``old_log_prob``, ``old_entropy``), which verl has already computed: 
 micro-batch, epoch and rank. A method whose config says ``scope: step`` gets them over the whole step's batch, all
 ranks together: the trainer runs its ``step_stats(ctx, cfg)`` on the driver over the full batch before the actor
 update and broadcasts the numbers as coefficients ``<method>/<stat>``; ``scope: micro_batch`` computes them locally.
+Methods that pick individual tokens from the whole step (a seeded random subset, a global top-k) register a
+``step_selection(ctx, cfg, generator)``: the driver computes the per-token values once and writes them into the batch
+(field ``selection_field(name)``), and every worker reads its tokens' values as ``ctx.selections[name]``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .context import LossContext
+from .context import SELECTION_PREFIX, LossContext
 
 KINDS = ("advantage", "weight", "term")
 
@@ -37,20 +40,23 @@ class LossMethodSpec:
     needs_entropy: bool  # current-policy entropy with gradient (actor.calculate_entropy=True)
     coefficient: str | None  # the controller output it reads from ctx.coefficients, if it must have one
     step_stats: Callable | None = None  # (ctx, cfg) -> {stat: float}, run on the driver for ``scope: step``
+    step_selection: Callable | None = None  # (ctx, cfg, generator) -> (bsz, T) per-token values, run on the driver
+    loss_mode: str | None = None  # the actor.policy_loss.loss_mode the method is defined with, if it needs one
 
 
 LOSS_METHODS: dict[str, LossMethodSpec] = {}
 
 
 def register_loss_method(name: str, kind: str, config_cls: type, needs_entropy: bool = False, coefficient: str | None = None,
-                         step_stats: Callable | None = None):
+                         step_stats: Callable | None = None, step_selection: Callable | None = None,
+                         loss_mode: str | None = None):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
     def decorator(fn):
         if name in LOSS_METHODS:
             raise ValueError(f"entropy loss method {name!r} is already registered")
-        LOSS_METHODS[name] = LossMethodSpec(name, kind, fn, config_cls, needs_entropy, coefficient, step_stats)
+        LOSS_METHODS[name] = LossMethodSpec(name, kind, fn, config_cls, needs_entropy, coefficient, step_stats, step_selection, loss_mode)
         return fn
 
     return decorator
@@ -75,6 +81,18 @@ def get_loss_method(name: str) -> LossMethodSpec:
 
 
 SCOPES = ("step", "micro_batch")
+
+
+def selection_field(name: str) -> str:
+    """The batch field holding a method's per-token driver-side selection."""
+    return SELECTION_PREFIX + name
+
+
+def step_selection(ctx: LossContext, name: str) -> torch.Tensor:
+    if name not in ctx.selections:
+        raise RuntimeError(f"{name} needs the token selection the entropy_sync trainer writes into the batch each step; "
+                           f"none arrived (set trainer.v1.trainer_mode=entropy_sync)")
+    return ctx.selections[name]
 
 
 def check_scope(scope: str) -> None:

@@ -21,15 +21,24 @@ import logging
 import os
 from functools import partial
 
+import torch
 import transfer_queue as tq
 from omegaconf import OmegaConf
+from tensordict import TensorDict
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
+from verl.workers.utils.padding import response_to_nested
 
 from entropy_verl.controllers import build_controllers
-from entropy_verl.losses import COEFFICIENTS_KEY, EntropyLossConfig, LossContext, entropy_aware_loss
+from entropy_verl.losses import (
+    COEFFICIENTS_KEY,
+    EntropyLossConfig,
+    LossContext,
+    entropy_aware_loss,
+)
+from entropy_verl.losses.registry import selection_field
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +64,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.controllers = build_controllers(controllers)
         self.loss_methods = loss_config.build()
         self.coefficients: dict[str, float] = {}
+        self.selection_seed = int(OmegaConf.select(config, "data.seed", default=0) or 0)  # seeds driver-side token picks
         # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
         # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
         run_dir = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
@@ -98,21 +108,32 @@ class EntropySyncTrainer(PPOTrainerSync):
         mask = (mask.values() if mask.is_nested else mask).to(entropy.dtype)
         return float((entropy * mask).sum() / mask.sum().clamp(min=1.0))
 
-    def _step_statistics(self, batch) -> dict[str, float]:
-        """Whole-step selection statistics (all ranks' samples) for methods with ``scope: step``, as coefficients."""
-        wanted = [(spec, cfg) for spec, cfg in self.loss_methods if spec.step_stats and getattr(cfg, "scope", None) == "step"]
-        if not wanted:
-            return {}
+    def _whole_step_inputs(self, batch):
+        """For methods that need the whole step's batch (all ranks' samples): selection statistics (``scope: step``,
+        broadcast as coefficients) and per-token selections (written into the batch as fields). Returns
+        (statistics, batch meta that carries the new fields)."""
+        with_stats = [(s, c) for s, c in self.loss_methods if s.step_stats and getattr(c, "scope", None) == "step"]
+        with_selection = [(s, c) for s, c in self.loss_methods if s.step_selection]
+        if not with_stats and not with_selection:
+            return {}, batch
         fields = ["entropy", "old_log_probs", "advantages", "response_mask"]
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields).to_padded_tensor()
+        nested = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        data = nested.to_padded_tensor()
         ctx = LossContext(log_prob=data["old_log_probs"], old_log_prob=data["old_log_probs"], advantages=data["advantages"],
                           response_mask=data["response_mask"].to(bool), entropy=None, old_entropy=data["entropy"])
-        return {f"{spec.name}/{k}": v for spec, cfg in wanted for k, v in spec.step_stats(ctx, cfg).items()}
+        stats = {f"{spec.name}/{k}": v for spec, cfg in with_stats for k, v in spec.step_stats(ctx, cfg).items()}
+        if with_selection:
+            generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
+            selections = {selection_field(spec.name): response_to_nested(spec.step_selection(ctx, cfg, generator), nested["response_mask"])
+                          for spec, cfg in with_selection}
+            batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch)))
+        return stats, batch
 
     def _update_actor(self, batch, metrics):
         if self.loss_methods:
-            with marked_timer("entropy_step_stats", self.timing_raw, color="green"):
-                self.coefficients.update(self._step_statistics(batch))
+            with marked_timer("entropy_step_inputs", self.timing_raw, color="green"):
+                stats, batch = self._whole_step_inputs(batch)
+                self.coefficients.update(stats)
         if self.coefficients:
             batch.extra_info[COEFFICIENTS_KEY] = dict(self.coefficients)
             metrics.update({f"entropy_verl/driver_coef/{k}": v for k, v in self.coefficients.items()})

@@ -1,0 +1,101 @@
+"""Clip-Cov and KL-Cov with global, seeded, detached token selection (Cui et al., "The Entropy Mechanism of
+Reinforcement Learning for Reasoning Language Models", arXiv:2505.22617, Sec. 4, Eq. 10-12).
+
+    Cov_t = (A_t - mean(A)) (log pi_old,t - mean(log pi_old))        over all valid tokens of the step
+    clip_cov_global:  detach ratio*N random tokens with lb < Cov_t < ub           (a token weight of 0)
+    kl_cov_global:    + coef * token-mean(1[t in top k*N by Cov] |log pi_t - log pi_old,t|), no PPO clip
+
+Differences from verl's ``clip_cov`` / ``kl_cov`` (still available under those names): the covariance is computed from
+the sampling policy, so it carries no gradient; the means and the selection cover the whole step's batch, all ranks
+together, not each rank's micro-batch; the random choice is drawn from a generator seeded by (seed, step) on the
+driver. Selection happens before the update, when every ratio is 1, so verl's "skip tokens PPO already clipped"
+filter has nothing to skip. Like verl, at least one token is selected (max(int(ratio * N), 1)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from verl.trainer.ppo.core_algos import agg_loss
+
+from .context import LossContext
+from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
+from .registry import register_entropy_term, register_token_weight, step_selection
+
+
+def token_covariance(ctx: LossContext) -> torch.Tensor:
+    """Cov_t over the valid tokens of ``ctx``; -inf at padding so it is never selected."""
+    mask = ctx.response_mask
+    count = mask.sum().clamp(min=1)
+    adv_mean = (ctx.advantages * mask).sum() / count
+    logp_mean = (ctx.old_log_prob * mask).sum() / count
+    cov = (ctx.advantages - adv_mean) * (ctx.old_log_prob - logp_mean)
+    return cov.masked_fill(~mask, float("-inf"))
+
+
+def selection_count(ratio: float, n: int) -> int:
+    return max(int(ratio * n), 1) if n > 0 else 0
+
+
+@dataclass
+class ClipCovConfig:
+    ratio: float = 2e-4
+    lower_bound: float = 1.0
+    upper_bound: float = 5.0
+
+    def __post_init__(self):
+        if not 0.0 < self.ratio <= 1.0:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+        if self.lower_bound >= self.upper_bound:
+            raise ValueError(f"lower_bound must be < upper_bound, got {self.lower_bound} >= {self.upper_bound}")
+
+
+def clip_cov_selection(ctx: LossContext, cfg: ClipCovConfig, generator: torch.Generator) -> torch.Tensor:
+    cov = token_covariance(ctx)
+    candidates = torch.nonzero(ctx.response_mask & (cov > cfg.lower_bound) & (cov < cfg.upper_bound))
+    chosen = candidates[torch.randperm(len(candidates), generator=generator)[: selection_count(cfg.ratio, int(ctx.response_mask.sum()))]]
+    selected = torch.zeros_like(cov)
+    selected[chosen[:, 0], chosen[:, 1]] = 1.0
+    return selected
+
+
+@register_token_weight("clip_cov_global", ClipCovConfig, step_selection=clip_cov_selection)
+def clip_cov_weight(ctx: LossContext, cfg: ClipCovConfig):
+    selected = step_selection(ctx, "clip_cov_global") * ctx.response_mask
+    frac = selected.sum() / ctx.response_mask.sum().clamp(min=1)
+    return 1.0 - selected, {"clip_cov_global/detached_frac": frac.item()}
+
+
+@dataclass
+class KLCovConfig:
+    ratio: float = 2e-3  # 2e-3 for 7B models, 2e-4 for 32B (paper)
+    coef: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 < self.ratio <= 1.0:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+        if self.coef < 0:
+            raise ValueError(f"coef must be >= 0, got {self.coef}")
+
+
+def kl_cov_selection(ctx: LossContext, cfg: KLCovConfig, generator: torch.Generator) -> torch.Tensor:
+    cov = token_covariance(ctx).flatten()
+    top = torch.topk(cov, selection_count(cfg.ratio, int(ctx.response_mask.sum()))).indices
+    selected = torch.zeros_like(cov)
+    selected[top] = 1.0
+    return selected.view_as(ctx.advantages)
+
+
+def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch.Tensor:
+    """token-mean over all valid tokens of per_token_coef * |log pi - log pi_old| (verl's normaliser)."""
+    penalty = per_token_coef * (ctx.log_prob - ctx.old_log_prob).abs()
+    return agg_loss(loss_mat=penalty, loss_mask=ctx.response_mask, loss_agg_mode="token-mean", **ctx.global_batch_info)
+
+
+@register_entropy_term("kl_cov_global", KLCovConfig, step_selection=kl_cov_selection, loss_mode=PG_UNCLIPPED)
+def kl_cov_term(ctx: LossContext, cfg: KLCovConfig):
+    selected = step_selection(ctx, "kl_cov_global") * ctx.response_mask
+    penalty = selected_kl_penalty(ctx, cfg.coef * selected)
+    return penalty, {"kl_cov_global/selected_frac": (selected.sum() / ctx.response_mask.sum().clamp(min=1)).item(),
+                     "kl_cov_global/penalty": penalty.item()}

@@ -1,0 +1,63 @@
+"""SENT, low-entropy KL-Cov (arXiv:2512.04359, Sec. 3, Eq. 7-8).
+
+No PPO clip. Among the tokens in the bottom 80% of the step's entropies, the floor(k*n) with the highest covariance
+Cov_t (as in KL-Cov) get a KL penalty 2 * coef * |log pi - log pi_old| and the floor(k*n) with the lowest get
+0.5 * coef * |...| (n = number of low-entropy tokens). Selection is global over the step's batch, on the driver.
+With k = 2e-4 a step needs >= 5,000 low-entropy tokens before any token is selected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .context import LossContext
+from .covariance import selected_kl_penalty, token_covariance
+from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
+from .registry import register_entropy_term, step_selection
+
+HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
+
+
+@dataclass
+class SentConfig:
+    k: float = 2e-4
+    coef: float = 0.1
+    low_entropy_fraction: float = 0.8
+
+    def __post_init__(self):
+        if not 0.0 < self.k <= 0.5:
+            raise ValueError(f"k must be in (0, 0.5], got {self.k}")
+        if self.coef < 0:
+            raise ValueError(f"coef must be >= 0, got {self.coef}")
+        if not 0.0 < self.low_entropy_fraction <= 1.0:
+            raise ValueError(f"low_entropy_fraction must be in (0, 1], got {self.low_entropy_fraction}")
+
+
+def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Per-token penalty multiplier: 2 (high-Cov), 0.5 (low-Cov) or 0, among the low-entropy tokens."""
+    mask = ctx.response_mask
+    weights = torch.zeros_like(ctx.advantages)
+    if not mask.any():
+        return weights
+    threshold = torch.quantile(ctx.old_entropy[mask].float(), cfg.low_entropy_fraction)
+    low = mask & (ctx.old_entropy <= threshold)
+    m = int(cfg.k * int(low.sum()))
+    if m == 0:
+        return weights
+    cov = token_covariance(ctx).masked_fill(~low, float("nan")).flatten()
+    order = torch.argsort(torch.nan_to_num(cov, nan=float("-inf")), descending=True)  # low-entropy tokens first, by Cov
+    n_low = int(low.sum())
+    flat = weights.flatten()
+    flat[order[n_low - m : n_low]] = LOW_COV_WEIGHT
+    flat[order[:m]] = HIGH_COV_WEIGHT  # wins if the two sets overlap
+    return flat.view_as(weights)
+
+
+@register_entropy_term("sent", SentConfig, step_selection=sent_selection, loss_mode=PG_UNCLIPPED)
+def sent_term(ctx: LossContext, cfg: SentConfig):
+    multiplier = step_selection(ctx, "sent") * ctx.response_mask
+    penalty = selected_kl_penalty(ctx, cfg.coef * multiplier)
+    return penalty, {"sent/selected_frac": ((multiplier > 0).sum() / ctx.response_mask.sum().clamp(min=1)).item(),
+                     "sent/penalty": penalty.item()}
