@@ -4,6 +4,8 @@ collapses it faster than GRPO)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -59,3 +61,60 @@ def test_nsr_keeps_entropy_psr_collapses_it_w_reinforce_in_between():
     assert psr < grpo - 0.015, (psr, grpo)
     assert nsr > grpo + 0.06, (nsr, grpo)
     assert psr < w < nsr, (psr, w, nsr)
+
+
+# ---- estimators that read driver inputs: unlikeliness, SEED-GRPO --------------------------------------------------
+
+def test_unlikeliness_ranks_by_likelihood_within_each_group():
+    from entropy_verl.advantages.unlikeliness import (
+        likelihood_rank_in_group,
+        unlikeliness_scaled_rewards,
+    )
+
+    mean_lp = torch.tensor([-0.5, -2.0, -1.0, -0.1, -3.0])
+    index = np.array(["a", "a", "a", "b", "b"], dtype=object)
+    rank, size = likelihood_rank_in_group(mean_lp, index)
+    assert rank.tolist() == [2, 0, 1, 1, 0] and size.tolist() == [3, 3, 3, 2, 2]
+    rewards = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    scaled = unlikeliness_scaled_rewards(rewards, mean_lp, index, beta=0.25)
+    assert scaled.sum(-1).tolist() == pytest.approx([1 - 0.25 * 2 / 3, 1.0, 0.0, 1 - 0.25 / 2, 1.0])
+
+
+def test_unlikeliness_up_weights_the_rare_correct_answer():
+    """A group with two correct answers: GRPO gives both the same advantage; unlikeliness favours the unlikely one."""
+    from entropy_verl.advantages import SEQUENCE_MEAN_OLD_LOG_PROB, advantage_inputs
+
+    rewards = torch.tensor([[1.0], [1.0], [0.0], [0.0]])
+    index = np.array(["g"] * 4, dtype=object)
+    fn = get_adv_estimator_fn("unlikeliness")
+    with advantage_inputs(**{SEQUENCE_MEAN_OLD_LOG_PROB: torch.tensor([-0.2, -3.0, -1.0, -1.5])}):
+        adv, _ = fn(token_level_rewards=rewards, response_mask=torch.ones(4, 1), index=index, config=None)
+    likely_correct, rare_correct = adv[0, 0].item(), adv[1, 0].item()
+    assert rare_correct > likely_correct > 0
+    with pytest.raises(RuntimeError, match="entropy_sync"):
+        fn(token_level_rewards=rewards, response_mask=torch.ones(4, 1), index=index, config=None)
+
+
+def test_seed_grpo_semantic_entropy_and_scaling_by_hand():
+    from entropy_verl.advantages import FINAL_ANSWERS, advantage_inputs
+    from entropy_verl.advantages.seed_grpo import group_semantic_entropy
+
+    answers = ["3", "3", "4", None, "7", "7", "7", "7"]
+    index = np.array(["a"] * 4 + ["b"] * 4, dtype=object)
+    se, size = group_semantic_entropy(answers, index)
+    se_a = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))  # clusters {3: 2, 4: 1, no answer: 1}
+    assert se.tolist() == pytest.approx([se_a] * 4 + [0.0] * 4) and size.tolist() == [4.0] * 8
+    rewards = torch.tensor([[1.0], [1.0], [0.0], [0.0], [1.0], [0.0], [1.0], [0.0]])
+    grpo, _ = get_adv_estimator_fn("grpo")(token_level_rewards=rewards, response_mask=torch.ones(8, 1), index=index)
+    with advantage_inputs(**{FINAL_ANSWERS: answers}) as recorded:
+        adv, _ = get_adv_estimator_fn("seed_grpo")(token_level_rewards=rewards, response_mask=torch.ones(8, 1), index=index, config=None)
+    assert recorded["seed_grpo/advantage_scale_mean"] == pytest.approx((4 * (1 - 0.5 * se_a / math.log(4)) + 4) / 8)
+    # the unsure group a is scaled by 1 - 0.5 * SE / log 4; the unanimous group b keeps GRPO's advantages
+    assert adv[:4, 0].tolist() == pytest.approx((grpo[:4, 0] * (1 - 0.5 * se_a / math.log(4))).tolist())
+    assert adv[4:, 0].tolist() == pytest.approx(grpo[4:, 0].tolist())
+
+
+def test_countdown_final_answer_is_the_value():
+    from entropy_verl.tasks.countdown import final_answer
+
+    assert final_answer("7*3-5") == "16" and final_answer("3*7-5") == "16" and final_answer("7*3-") is None

@@ -59,6 +59,7 @@ def composed(config_name, overrides):
         ("embedded_grpo", ["algorithm.adv_estimator=w_reinforc"], "algorithm.adv_estimator", "unknown advantage estimator 'w_reinforc'"),
         ("embedded_grpo", ["algorithm.adv_estimator=w_reinforce", "+algorithm.w_reinforce.positive_weight=-1"], "algorithm.w_reinforce", "positive_weight"),
         ("embedded_grpo", ["algorithm.adv_estimator=nsr", "+algorithm.nsr.lam=1"], "algorithm.nsr", "lam"),
+        ("seed_grpo", ["algorithm.seed_grpo.answer_extractor=entropy_verl.tasks.countdown:no_such_fn"], "algorithm.seed_grpo", "no_such_fn"),
         ("embedded_grpo", ["entropy_verl.loss.methods=[pos_adv_reweight]", "+entropy_verl.loss.method_configs.pos_adv_reweight.lam=null"],
          "entropy_verl.controllers", "pos_adv_lambda"),
         ("kl_cov_global", ["actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"], "actor_rollout_ref.actor.policy_loss.loss_mode", "pg_unclipped"),

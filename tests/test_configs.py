@@ -17,7 +17,7 @@ NAMES = sorted(f[: -len(".yaml")] for f in os.listdir(CONFIG_DIR) if f.endswith(
 def test_the_method_configs_are_there():
     expected = {"embedded_grpo", "embedded_entropic", "top_entropy", "entropy_adv", "pos_adv_reweight", "clip_b", "steer",
                 "clip_cov_global", "kl_cov_global", "sent", "w_reinforce", "psr", "nsr", "clip_higher", "cispo", "dr_grpo",
-                "opo", "clip_cov", "kl_cov"}
+                "opo", "clip_cov", "kl_cov", "unlikeliness", "seed_grpo"}
     assert expected <= set(NAMES)
 
 

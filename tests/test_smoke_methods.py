@@ -68,3 +68,16 @@ def test_w_reinforce_config(tmp_path):
     rows = smoke_run(tmp_path, "w_reinforce")
     for row in rows:  # +0.1 for correct responses, -1 for wrong ones, nothing else
         assert row["critic/advantages/max"] == pytest.approx(0.1) and row["critic/advantages/min"] == pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_name,metric,low,high", [
+    ("unlikeliness", "unlikeliness/correct_reward_scale_mean", 0.75, 1.0),  # 1 - beta * rank / G, beta 0.25
+    ("seed_grpo", "seed_grpo/advantage_scale_mean", 0.5, 1.0),  # 1 - alpha * SE / log G, alpha 0.5
+])
+def test_estimators_with_driver_inputs(tmp_path, config_name, metric, low, high):
+    """The trainer hands verl's advantage step each response's mean old log-prob / final answer, and the estimator's
+    own metrics come back to the logger."""
+    rows = smoke_run(tmp_path, config_name)
+    for row in rows:
+        assert low <= row[f"entropy_verl/{metric}"] <= high and math.isfinite(row["critic/advantages/mean"])

@@ -6,12 +6,15 @@ from omegaconf import DictConfig, OmegaConf
 from verl.trainer.ppo.core_algos import register_adv_est
 
 ESTIMATOR_CONFIGS: dict[str, type] = {}  # our estimators -> their config dataclass (validated at start-up)
+ESTIMATOR_NEEDS: dict[str, tuple[str, ...]] = {}  # our estimators -> the driver inputs they read (driver_inputs.py)
 
 
-def register_estimator(name: str, config_cls: type):
-    """verl's ``register_adv_est(name)``, also recording the config class read from ``algorithm.<name>``."""
+def register_estimator(name: str, config_cls: type, needs: tuple[str, ...] = ()):
+    """verl's ``register_adv_est(name)``, also recording the config class read from ``algorithm.<name>`` and the
+    per-response inputs the trainer must provide (``driver_inputs``)."""
     def decorator(fn):
         ESTIMATOR_CONFIGS[name] = config_cls
+        ESTIMATOR_NEEDS[name] = tuple(needs)
         return register_adv_est(name)(fn)
 
     return decorator

@@ -191,6 +191,13 @@ def extract_answer(text: str | None) -> str | None:
     return answer if _tokenize_expression(answer) is not None else None
 
 
+def final_answer(text: str | None) -> str | None:
+    """The value a completion's expression evaluates to (what SEED-GRPO clusters responses by), or None."""
+    answer = extract_answer(text)
+    value = evaluate_expression(answer) if answer is not None else None
+    return None if value is None else str(value)
+
+
 def canonical_answer(answer: str) -> str:
     """Key for counting distinct answers: the stripped expression string (``7*3-5`` != ``3*7-5``)."""
     return answer.strip()

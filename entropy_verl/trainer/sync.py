@@ -31,6 +31,13 @@ from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_to_nested
 
+from entropy_verl.advantages import (
+    ESTIMATOR_NEEDS,
+    FINAL_ANSWERS,
+    SEQUENCE_MEAN_OLD_LOG_PROB,
+    advantage_inputs,
+    estimator_config,
+)
 from entropy_verl.controllers import build_controllers
 from entropy_verl.losses import (
     COEFFICIENTS_KEY,
@@ -128,6 +135,28 @@ class EntropySyncTrainer(PPOTrainerSync):
                           for spec, cfg in with_selection}
             batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch)))
         return stats, batch
+
+    def _compute_advantage(self, batch, metrics):
+        """verl's advantage step, with the per-response inputs our estimators need provided for its duration."""
+        name = str(self.config.algorithm.adv_estimator)
+        needs = ESTIMATOR_NEEDS.get(name, ())
+        if not needs:
+            return super()._compute_advantage(batch, metrics=metrics)
+        inputs = {}
+        if SEQUENCE_MEAN_OLD_LOG_PROB in needs:
+            data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["old_log_probs", "response_mask"])
+            padded = data.to_padded_tensor()
+            mask = padded["response_mask"].to(padded["old_log_probs"].dtype)
+            inputs[SEQUENCE_MEAN_OLD_LOG_PROB] = (padded["old_log_probs"] * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+        if FINAL_ANSWERS in needs:
+            cfg = estimator_config(self.config.algorithm, name)
+            responses = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["responses"])["responses"]
+            texts = self.tokenizer.batch_decode([r.tolist() for r in responses.unbind()], skip_special_tokens=True)
+            inputs[FINAL_ANSWERS] = [cfg.extract(text) for text in texts]
+        with advantage_inputs(**inputs) as estimator_metrics:
+            batch = super()._compute_advantage(batch, metrics=metrics)
+        metrics.update({f"entropy_verl/{k}": v for k, v in estimator_metrics.items()})
+        return batch
 
     def _update_actor(self, batch, metrics):
         if self.loss_methods:

@@ -1,0 +1,64 @@
+"""Unlikeliness reward (He et al., "Rewarding the Unlikely: Lifting GRPO Beyond Distribution Sharpening",
+arXiv:2506.02355, Sec. 4, Eq. 3).
+
+Within each group of G responses, rank them by their mean old log-prob (rank 0 = least likely) and scale the reward
+
+    R'_i = R_i * (1 - beta * rank_i / G)
+
+then normalise as GRPO does. A correct but unlikely response keeps its full reward while the likeliest correct ones
+lose up to beta of theirs, which counters GRPO's sharpening toward the answers the policy already prefers. The paper
+pairs it with 2 PPO epochs (``actor.ppo_epochs: 2`` in the config).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+
+from .config import estimator_config, register_estimator
+from .driver_inputs import (
+    SEQUENCE_MEAN_OLD_LOG_PROB,
+    advantage_input,
+    record_advantage_metric,
+)
+
+
+@dataclass
+class UnlikelinessConfig:
+    beta: float = 0.25
+
+    def __post_init__(self):
+        if not 0.0 <= self.beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+
+
+def likelihood_rank_in_group(mean_log_prob: torch.Tensor, index) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rank of each response within its group by mean log-prob, 0 = least likely; size of its group)."""
+    _, group = np.unique(np.asarray(index, dtype=object).astype(str), return_inverse=True)
+    order = np.lexsort((mean_log_prob.detach().cpu().numpy(), group))  # by group, then by log-prob ascending
+    sizes = np.bincount(group)
+    starts = np.cumsum(sizes) - sizes
+    rank = np.empty(len(group), dtype=np.int64)
+    rank[order] = np.arange(len(group)) - starts[group[order]]
+    return torch.from_numpy(rank), torch.from_numpy(sizes[group])
+
+
+def unlikeliness_scaled_rewards(token_level_rewards, mean_log_prob, index, beta: float) -> torch.Tensor:
+    rank, size = likelihood_rank_in_group(mean_log_prob, index)
+    factor = 1.0 - beta * rank.to(token_level_rewards.dtype) / size.to(token_level_rewards.dtype)
+    return token_level_rewards * factor.unsqueeze(-1)
+
+
+@register_estimator("unlikeliness", UnlikelinessConfig, needs=(SEQUENCE_MEAN_OLD_LOG_PROB,))
+def compute_unlikeliness_advantage(token_level_rewards, response_mask, index, config=None, **kwargs):
+    cfg = estimator_config(config, "unlikeliness")
+    mean_log_prob = advantage_input(SEQUENCE_MEAN_OLD_LOG_PROB, "unlikeliness")
+    scaled = unlikeliness_scaled_rewards(token_level_rewards, mean_log_prob.to(token_level_rewards.device), index, cfg.beta)
+    correct = token_level_rewards.sum(-1) > 0
+    if correct.any():
+        record_advantage_metric("unlikeliness/correct_reward_scale_mean", (scaled.sum(-1)[correct] / token_level_rewards.sum(-1)[correct]).mean())
+    norm_by_std = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
+    return compute_grpo_outcome_advantage(scaled, response_mask, index, norm_adv_by_std_in_grpo=norm_by_std)
