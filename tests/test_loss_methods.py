@@ -297,3 +297,31 @@ def test_pg_unclipped_has_no_clip():
     loss, _ = get_policy_loss_fn("pg_unclipped")(old_log_prob=old, log_prob=new, advantages=adv, response_mask=torch.ones(1, 2, dtype=torch.bool),
                                                   loss_agg_mode="token-mean", config=actor_config())
     assert loss.item() == pytest.approx((-2.0 + 0.5) / 2)  # vanilla PPO would clip r=2 to 1.2 and r=0.5 to 0.8
+
+
+def test_vocab_stats_match_the_formulas_across_chunk_boundaries():
+    from entropy_verl.losses.vocab_stats import entropy_and_vocab_stats
+
+    logits = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(0)) * 3
+    entropy, sum_p2, sum_p2_logp = entropy_and_vocab_stats(logits, chunk_size=3)  # 10 positions: chunks 3, 3, 3, 1
+    p = torch.softmax(logits, -1)
+    assert torch.allclose(entropy, -(p * p.log()).sum(-1), atol=1e-5)
+    assert torch.allclose(sum_p2, (p * p).sum(-1), atol=1e-6)
+    assert torch.allclose(sum_p2_logp, (p * p * p.log()).sum(-1), atol=1e-5)
+    peaked = torch.tensor([[50.0, 0.0, 0.0]])  # one-hot in float32: H 0, sum p^2 1, no NaN from 0 * log 0
+    e, q, r = entropy_and_vocab_stats(peaked)
+    assert e.item() == pytest.approx(0.0, abs=1e-6) and q.item() == pytest.approx(1.0) and torch.isfinite(r).all()
+
+
+def test_bench_writes_a_row_per_loss_method(tmp_path):
+    """``make bench`` at toy sizes: the results files exist and cover every registered loss method (no timing asserted)."""
+    import json
+
+    from entropy_verl.bench import main
+    from entropy_verl.losses import LOSS_METHODS
+
+    main(["--batch", "2", "--length", "16", "--vocab", "50", "--vocab-tokens", "16", "--chunk", "4", "--repeats", "1",
+          "--loss-repeats", "1", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert {row["method"] for row in result["losses"]} == {"vanilla (verl)", *LOSS_METHODS}
+    assert result["vocab_stats"]["vocab"] == 50 and (tmp_path / "results.md").read_text().startswith("# entropy_verl benchmark")

@@ -1,0 +1,200 @@
+"""``python -m entropy_verl.bench`` (``make bench``): what our loss methods and Clip-V's statistics cost.
+
+1. Each loss method's forward + backward time relative to verl's vanilla policy loss on the same (64 x 1024) tensors:
+   the method's advantage shaping / token weights / terms plus verl's policy loss for its ``loss_mode``. Whole-step
+   statistics and selections are computed once beforehand, as the driver does (timed separately, not in the ratio).
+2. Full-vocabulary statistics for Clip-V (entropy, sum p^2, sum p^2 log p in one chunked pass) relative to verl's
+   chunked entropy alone, at a realistic vocabulary: time, and extra peak memory (resident set of a fresh process).
+
+Ratios compare with verl's policy loss alone for the same ``loss_mode`` (``pg_unclipped`` for KL-Cov/SENT).
+Targets (the zoo issue): token-weight losses <= 1.10x vanilla; statistics <= 1.3x entropy-only time and at most one
+chunk of extra peak memory. Results go to ``<out>/results.json`` and ``<out>/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+TARGET_WEIGHT_RATIO = 1.10
+TARGET_STATS_TIME_RATIO = 1.3
+
+# a config per method that does something on random tensors (published defaults where they select anything)
+BENCH_CONFIGS = {
+    "top_entropy": {}, "entropy_adv": {}, "pos_adv_reweight": {}, "clip_b": {}, "steer": {}, "entropic": {},
+    "adaptive_entropy_bonus": {}, "clip_cov_global": {}, "kl_cov_global": {}, "sent": {},
+}
+COEFFICIENTS = {"alpha": -0.5, "entropy_coef": 1e-3, "pos_adv_lambda": 0.5}
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _tensors(batch: int, length: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(length // 4, length + 1, (batch,), generator=gen)
+    mask = torch.arange(length)[None, :] < lengths[:, None]
+    old_log_prob = -torch.rand(batch, length, generator=gen) * 3
+    advantages = torch.randn(batch, 1, generator=gen).expand(batch, length).contiguous() * mask
+    old_entropy = torch.rand(batch, length, generator=gen) * 2
+    return old_log_prob, advantages, mask, old_entropy
+
+
+def bench_losses(batch: int, length: int, repeats: int) -> list[dict]:
+    from verl.trainer.ppo.core_algos import get_policy_loss_fn
+    from verl.workers.config import FSDPActorConfig
+
+    from entropy_verl.losses import EntropyLossConfig, LossContext, apply_loss_methods
+
+    config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1)
+    old_log_prob, advantages, mask, old_entropy = _tensors(batch, length)
+
+    def run(methods, loss_mode, coefficients, selections):
+        log_prob = (old_log_prob + 0.01).requires_grad_()
+        entropy = old_entropy.clone().requires_grad_()
+        ctx = LossContext(log_prob=log_prob, old_log_prob=old_log_prob, advantages=advantages.clone(), response_mask=mask,
+                          entropy=entropy, old_entropy=old_entropy, coefficients=coefficients, selections=selections)
+        _, weights, _ = apply_loss_methods(ctx, methods)
+        loss, _ = get_policy_loss_fn(loss_mode)(old_log_prob=old_log_prob, log_prob=log_prob, advantages=ctx.advantages,
+                                                response_mask=mask, loss_agg_mode="token-mean", config=config,
+                                                rollout_is_weights=weights)
+        for spec, cfg in methods:
+            if spec.kind == "term":
+                loss = loss + spec.fn(ctx, cfg)[0]
+        loss.backward()
+
+    def vanilla_of(loss_mode):  # re-measured next to each method, against the loss_mode the method runs with
+        return _median_time(lambda: run([], loss_mode, {}, {}), repeats)
+
+    rows = [{"method": "vanilla (verl)", "kind": "-", "ms": vanilla_of("vanilla") * 1e3, "ratio": 1.0, "driver_ms": 0.0}]
+    for name, overrides in BENCH_CONFIGS.items():
+        loss_config = EntropyLossConfig(methods=[name], method_configs={name: overrides})
+        methods = loss_config.build()
+        spec, cfg = methods[0]
+        whole_step = LossContext(log_prob=old_log_prob, old_log_prob=old_log_prob, advantages=advantages, response_mask=mask,
+                                 entropy=None, old_entropy=old_entropy)
+        start = time.perf_counter()
+        coefficients = dict(COEFFICIENTS)
+        if spec.step_stats and getattr(cfg, "scope", None) == "step":
+            coefficients.update({f"{name}/{k}": v for k, v in spec.step_stats(whole_step, cfg).items()})
+        selections = {name: spec.step_selection(whole_step, cfg, torch.Generator().manual_seed(0))} if spec.step_selection else {}
+        driver = time.perf_counter() - start
+        loss_mode = spec.loss_mode or "vanilla"
+        t = _median_time(lambda: run(methods, loss_mode, coefficients, selections), repeats)
+        base = vanilla_of(loss_mode)
+        rows.append({"method": name, "kind": spec.kind, "loss_mode": loss_mode, "ms": t * 1e3, "ratio": t / base, "driver_ms": driver * 1e3})
+    return rows
+
+
+def _peak_rss_bytes() -> int:
+    """This process's resident-set high-water mark (VmHWM). Not getrusage's ru_maxrss: Linux carries that across
+    execve, so a child started from a large parent would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: best effort
+
+
+def _memory_probe(which: str, tokens: int, vocab: int, chunk: int) -> dict:
+    """Run in a fresh process: peak resident memory added by one pass over the logits."""
+    import verl.utils.torch_functional as verl_F
+
+    from entropy_verl.losses.vocab_stats import entropy_and_vocab_stats
+
+    logits = torch.empty(tokens, vocab).normal_(generator=torch.Generator().manual_seed(0))  # no temporaries
+    fn = {"entropy": lambda: verl_F.entropy_from_logits_with_chunking(logits, chunk_size=chunk),
+          "stats": lambda: entropy_and_vocab_stats(logits, chunk_size=chunk)}[which]
+    before = _peak_rss_bytes()
+    start = time.perf_counter()
+    fn()
+    elapsed = time.perf_counter() - start
+    return {"peak_extra_bytes": _peak_rss_bytes() - before, "first_call_s": elapsed}
+
+
+def bench_vocab_stats(tokens: int, vocab: int, chunk: int, repeats: int) -> dict:
+    import verl.utils.torch_functional as verl_F
+
+    from entropy_verl.losses.vocab_stats import entropy_and_vocab_stats
+
+    logits = torch.empty(tokens, vocab).normal_(generator=torch.Generator().manual_seed(0))
+    entropy_s = _median_time(lambda: verl_F.entropy_from_logits_with_chunking(logits, chunk_size=chunk), repeats)
+    stats_s = _median_time(lambda: entropy_and_vocab_stats(logits, chunk_size=chunk), repeats)
+    del logits
+    memory = {}
+    for which in ("entropy", "stats"):
+        out = subprocess.run([sys.executable, "-m", "entropy_verl.bench", "--memory-probe", which, "--vocab-tokens", str(tokens),
+                              "--vocab", str(vocab), "--chunk", str(chunk)], capture_output=True, text=True, check=True)
+        memory[which] = json.loads(out.stdout.strip().splitlines()[-1])["peak_extra_bytes"]
+    chunk_bytes = chunk * vocab * 4
+    return {"tokens": tokens, "vocab": vocab, "chunk": chunk, "entropy_ms": entropy_s * 1e3, "stats_ms": stats_s * 1e3,
+            "time_ratio": stats_s / entropy_s, "entropy_peak_extra_mb": memory["entropy"] / 2**20,
+            "stats_peak_extra_mb": memory["stats"] / 2**20, "extra_over_entropy_mb": (memory["stats"] - memory["entropy"]) / 2**20,
+            "one_chunk_mb": chunk_bytes / 2**20}
+
+
+def to_markdown(result: dict) -> str:
+    lines = [f"# entropy_verl benchmark ({result['machine']})", "", f"Command: `{result['command']}`", "",
+             f"## Loss forward + backward, {result['batch']} x {result['length']} tokens (median of {result['repeats']})", "",
+             "| method | kind | ms | vs verl's loss alone (same loss_mode) | driver-side ms (once per step) |", "|---|---|---|---|---|"]
+    for row in result["losses"]:
+        mode = f" ({row['loss_mode']})" if row.get("loss_mode", "vanilla") != "vanilla" else ""
+        lines.append(f"| {row['method']}{mode} | {row['kind']} | {row['ms']:.2f} | {row['ratio']:.2f}x | {row['driver_ms']:.1f} |")
+    v = result["vocab_stats"]
+    lines += ["", f"## Clip-V statistics vs entropy alone: {v['tokens']} positions x vocabulary {v['vocab']}, chunk {v['chunk']}", "",
+              "| | ms | peak extra memory (MiB) |", "|---|---|---|",
+              f"| verl entropy (chunked) | {v['entropy_ms']:.0f} | {v['entropy_peak_extra_mb']:.0f} |",
+              f"| entropy + sum p^2 + sum p^2 log p | {v['stats_ms']:.0f} | {v['stats_peak_extra_mb']:.0f} |",
+              "", f"Time ratio {v['time_ratio']:.2f}x (target <= {TARGET_STATS_TIME_RATIO}x); extra peak memory over entropy "
+              f"{v['extra_over_entropy_mb']:.0f} MiB vs one chunk of logits {v['one_chunk_mb']:.0f} MiB."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--length", type=int, default=1024)
+    parser.add_argument("--vocab", type=int, default=151936)
+    parser.add_argument("--vocab-tokens", type=int, default=4096)
+    parser.add_argument("--chunk", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of the vocabulary-statistics pass")
+    parser.add_argument("--loss-repeats", type=int, default=100, help="timed repeats of each loss (a few ms each)")
+    parser.add_argument("--out", default=os.path.join("outputs", "bench"))
+    parser.add_argument("--memory-probe", choices=["entropy", "stats"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        print(json.dumps(_memory_probe(args.memory_probe, args.vocab_tokens, args.vocab, args.chunk)))
+        return
+    torch.manual_seed(0)
+    result = {"machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+              "command": "python -m entropy_verl.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "batch": args.batch, "length": args.length, "repeats": args.loss_repeats,
+              "losses": bench_losses(args.batch, args.length, args.loss_repeats),
+              "vocab_stats": bench_vocab_stats(args.vocab_tokens, args.vocab, args.chunk, args.repeats)}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    markdown = to_markdown(result)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(markdown)
+    print(markdown)
+    print(f"[entropy_verl] benchmark written to {os.path.abspath(args.out)}/results.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main()
