@@ -21,6 +21,7 @@ from .registry import (
     masked_mean_std,
     register_token_weight,
     selection_stats,
+    valid_token_mean,
 )
 
 
@@ -49,5 +50,4 @@ def clip_b_weight(ctx: LossContext, cfg: ClipBConfig):
     stats = selection_stats(ctx, "clip_b", cfg, clip_b_stats)
     z = discriminator_s(ctx) - stats["s_mean"]
     drop = (ctx.advantages < 0) & (z < -cfg.mu * stats["s_std"]) & ctx.response_mask
-    dropped_frac = drop.sum() / ctx.response_mask.sum().clamp(min=1)
-    return (~drop).to(ctx.log_prob.dtype), {"clip_b/dropped_frac": dropped_frac.item()}
+    return (~drop).to(ctx.log_prob.dtype), {"clip_b/dropped_frac": valid_token_mean(drop, ctx)}

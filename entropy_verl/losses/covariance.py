@@ -21,7 +21,12 @@ from verl.trainer.ppo.core_algos import agg_loss
 
 from .context import LossContext
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
-from .registry import register_entropy_term, register_token_weight, step_selection
+from .registry import (
+    register_entropy_term,
+    register_token_weight,
+    step_selection,
+    valid_token_mean,
+)
 
 
 def token_covariance(ctx: LossContext) -> torch.Tensor:
@@ -63,8 +68,7 @@ def clip_cov_selection(ctx: LossContext, cfg: ClipCovConfig, generator: torch.Ge
 @register_token_weight("clip_cov_global", ClipCovConfig, step_selection=clip_cov_selection)
 def clip_cov_weight(ctx: LossContext, cfg: ClipCovConfig):
     selected = step_selection(ctx, "clip_cov_global") * ctx.response_mask
-    frac = selected.sum() / ctx.response_mask.sum().clamp(min=1)
-    return 1.0 - selected, {"clip_cov_global/detached_frac": frac.item()}
+    return 1.0 - selected, {"clip_cov_global/detached_frac": valid_token_mean(selected, ctx)}
 
 
 @dataclass
@@ -97,5 +101,5 @@ def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch
 def kl_cov_term(ctx: LossContext, cfg: KLCovConfig):
     selected = step_selection(ctx, "kl_cov_global") * ctx.response_mask
     penalty = selected_kl_penalty(ctx, cfg.coef * selected)
-    return penalty, {"kl_cov_global/selected_frac": (selected.sum() / ctx.response_mask.sum().clamp(min=1)).item(),
+    return penalty, {"kl_cov_global/selected_frac": valid_token_mean(selected, ctx),
                      "kl_cov_global/penalty": penalty.item()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .context import LossContext
-from .registry import register_entropy_term, selected_token_mean
+from .registry import register_entropy_term, selected_token_mean, valid_token_mean
 
 
 @dataclass
@@ -28,5 +28,4 @@ def entropic_term(ctx: LossContext, cfg: EntroPICTermConfig):
     alpha = float(ctx.coefficients.get("alpha", 0.0))
     selected = ctx.response_mask & (ctx.prob.detach() > cfg.prob_threshold)
     steering = selected_token_mean(-ctx.ratio * ctx.advantages.abs(), selected, ctx)
-    selected_frac = selected.sum() / ctx.response_mask.sum().clamp(min=1)
-    return alpha * steering, {"entropic/alpha": alpha, "entropic/selected_frac": selected_frac.item(), "entropic/term": steering.item()}
+    return alpha * steering, {"entropic/alpha": alpha, "entropic/selected_frac": valid_token_mean(selected, ctx), "entropic/term": steering.item()}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .context import LossContext
-from .registry import register_advantage_shaping
+from .registry import register_advantage_shaping, valid_token_mean
 
 
 @dataclass
@@ -34,5 +34,4 @@ class EntropyAdvantageConfig:
 def entropy_advantage(ctx: LossContext, cfg: EntropyAdvantageConfig):
     bonus = torch.minimum(cfg.alpha * ctx.old_entropy.detach(), ctx.advantages.abs() / cfg.kappa)
     bonus = bonus * ctx.response_mask
-    mean_bonus = bonus.sum() / ctx.response_mask.sum().clamp(min=1)
-    return ctx.advantages + bonus, {"entropy_adv/mean_bonus": mean_bonus.item()}
+    return ctx.advantages + bonus, {"entropy_adv/mean_bonus": valid_token_mean(bonus, ctx)}

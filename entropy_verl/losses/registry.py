@@ -125,6 +125,11 @@ def selected_token_mean(values: torch.Tensor, selected: torch.Tensor, ctx: LossC
     return local * share
 
 
+def valid_token_mean(values: torch.Tensor, ctx: LossContext) -> float:
+    """Mean of ``values`` over this micro-batch's valid tokens (a fraction when ``values`` is a selection): metrics."""
+    return float((values * ctx.response_mask).sum() / ctx.response_mask.sum().clamp(min=1))
+
+
 def masked_mean_std(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (population) standard deviation of ``values`` over ``mask``; (0, 0) when nothing is selected."""
     mask = mask.to(values.dtype)

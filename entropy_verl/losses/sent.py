@@ -15,7 +15,7 @@ import torch
 from .context import LossContext
 from .covariance import selected_kl_penalty, token_covariance
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
-from .registry import register_entropy_term, step_selection
+from .registry import register_entropy_term, step_selection, valid_token_mean
 
 HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
 
@@ -59,5 +59,5 @@ def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator
 def sent_term(ctx: LossContext, cfg: SentConfig):
     multiplier = step_selection(ctx, "sent") * ctx.response_mask
     penalty = selected_kl_penalty(ctx, cfg.coef * multiplier)
-    return penalty, {"sent/selected_frac": ((multiplier > 0).sum() / ctx.response_mask.sum().clamp(min=1)).item(),
+    return penalty, {"sent/selected_frac": valid_token_mean(multiplier > 0, ctx),
                      "sent/penalty": penalty.item()}

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import torch
 
 from .context import LossContext
-from .registry import check_scope, register_token_weight, selection_stats
+from .registry import (
+    check_scope,
+    register_token_weight,
+    selection_stats,
+    valid_token_mean,
+)
 
 MIN_SCALE = 0.02  # floor of max|Omega| so a batch of near-zero changes is not stretched to lambda_min
 
@@ -55,5 +60,4 @@ def steer_weight(ctx: LossContext, cfg: SteerConfig):
     else:
         lam = 1.0 - (1.0 - cfg.lambda_min) * omega / scale
     lam = lam.clamp(min=cfg.lambda_min, max=1.0)
-    mean_lambda = (lam * ctx.response_mask).sum() / ctx.response_mask.sum().clamp(min=1)
-    return lam, {"steer/mean_lambda": mean_lambda.item(), "steer/omega_max": scale}
+    return lam, {"steer/mean_lambda": valid_token_mean(lam, ctx), "steer/omega_max": scale}

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import torch
 
 from .context import LossContext
-from .registry import check_scope, register_token_weight, selection_stats
+from .registry import (
+    check_scope,
+    register_token_weight,
+    selection_stats,
+    valid_token_mean,
+)
 
 
 @dataclass
@@ -40,5 +45,4 @@ def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, 
 def top_entropy_weight(ctx: LossContext, cfg: TopEntropyConfig):
     threshold = selection_stats(ctx, "top_entropy", cfg, top_entropy_threshold)["threshold"]
     keep = (ctx.old_entropy >= threshold) & ctx.response_mask
-    kept_frac = keep.sum() / ctx.response_mask.sum().clamp(min=1)
-    return keep.to(ctx.log_prob.dtype), {"top_entropy/threshold": threshold, "top_entropy/kept_frac": kept_frac.item()}
+    return keep.to(ctx.log_prob.dtype), {"top_entropy/threshold": threshold, "top_entropy/kept_frac": valid_token_mean(keep, ctx)}
