@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
-from verl.trainer.ppo.core_algos import register_adv_est
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, register_adv_est
 
 ESTIMATOR_CONFIGS: dict[str, type] = {}  # our estimators -> their config dataclass (validated at start-up)
 ESTIMATOR_NEEDS: dict[str, tuple[str, ...]] = {}  # our estimators -> the driver inputs they read (driver_inputs.py)
@@ -18,6 +18,12 @@ def register_estimator(name: str, config_cls: type, needs: tuple[str, ...] = ())
         return register_adv_est(name)(fn)
 
     return decorator
+
+
+def grpo_advantages(token_level_rewards, response_mask, index, algorithm_config):
+    """verl's GRPO group normalisation, honouring ``algorithm.norm_adv_by_std_in_grpo`` (default True)."""
+    norm_by_std = True if algorithm_config is None else bool(algorithm_config.get("norm_adv_by_std_in_grpo", True))
+    return compute_grpo_outcome_advantage(token_level_rewards, response_mask, index, norm_adv_by_std_in_grpo=norm_by_std)
 
 
 def estimator_config(algorithm_config, name: str):

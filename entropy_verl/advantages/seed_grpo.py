@@ -19,13 +19,13 @@ from __future__ import annotations
 import importlib
 import math
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-from .config import estimator_config, register_estimator
+from .config import estimator_config, grpo_advantages, register_estimator
 from .driver_inputs import FINAL_ANSWERS, advantage_input, record_advantage_metric
 
 
@@ -33,14 +33,12 @@ from .driver_inputs import FINAL_ANSWERS, advantage_input, record_advantage_metr
 class SeedGRPOConfig:
     alpha: float = 0.5  # unconfirmed in the paper
     answer_extractor: str = "entropy_verl.tasks.countdown:final_answer"
+    extract: Callable = field(init=False, repr=False)  # the loaded extractor: decoded response text -> answer or None
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1] (so f stays >= 0 and no advantage flips sign), got {self.alpha}")
-        load_answer_extractor(self.answer_extractor)
-
-    def extract(self, text: str):
-        return load_answer_extractor(self.answer_extractor)(text)
+        self.extract = load_answer_extractor(self.answer_extractor)
 
 
 def load_answer_extractor(spec: str):
@@ -68,8 +66,7 @@ def group_semantic_entropy(answers: list, index) -> tuple[torch.Tensor, torch.Te
 @register_estimator("seed_grpo", SeedGRPOConfig, needs=(FINAL_ANSWERS,))
 def compute_seed_grpo_advantage(token_level_rewards, response_mask, index, config=None, **kwargs):
     cfg = estimator_config(config, "seed_grpo")
-    norm_by_std = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
-    advantages, _ = compute_grpo_outcome_advantage(token_level_rewards, response_mask, index, norm_adv_by_std_in_grpo=norm_by_std)
+    advantages, _ = grpo_advantages(token_level_rewards, response_mask, index, config)
     se, size = group_semantic_entropy(advantage_input(FINAL_ANSWERS, "seed_grpo"), index)
     max_entropy = torch.log(size.clamp(min=2.0))  # a group of one has SE 0
     scale = (1.0 - cfg.alpha * se / max_entropy).to(advantages.dtype).unsqueeze(-1)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-from .config import estimator_config, register_estimator
+from .config import estimator_config, grpo_advantages, register_estimator
 from .driver_inputs import (
     SEQUENCE_MEAN_OLD_LOG_PROB,
     advantage_input,
@@ -60,5 +59,4 @@ def compute_unlikeliness_advantage(token_level_rewards, response_mask, index, co
     correct = token_level_rewards.sum(-1) > 0
     if correct.any():
         record_advantage_metric("unlikeliness/correct_reward_scale_mean", (scaled.sum(-1)[correct] / token_level_rewards.sum(-1)[correct]).mean())
-    norm_by_std = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
-    return compute_grpo_outcome_advantage(scaled, response_mask, index, norm_adv_by_std_in_grpo=norm_by_std)
+    return grpo_advantages(scaled, response_mask, index, config)
