@@ -86,8 +86,7 @@ def bench_losses(batch: int, length: int, repeats: int) -> list[dict]:
         loss_config = EntropyLossConfig(methods=[name], method_configs={name: overrides})
         methods = loss_config.build()
         spec, cfg = methods[0]
-        whole_step = LossContext(log_prob=old_log_prob, old_log_prob=old_log_prob, advantages=advantages, response_mask=mask,
-                                 entropy=None, old_entropy=old_entropy)
+        whole_step = LossContext.of_sampling_policy(old_log_prob, advantages, mask, old_entropy)
         start = time.perf_counter()
         coefficients = dict(COEFFICIENTS)
         if spec.step_stats and getattr(cfg, "scope", None) == "step":

@@ -53,9 +53,8 @@ def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=No
         selections = {}
         for spec, cfg in methods:  # what the trainer computes on the driver over the whole step
             if spec.step_selection:
-                whole_step = LossContext(log_prob=old_log_prob, old_log_prob=old_log_prob, advantages=adv.reshape(1, K * G).float(),
-                                         response_mask=torch.ones(1, K * G, dtype=torch.bool), entropy=None,
-                                         old_entropy=entropy.reshape(1, K * G).float())
+                whole_step = LossContext.of_sampling_policy(old_log_prob, adv.reshape(1, K * G).float(),
+                                                            torch.ones(1, K * G, dtype=torch.bool), entropy.reshape(1, K * G).float())
                 selections[spec.name] = spec.step_selection(whole_step, cfg, torch.Generator().manual_seed(step))
         for _ in range(updates_per_batch):
             log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)

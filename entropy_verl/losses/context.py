@@ -31,6 +31,13 @@ class LossContext:
     global_batch_info: dict = field(default_factory=dict)  # verl's normalisers for micro-batch-invariant means
     selections: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> (bsz, T) driver-side token selection
 
+    @classmethod
+    def of_sampling_policy(cls, old_log_prob, advantages, response_mask, old_entropy) -> "LossContext":
+        """The whole step's batch as the driver sees it before the update: only the sampling policy's quantities
+        (what selection statistics and driver-side token selections are computed from)."""
+        return cls(log_prob=old_log_prob, old_log_prob=old_log_prob, advantages=advantages,
+                   response_mask=response_mask.to(bool), entropy=None, old_entropy=old_entropy)
+
     @property
     def ratio(self) -> torch.Tensor:
         return torch.exp(self.log_prob - self.old_log_prob)

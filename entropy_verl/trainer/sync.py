@@ -126,8 +126,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         fields = ["entropy", "old_log_probs", "advantages", "response_mask"]
         nested = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         data = nested.to_padded_tensor()
-        ctx = LossContext(log_prob=data["old_log_probs"], old_log_prob=data["old_log_probs"], advantages=data["advantages"],
-                          response_mask=data["response_mask"].to(bool), entropy=None, old_entropy=data["entropy"])
+        ctx = LossContext.of_sampling_policy(data["old_log_probs"], data["advantages"], data["response_mask"], data["entropy"])
         stats = {f"{spec.name}/{k}": v for spec, cfg in with_stats for k, v in spec.step_stats(ctx, cfg).items()}
         if with_selection:
             generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
