@@ -30,7 +30,7 @@ TARGET_STATS_TIME_RATIO = 1.3
 # a config per method that does something on random tensors (published defaults where they select anything)
 BENCH_CONFIGS = {
     "top_entropy": {}, "entropy_adv": {}, "pos_adv_reweight": {}, "clip_b": {}, "steer": {}, "entropic": {},
-    "adaptive_entropy_bonus": {}, "clip_cov_global": {}, "kl_cov_global": {}, "sent": {},
+    "adaptive_entropy_bonus": {}, "clip_cov_global": {}, "kl_cov_global": {}, "sent": {}, "clip_v": {},
 }
 COEFFICIENTS = {"alpha": -0.5, "entropy_coef": 1e-3, "pos_adv_lambda": 0.5}
 
@@ -52,7 +52,9 @@ def _tensors(batch: int, length: int, seed: int = 0):
     old_log_prob = -torch.rand(batch, length, generator=gen) * 3
     advantages = torch.randn(batch, 1, generator=gen).expand(batch, length).contiguous() * mask
     old_entropy = torch.rand(batch, length, generator=gen) * 2
-    return old_log_prob, advantages, mask, old_entropy
+    sum_p2 = torch.rand(batch, length, generator=gen) * 0.9 + 0.05  # Clip-V's vocabulary sums, in their ranges
+    sum_p2_logp = sum_p2 * -torch.rand(batch, length, generator=gen) * 3
+    return old_log_prob, advantages, mask, old_entropy, sum_p2, sum_p2_logp
 
 
 def bench_losses(batch: int, length: int, repeats: int) -> list[dict]:
@@ -62,7 +64,7 @@ def bench_losses(batch: int, length: int, repeats: int) -> list[dict]:
     from entropy_verl.losses import EntropyLossConfig, LossContext, apply_loss_methods
 
     config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1)
-    old_log_prob, advantages, mask, old_entropy = _tensors(batch, length)
+    old_log_prob, advantages, mask, old_entropy, sum_p2, sum_p2_logp = _tensors(batch, length)
 
     def run(methods, loss_mode, coefficients, selections):
         log_prob = (old_log_prob + 0.01).requires_grad_()
@@ -86,7 +88,7 @@ def bench_losses(batch: int, length: int, repeats: int) -> list[dict]:
         loss_config = EntropyLossConfig(methods=[name], method_configs={name: overrides})
         methods = loss_config.build()
         spec, cfg = methods[0]
-        whole_step = LossContext.of_sampling_policy(old_log_prob, advantages, mask, old_entropy)
+        whole_step = LossContext.of_sampling_policy(old_log_prob, advantages, mask, old_entropy, sum_p2, sum_p2_logp)
         start = time.perf_counter()
         coefficients = dict(COEFFICIENTS)
         if spec.step_stats and getattr(cfg, "scope", None) == "step":
@@ -114,7 +116,7 @@ def _memory_probe(which: str, tokens: int, vocab: int, chunk: int) -> dict:
     """Run in a fresh process: peak resident memory added by one pass over the logits."""
     import verl.utils.torch_functional as verl_F
 
-    from entropy_verl.losses.vocab_stats import entropy_and_vocab_stats
+    from entropy_verl.engine.vocab_stats import entropy_and_vocab_stats
 
     logits = torch.empty(tokens, vocab).normal_(generator=torch.Generator().manual_seed(0))  # no temporaries
     fn = {"entropy": lambda: verl_F.entropy_from_logits_with_chunking(logits, chunk_size=chunk),
@@ -129,7 +131,7 @@ def _memory_probe(which: str, tokens: int, vocab: int, chunk: int) -> dict:
 def bench_vocab_stats(tokens: int, vocab: int, chunk: int, repeats: int) -> dict:
     import verl.utils.torch_functional as verl_F
 
-    from entropy_verl.losses.vocab_stats import entropy_and_vocab_stats
+    from entropy_verl.engine.vocab_stats import entropy_and_vocab_stats
 
     logits = torch.empty(tokens, vocab).normal_(generator=torch.Generator().manual_seed(0))
     entropy_s = _median_time(lambda: verl_F.entropy_from_logits_with_chunking(logits, chunk_size=chunk), repeats)

@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from entropy_verl.diagnostics.run_summary import format_summary, load_metrics, summarize
+from entropy_verl.engine import VOCAB_STATS_VENDOR
 
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
 DEFAULT_CONFIG = "embedded_grpo"
@@ -35,6 +36,15 @@ def _module_file(module: str) -> str:
     return spec.origin
 
 
+ENGINE_VENDOR_KEY = "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR"
+
+
+def needs_vocab_stats(config: DictConfig) -> bool:
+    from entropy_verl.trainer.sync import entropy_control_spec
+
+    return any(spec.needs_vocab_stats for spec, _ in entropy_control_spec(config)[1].build())
+
+
 def register_resolvers() -> None:
     """``${embedded:model_dir}`` builds the embedded default on first use; ``${module_file:pkg.mod}`` -> path."""
     OmegaConf.register_new_resolver("embedded", _embedded, replace=True)
@@ -43,9 +53,9 @@ def register_resolvers() -> None:
 
 def prepare_config(config: DictConfig) -> DictConfig:
     """Resolve, validate and fill in the run directory and CPU-specific Ray settings. Starts nothing."""
-    import entropy_verl.plugin as plugin
     from verl.utils.device import auto_set_device
 
+    from entropy_verl import plugin
     from entropy_verl.validation import validate
 
     plugin.check_loaded()
@@ -60,6 +70,8 @@ def prepare_config(config: DictConfig) -> DictConfig:
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
         OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, "metrics.jsonl"), force_add=True)
+        if needs_vocab_stats(config):  # Clip-V: the workers build entropy_verl's engine (entropy_verl.engine.fsdp)
+            OmegaConf.update(config, ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR, force_add=True)
         if plugin.CPU_PLATFORM_ACTIVE and ray_init.get("num_gpus") is None:
             # verl's resource pools count Ray "GPU"s; on CPU they are logical trainer slots.
             ray_init.num_gpus = config.trainer.nnodes * config.trainer.n_gpus_per_node

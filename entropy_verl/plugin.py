@@ -20,12 +20,21 @@ CPU_PLATFORM_ACTIVE = False
 def _register_cpu_engines() -> None:
     """verl registers its FSDP engines for cuda/npu only; FSDP2 over gloo runs unchanged on the CPU."""
     from verl.workers.engine.base import EngineRegistry
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
+    from verl.workers.engine.fsdp.transformer_impl import (
+        FSDPEngineWithLMHead,
+        FSDPEngineWithValueHead,
+    )
 
     registry = EngineRegistry._engines
     for model_type, engine_cls in (("language_model", FSDPEngineWithLMHead), ("value_model", FSDPEngineWithValueHead)):
         if "cpu" not in registry.get(model_type, {}).get("fsdp2", {}):
             EngineRegistry.register(model_type=model_type, backend=["fsdp", "fsdp2"], device="cpu")(engine_cls)
+
+
+def _register_vocab_stats_engine() -> None:
+    from entropy_verl.engine.fsdp import register_vocab_stats_engine
+
+    register_vocab_stats_engine()  # selected only through VERL_ENGINE_VENDOR (entropy_verl.engine.fsdp)
 
 
 def _register_rollout() -> None:
@@ -53,6 +62,7 @@ def register_all() -> None:
     CPU_PLATFORM_ACTIVE = register_cpu_platform()
     if CPU_PLATFORM_ACTIVE:
         _register_cpu_engines()
+    _register_vocab_stats_engine()
     _register_rollout()
     _register_trainer()
     _register_advantages()

@@ -19,8 +19,8 @@ def _raw(config: DictConfig, key: str):
     """The unresolved value at ``key`` (an interpolation stays a ``${...}`` string)."""
     parent_key, _, leaf = key.rpartition(".")
     parent = OmegaConf.select(config, parent_key, default=None) if parent_key else config
-    node = parent._get_node(leaf) if isinstance(parent, DictConfig) else None  # noqa: SLF001
-    return None if node is None else node._value()  # noqa: SLF001
+    node = parent._get_node(leaf) if isinstance(parent, DictConfig) else None
+    return None if node is None else node._value()
 
 
 def _is_embedded(config: DictConfig, key: str) -> bool:
@@ -55,7 +55,7 @@ def check_rollout_name(config: DictConfig) -> None:
     key = "actor_rollout_ref.rollout.name"
     name = OmegaConf.select(config, key, default=None, throw_on_missing=False)
     mode = OmegaConf.select(config, "actor_rollout_ref.rollout.mode", default="async")
-    known = sorted(RolloutReplicaRegistry._registry)  # noqa: SLF001 - verl exposes no accessor
+    known = sorted(RolloutReplicaRegistry._registry)
     if name in (None, "???") or name not in known or (name, mode) not in _ROLLOUT_REGISTRY:
         raise ConfigError(key, f"unknown rollout backend {name!r}; registered: {known}")
 
@@ -97,10 +97,28 @@ def check_entropy_control(config: DictConfig) -> None:
         if spec.loss_mode and OmegaConf.select(config, mode_key) != spec.loss_mode:
             raise ConfigError(mode_key, f"loss method {method!r} is defined with loss_mode {spec.loss_mode!r} (no PPO clip), "
                               f"got {OmegaConf.select(config, mode_key)!r}")
+        if spec.needs_vocab_stats:
+            check_vocab_stats_engine(config, method)
         coefficient = getattr(method_cfg, "reads_coefficient", spec.coefficient)
         if coefficient and coefficient not in produced:
             raise ConfigError("entropy_verl.controllers", f"loss method {method!r} reads coefficient {coefficient!r}, which no "
                               f"configured controller produces (configured: {sorted(controllers) or 'none'})")
+
+
+def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
+    """The full-vocabulary sums come from entropy_verl's engine, selected through verl's VERL_ENGINE_VENDOR, and need
+    the full logits (no fused kernels)."""
+    from entropy_verl.engine import VOCAB_STATS_VENDOR
+
+    key = "actor_rollout_ref.model.use_fused_kernels"
+    if OmegaConf.select(config, key, default=False):
+        raise ConfigError(key, f"loss method {method!r} needs full-vocabulary statistics of the logits, which fused "
+                          "kernels never materialise: set it to false")
+    key = "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR"
+    vendor = OmegaConf.select(config, key, default=None) or os.environ.get("VERL_ENGINE_VENDOR")
+    if vendor not in (None, VOCAB_STATS_VENDOR):
+        raise ConfigError(key, f"loss method {method!r} runs on entropy_verl's engine (vendor {VOCAB_STATS_VENDOR!r}), "
+                          f"which this run sets itself; got {vendor!r}")
 
 
 def check_advantage_estimator(config: DictConfig) -> None:

@@ -67,6 +67,10 @@ def composed(config_name, overrides):
          "entropy_verl.loss.method_configs.top_entropy", "scope"),
         ("embedded_grpo", ["entropy_verl.loss.methods=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],
          "actor_rollout_ref.actor.calculate_entropy", "adaptive_entropy_bonus"),
+        ("clip_v", ["actor_rollout_ref.model.use_fused_kernels=true"], "actor_rollout_ref.model.use_fused_kernels", "'clip_v'"),
+        ("clip_v", ["+ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR=metax"],
+         "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR", "'metax'"),
+        ("clip_v", ["entropy_verl.loss.method_configs.clip_v.max_frac=0"], "entropy_verl.loss.method_configs.clip_v", "max_frac"),
     ],
 )
 def test_bad_entropy_control_config_names_the_key(config_name, overrides, key, words):

@@ -13,6 +13,7 @@ from verl.workers.config import FSDPActorConfig
 
 from entropy_verl.losses import LossContext, apply_loss_methods, get_loss_method
 from entropy_verl.losses.clip_b import ClipBConfig
+from entropy_verl.losses.clip_v import ClipVConfig
 from entropy_verl.losses.covariance import ClipCovConfig, KLCovConfig
 from entropy_verl.losses.entropy_advantage import EntropyAdvantageConfig
 from entropy_verl.losses.pos_adv_reweight import PosAdvReweightConfig
@@ -36,6 +37,7 @@ def test_vanilla_collapses_on_the_toy():
 @pytest.mark.parametrize("name,cfg,kwargs,min_gain", [
     ("pos_adv_reweight", PosAdvReweightConfig(lam=0.1), {}, 0.1),  # +0.19..0.22: positive samples drive the collapse
     ("clip_b", ClipBConfig(mu=1.0, scope="micro_batch"), {}, 0.08),  # +0.13..0.15 (mu 2.5 drops no token: S is not heavy-tailed)
+    ("clip_v", ClipVConfig(mu=1.0, max_frac=0.1), {}, 0.08),  # +0.14..0.16 (mu 8.5 / 1e-4 drop nothing of 256 tokens)
     ("steer", SteerConfig(scope="micro_batch"), {}, 0.015),  # +0.026..0.030 with the default lambda_min 0.8
     ("steer", SteerConfig(lambda_min=0.2, scope="micro_batch"), {}, 0.1),  # +0.15
     ("clip_cov_global", ClipCovConfig(ratio=0.1), PPO_EPOCHS, 0.1),  # +0.17..0.18 (ratio 2e-4 picks 1 token of 256)

@@ -18,6 +18,7 @@ from entropy_verl.losses import (
     get_loss_method,
 )
 from entropy_verl.losses.clip_b import ClipBConfig, clip_b_weight
+from entropy_verl.losses.clip_v import ClipVConfig, clip_v_selection, clip_v_weight
 from entropy_verl.losses.entropy_advantage import (
     EntropyAdvantageConfig,
     entropy_advantage,
@@ -103,6 +104,57 @@ def test_clip_b_zero_variance_drops_nothing():
     ctx = ctx_of([0.5] * 3, [-1.0] * 3, [1, 1, 1], [0.7] * 3)
     w, m = clip_b_weight(ctx, ClipBConfig(scope="micro_batch"))
     assert w.tolist() == [[1.0, 1.0, 1.0]] and m["clip_b/dropped_frac"] == 0.0
+
+
+def clip_v_ctx(p, adv, mask, h, sum_p2, sum_p2_logp):
+    ctx = ctx_of(p, adv, mask, h)
+    ctx.old_sum_p2, ctx.old_sum_p2_logp = (torch.tensor([v], dtype=torch.float64) for v in (sum_p2, sum_p2_logp))
+    return ctx
+
+
+def test_clip_v_drops_negative_tokens_far_above_their_positions_expectation():
+    # x = (H q + r) - p (H + log p) per token; sigma = population std of x over the valid tokens
+    p, h = [0.9, 0.2, 0.2, 0.5, 0.5, 0.5], [0.3, 1.0, 1.0, 0.7, 0.7, 0.7]
+    q, r = [0.82, 0.30, 0.30, 0.40, 0.40, 0.40], [-0.05, -0.20, -0.20, -0.20, -0.20, 0.50]
+    adv = [-1.0, -1.0, 1.0, -1.0, 1.0, -1.0]
+    mask = [1, 1, 1, 1, 1, 0]  # the last (padding) token would qualify and must not count
+    x = [hi * qi + ri - pi * (hi + math.log(pi)) for pi, hi, qi, ri in zip(p, h, q, r)]
+    # x = 0.0208, 0.2219, 0.2219, 0.0766, 0.0766 on the valid tokens (0.7766 on the padding): mean 0.1235, sigma 0.0828
+    valid = x[:5]
+    mean = sum(valid) / 5
+    sigma = math.sqrt(sum((v - mean) ** 2 for v in valid) / 5)
+    assert sigma == pytest.approx(0.0828, abs=1e-4) and x[1] == pytest.approx(0.3 * 1.0 - 0.2 - 0.2 * (1.0 + math.log(0.2)))
+    ctx = clip_v_ctx(p, adv, mask, h, q, r)
+    cfg = ClipVConfig(mu=1.0, max_frac=1.0)
+    ctx.selections = {"clip_v": clip_v_selection(ctx, cfg, None)}  # what the driver computes and the workers read
+    w, m = clip_v_weight(ctx, cfg)
+    expected = [0.0 if (a < 0 and v > 1.0 * sigma and k) else 1.0 for a, v, k in zip(adv, x, mask)]
+    assert expected == [1.0, 0.0, 1.0, 1.0, 1.0, 1.0]  # token 2 has the same x but a positive advantage
+    assert w.tolist() == [expected] and m["clip_v/dropped_frac"] == pytest.approx(1 / 5)
+
+
+def test_clip_v_caps_the_dropped_tokens_at_max_frac_keeping_the_largest_gaps():
+    n = 20
+    p, h, q = [0.5] * n, [0.7] * n, [0.4] * n
+    r = [-0.2] * 17 + [0.5, 0.9, 0.7]  # three tokens far above their expectation, all with A < 0
+    ctx = clip_v_ctx(p, [-1.0] * n, [1] * n, h, q, r)
+    assert clip_v_selection(ctx, ClipVConfig(mu=1.0, max_frac=0.15), None).tolist()[0][17:] == [1.0, 1.0, 1.0]  # cap 3
+    capped = clip_v_selection(ctx, ClipVConfig(mu=1.0, max_frac=0.1), None)  # cap int(0.1 * 20) = 2: the two largest
+    assert capped.tolist()[0][17:] == [0.0, 1.0, 1.0] and capped.sum() == 2
+    one = clip_v_selection(ctx, ClipVConfig(mu=1.0, max_frac=1e-4), None)  # below one token: still at most one
+    assert one.tolist()[0][18] == 1.0 and one.sum() == 1
+
+
+def test_clip_v_zero_spread_empty_and_missing_statistics():
+    ctx = clip_v_ctx([0.5] * 3, [-1.0] * 3, [1, 1, 1], [0.7] * 3, [0.4] * 3, [-0.2] * 3)
+    assert clip_v_selection(ctx, ClipVConfig(mu=0.0), None).sum() == 0  # sigma 0: nothing is "far"
+    empty = clip_v_ctx([0.5] * 3, [-1.0] * 3, [0, 0, 0], [0.7] * 3, [0.4] * 3, [-0.2] * 3)
+    dropped = clip_v_selection(empty, ClipVConfig(mu=0.0), None)
+    assert dropped.sum() == 0 and torch.isfinite(dropped).all()
+    with pytest.raises(RuntimeError, match="sum p\\^2"):
+        clip_v_selection(ctx_of([0.5], [-1.0], [1], [0.7]), ClipVConfig(), None)
+    with pytest.raises(ValueError, match="max_frac"):
+        ClipVConfig(max_frac=0.0)
 
 
 def test_steer_hand_computed_exp_and_linear():
@@ -300,7 +352,7 @@ def test_pg_unclipped_has_no_clip():
 
 
 def test_vocab_stats_match_the_formulas_across_chunk_boundaries():
-    from entropy_verl.losses.vocab_stats import entropy_and_vocab_stats
+    from entropy_verl.engine.vocab_stats import entropy_and_vocab_stats
 
     logits = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(0)) * 3
     entropy, sum_p2, sum_p2_logp = entropy_and_vocab_stats(logits, chunk_size=3)  # 10 positions: chunks 3, 3, 3, 1

@@ -64,6 +64,18 @@ def test_driver_side_token_selections_reach_every_worker(tmp_path):
 
 
 @pytest.mark.slow
+def test_clip_v_gets_vocabulary_statistics_from_the_old_log_prob_forward(tmp_path):
+    """clip_v: entropy_verl.main selects the vocabulary-statistics engine for the workers, verl's old-log-prob forward
+    returns sum p^2 and sum p^2 log p with the entropy, and the driver's global selection drops tokens (thresholds
+    lowered so a 16-sample step has candidates; the cap max_frac 0.05 bounds them)."""
+    rows = smoke_run(tmp_path, "clip_v", "entropy_verl.loss.method_configs.clip_v.mu=0.5",
+                     "entropy_verl.loss.method_configs.clip_v.max_frac=0.05")
+    for row in rows:
+        assert 0.0 < row["actor/clip_v/dropped_frac"] <= 0.1
+        assert 0.2 < row["actor/entropy"] < 1.5  # the entropy now comes from the statistics pass
+
+
+@pytest.mark.slow
 def test_w_reinforce_config(tmp_path):
     rows = smoke_run(tmp_path, "w_reinforce")
     for row in rows:  # +0.1 for correct responses, -1 for wrong ones, nothing else

@@ -49,12 +49,15 @@ def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=No
             reward = correct.gather(1, tokens).double()
             adv = advantages(reward)
             entropy = -(p * p.log()).sum(-1, keepdim=True).expand(K, G)
+            sum_p2 = (p * p).sum(-1, keepdim=True).expand(K, G)  # Clip-V's full-vocabulary sums
+            sum_p2_logp = (p * p * p.log()).sum(-1, keepdim=True).expand(K, G)
             old_log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)
         selections = {}
         for spec, cfg in methods:  # what the trainer computes on the driver over the whole step
             if spec.step_selection:
                 whole_step = LossContext.of_sampling_policy(old_log_prob, adv.reshape(1, K * G).float(),
-                                                            torch.ones(1, K * G, dtype=torch.bool), entropy.reshape(1, K * G).float())
+                                                            torch.ones(1, K * G, dtype=torch.bool), entropy.reshape(1, K * G).float(),
+                                                            sum_p2.reshape(1, K * G).float(), sum_p2_logp.reshape(1, K * G).float())
                 selections[spec.name] = spec.step_selection(whole_step, cfg, torch.Generator().manual_seed(step))
         for _ in range(updates_per_batch):
             log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)

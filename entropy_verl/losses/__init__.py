@@ -5,6 +5,7 @@ One file per method; ``registry.py`` says how the three kinds (advantage shaping
 
 from . import (  # noqa: F401  - registers the methods, and the pg_unclipped loss_mode with verl
     clip_b,
+    clip_v,
     covariance,
     entropic,
     entropy_advantage,

@@ -30,13 +30,18 @@ class LossContext:
     coefficients: dict[str, float] = field(default_factory=dict)
     global_batch_info: dict = field(default_factory=dict)  # verl's normalisers for micro-batch-invariant means
     selections: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> (bsz, T) driver-side token selection
+    # sampling policy's full-vocabulary sums per token (Clip-V), only when a method needs them: sum p^2, sum p^2 log p
+    old_sum_p2: torch.Tensor | None = None
+    old_sum_p2_logp: torch.Tensor | None = None
 
     @classmethod
-    def of_sampling_policy(cls, old_log_prob, advantages, response_mask, old_entropy) -> "LossContext":
+    def of_sampling_policy(cls, old_log_prob, advantages, response_mask, old_entropy, old_sum_p2=None,
+                           old_sum_p2_logp=None) -> "LossContext":
         """The whole step's batch as the driver sees it before the update: only the sampling policy's quantities
         (what selection statistics and driver-side token selections are computed from)."""
         return cls(log_prob=old_log_prob, old_log_prob=old_log_prob, advantages=advantages,
-                   response_mask=response_mask.to(bool), entropy=None, old_entropy=old_entropy)
+                   response_mask=response_mask.to(bool), entropy=None, old_entropy=old_entropy,
+                   old_sum_p2=old_sum_p2, old_sum_p2_logp=old_sum_p2_logp)
 
     @property
     def ratio(self) -> torch.Tensor:

@@ -42,6 +42,7 @@ class LossMethodSpec:
     step_stats: Callable | None = None  # (ctx, cfg) -> {stat: float}, run on the driver for ``scope: step``
     step_selection: Callable | None = None  # (ctx, cfg, generator) -> (bsz, T) per-token values, run on the driver
     loss_mode: str | None = None  # the actor.policy_loss.loss_mode the method is defined with, if it needs one
+    needs_vocab_stats: bool = False  # sampling policy's sum p^2, sum p^2 log p per token (ctx.old_sum_p2[_logp])
 
 
 LOSS_METHODS: dict[str, LossMethodSpec] = {}
@@ -49,14 +50,15 @@ LOSS_METHODS: dict[str, LossMethodSpec] = {}
 
 def register_loss_method(name: str, kind: str, config_cls: type, needs_entropy: bool = False, coefficient: str | None = None,
                          step_stats: Callable | None = None, step_selection: Callable | None = None,
-                         loss_mode: str | None = None):
+                         loss_mode: str | None = None, needs_vocab_stats: bool = False):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
     def decorator(fn):
         if name in LOSS_METHODS:
             raise ValueError(f"entropy loss method {name!r} is already registered")
-        LOSS_METHODS[name] = LossMethodSpec(name, kind, fn, config_cls, needs_entropy, coefficient, step_stats, step_selection, loss_mode)
+        LOSS_METHODS[name] = LossMethodSpec(name, kind, fn, config_cls, needs_entropy, coefficient, step_stats, step_selection,
+                                           loss_mode, needs_vocab_stats)
         return fn
 
     return decorator

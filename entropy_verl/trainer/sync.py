@@ -29,7 +29,7 @@ from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
-from verl.workers.utils.padding import response_to_nested
+from verl.workers.utils.padding import response_from_nested, response_to_nested
 
 from entropy_verl.advantages import (
     ESTIMATOR_NEEDS,
@@ -39,6 +39,7 @@ from entropy_verl.advantages import (
     estimator_config,
 )
 from entropy_verl.controllers import build_controllers
+from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import (
     COEFFICIENTS_KEY,
     EntropyLossConfig,
@@ -50,6 +51,7 @@ from entropy_verl.losses.registry import selection_field
 logger = logging.getLogger(__name__)
 
 TRAINER_NAME = "entropy_sync"
+OLD_VOCAB_STATS = tuple(f"old_{name}" for name in VOCAB_STATS_OUTPUTS)  # response-level fields, like verl's "entropy"
 DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
 CONTROLLER_STATE_FILE = "entropy_controllers.json"
 
@@ -70,6 +72,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         controllers, loss_config = entropy_control_spec(config)
         self.controllers = build_controllers(controllers)
         self.loss_methods = loss_config.build()
+        self.needs_vocab_stats = any(spec.needs_vocab_stats for spec, _ in self.loss_methods)
         self.coefficients: dict[str, float] = {}
         self.selection_seed = int(OmegaConf.select(config, "data.seed", default=0) or 0)  # seeds driver-side token picks
         # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
@@ -96,7 +99,12 @@ class EntropySyncTrainer(PPOTrainerSync):
     # ---- per step ---------------------------------------------------------------------------------------------
 
     def _compute_old_log_prob(self, batch, metrics):
+        if self.needs_vocab_stats:  # Clip-V: the same forward also returns sum p^2, sum p^2 log p (entropy_verl.engine)
+            batch.extra_info[VOCAB_STATS_FLAG] = True
         batch = super()._compute_old_log_prob(batch, metrics=metrics)
+        if self.needs_vocab_stats:
+            batch.extra_info[VOCAB_STATS_FLAG] = False  # the actor update does not need them
+            batch = self._keep_response_vocab_stats(batch)
         if self.controllers:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
                 entropy = self._global_token_mean_entropy(batch)
@@ -105,6 +113,18 @@ class EntropySyncTrainer(PPOTrainerSync):
                     self.coefficients.update(controller.update(entropy))
                     metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
         return batch
+
+    @staticmethod
+    def _keep_response_vocab_stats(batch):
+        """The engine's per-token sums, cut to the response tokens as verl does with the entropy."""
+        missing = [name for name in VOCAB_STATS_OUTPUTS if name not in batch.fields]
+        if missing:
+            raise RuntimeError(f"the actor's old-log-prob forward returned no {missing}: the workers did not run "
+                               "entropy_verl's vocabulary-statistics engine (VERL_ENGINE_VENDOR is set by entropy_verl.main "
+                               "when a method needs it; start runs with python -m entropy_verl.main)")
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=[*VOCAB_STATS_OUTPUTS, "response_mask"])
+        fields = {old: response_from_nested(data[name], data["response_mask"]) for old, name in zip(OLD_VOCAB_STATS, VOCAB_STATS_OUTPUTS, strict=True)}
+        return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(fields, batch_size=len(batch)))
 
     @staticmethod
     def _global_token_mean_entropy(batch) -> float:
@@ -123,10 +143,11 @@ class EntropySyncTrainer(PPOTrainerSync):
         with_selection = [(s, c) for s, c in self.loss_methods if s.step_selection]
         if not with_stats and not with_selection:
             return {}, batch
-        fields = ["entropy", "old_log_probs", "advantages", "response_mask"]
+        fields = ["entropy", "old_log_probs", "advantages", "response_mask"] + (list(OLD_VOCAB_STATS) if self.needs_vocab_stats else [])
         nested = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         data = nested.to_padded_tensor()
-        ctx = LossContext.of_sampling_policy(data["old_log_probs"], data["advantages"], data["response_mask"], data["entropy"])
+        ctx = LossContext.of_sampling_policy(data["old_log_probs"], data["advantages"], data["response_mask"], data["entropy"],
+                                             *(data.get(name, None) for name in OLD_VOCAB_STATS))
         stats = {f"{spec.name}/{k}": v for spec, cfg in with_stats for k, v in spec.step_stats(ctx, cfg).items()}
         if with_selection:
             generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)

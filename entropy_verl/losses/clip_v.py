@@ -1,0 +1,73 @@
+"""Clip-V, the vocabulary entropy discriminator (Entropy Dynamics in RLVR, arXiv:2602.03392, Sec. 4, Eq. 15).
+
+    S_t = p_t (H_t + log p_t)                        as in Clip-B: a step on token t changes entropy by ~ -a (S_t - N_t)
+    N_t = E_{i~pi_t}[S_i] = H_t sum_i p_i^2 + sum_i p_i^2 log p_i         (full vocabulary, at position t)
+    x_t = N_t - S_t,  sigma_x = std(x) over the step's valid tokens
+    drop (weight 0) tokens with A_t < 0 and x_t > mu * sigma_x; if more than max(int(max_frac * n), 1) qualify, drop
+    only that many, those with the largest x_t
+
+Clip-B compares S_t with the batch's mean; Clip-V compares it with its own position's expectation, which needs the
+sampling policy's full-vocabulary sums: the trainer asks verl's old-log-prob forward for them
+(``entropy_verl.engine``). A penalised token with x_t >> 0 is one whose push-down raises the other tokens' already
+dominant mass, i.e. lowers entropy the most. The selection is global over the step's batch (all ranks): the driver
+computes it once and the workers read it (``step_selection``). Zero spread of x (sigma < 1e-12) drops nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .context import LossContext
+from .covariance import selection_count
+from .registry import register_token_weight, step_selection, valid_token_mean
+
+MIN_SIGMA = 1e-12
+
+
+@dataclass
+class ClipVConfig:
+    mu: float = 8.5
+    max_frac: float = 1e-4
+
+    def __post_init__(self):
+        if self.mu < 0:
+            raise ValueError(f"mu must be >= 0, got {self.mu}")
+        if not 0.0 < self.max_frac <= 1.0:
+            raise ValueError(f"max_frac must be in (0, 1], got {self.max_frac}")
+
+
+def vocab_discriminator_gap(ctx: LossContext) -> torch.Tensor:
+    """x_t = N_t - S_t from the sampling policy."""
+    if ctx.old_sum_p2 is None or ctx.old_sum_p2_logp is None:
+        raise RuntimeError("clip_v needs the sampling policy's sum p^2 and sum p^2 log p per token, which the entropy_sync "
+                           "trainer asks verl's old-log-prob forward for; none arrived")
+    expected_s = ctx.old_entropy * ctx.old_sum_p2 + ctx.old_sum_p2_logp
+    return expected_s - ctx.old_prob * (ctx.old_entropy + ctx.old_log_prob)
+
+
+def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Generator) -> torch.Tensor:
+    """1 on the tokens Clip-V drops this step, 0 elsewhere (deterministic: the generator is unused)."""
+    mask = ctx.response_mask
+    x = vocab_discriminator_gap(ctx).float()
+    n = int(mask.sum())
+    dropped = torch.zeros_like(x)
+    if n == 0:
+        return dropped
+    mean = (x * mask).sum() / n
+    sigma = (((x - mean) ** 2) * mask).sum().div(n).sqrt()  # population std, over every valid token
+    if sigma < MIN_SIGMA:
+        return dropped
+    candidates = mask & (ctx.advantages < 0) & (x > cfg.mu * sigma)
+    cap = selection_count(cfg.max_frac, n)
+    if int(candidates.sum()) > cap:  # keep the cap most violating
+        top = torch.topk(x.masked_fill(~candidates, float("-inf")).flatten(), cap).indices
+        candidates = torch.zeros_like(candidates).flatten().index_fill_(0, top, True).view_as(candidates)
+    return dropped.masked_fill_(candidates, 1.0)
+
+
+@register_token_weight("clip_v", ClipVConfig, step_selection=clip_v_selection, needs_vocab_stats=True)
+def clip_v_weight(ctx: LossContext, cfg: ClipVConfig):
+    selected = step_selection(ctx, "clip_v") * ctx.response_mask
+    return 1.0 - selected, {"clip_v/dropped_frac": valid_token_mean(selected, ctx)}
