@@ -126,6 +126,7 @@ def check_advantage_estimator(config: DictConfig) -> None:
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
     from entropy_verl.advantages import ESTIMATOR_CONFIGS, estimator_config
+    from entropy_verl.advantages.gdpo import gdpo_reward_keys
 
     key = "algorithm.adv_estimator"
     name = str(OmegaConf.select(config, key))
@@ -133,6 +134,15 @@ def check_advantage_estimator(config: DictConfig) -> None:
         get_adv_estimator_fn(name)
     except ValueError as exc:
         raise ConfigError(key, f"unknown advantage estimator {name!r} ({exc})") from None
+    if name == "gdpo" and OmegaConf.select(config, "trainer.use_v1", default=True):
+        raise ConfigError(key, "verl 0.9.1's 'gdpo' cannot run under the v1 trainer (its advantage step never passes the "
+                          "reward components, so it fails at the first step); use 'gdpo_v1' (same keys: "
+                          "algorithm.gdpo_reward_keys / gdpo_reward_weights), see trainer_configs/gdpo.yaml")
+    if name == "gdpo_v1":
+        try:
+            gdpo_reward_keys(config.algorithm)
+        except ValueError as exc:
+            raise ConfigError("algorithm.gdpo_reward_keys", str(exc)) from None
     if name in ESTIMATOR_CONFIGS:
         try:
             estimator_config(config.algorithm, name)

@@ -118,3 +118,57 @@ def test_countdown_final_answer_is_the_value():
     from entropy_verl.tasks.countdown import final_answer
 
     assert final_answer("7*3-5") == "16" and final_answer("3*7-5") == "16" and final_answer("7*3-") is None
+
+
+def test_gdpo_v1_normalises_each_component_in_its_group_then_whitens_the_weighted_sum():
+    """Hand-computed: two groups of three; GRPO per component (sample std, eps 1e-6), weights 1 and 0.5, then the
+    weighted sum whitened over every valid token (verl's masked_whiten). Responses of different lengths: the adapter
+    must put each response's components on its own last token, as verl's reward does."""
+    from entropy_verl.advantages import REWARD_COMPONENTS, advantage_inputs
+
+    index = np.array(["a", "a", "a", "b", "b", "b"], dtype=object)
+    acc, fmt = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+    lengths = [3, 1, 2, 2, 3, 1]
+    mask = torch.tensor([[1.0] * n + [0.0] * (3 - n) for n in lengths])
+    rewards = torch.zeros(6, 3)
+    rewards[torch.arange(6), torch.tensor(lengths) - 1] = torch.tensor(acc)  # the scalar reward, summed like verl's
+
+    def group_norm(values):
+        out = []
+        for g in ("a", "b"):
+            v = [x for x, i in zip(values, index) if i == g]
+            mean, std = sum(v) / 3, math.sqrt(sum((x - sum(v) / 3) ** 2 for x in v) / 2)
+            out += [(x - mean) / (std + 1e-6) for x in v]
+        return out
+
+    total = [a + 0.5 * f for a, f in zip(group_norm(acc), group_norm(fmt))]
+    tokens = [t for t, n in zip(total, lengths) for _ in range(n)]  # every valid token carries its response's value
+    mu = sum(tokens) / len(tokens)
+    var = sum((t - mu) ** 2 for t in tokens) / (len(tokens) - 1)  # masked_whiten: unbiased variance
+    expected = [(t - mu) / math.sqrt(var + 1e-8) for t in total]
+
+    algorithm = OmegaConf.create({"gdpo_reward_keys": ["accuracy_reward", "format_reward"], "gdpo_reward_weights": [1.0, 0.5]})
+    components = {"accuracy_reward": acc, "format_reward": fmt, "score": acc}
+    with advantage_inputs(**{REWARD_COMPONENTS: components}) as recorded:
+        adv, _ = get_adv_estimator_fn("gdpo_v1")(token_level_rewards=rewards, response_mask=mask, index=index, config=algorithm)
+    assert adv[:, 0].tolist() == pytest.approx(expected, abs=1e-5)
+    assert torch.all(adv[mask == 0] == 0)  # nothing on padding, the response's value on each of its tokens
+    assert all(torch.allclose(adv[i, :n], adv[i, 0].expand(n)) for i, n in enumerate(lengths))
+    assert recorded["gdpo/format_reward/mean"] == pytest.approx(0.5)
+
+
+def test_gdpo_v1_names_a_component_the_reward_function_did_not_return():
+    from entropy_verl.advantages import REWARD_COMPONENTS, advantage_inputs
+
+    algorithm = OmegaConf.create({"gdpo_reward_keys": ["accuracy_reward", "length_reward"]})
+    with advantage_inputs(**{REWARD_COMPONENTS: {"accuracy_reward": [1.0, 0.0]}}), pytest.raises(KeyError, match="length_reward"):
+        get_adv_estimator_fn("gdpo_v1")(token_level_rewards=torch.ones(2, 1), response_mask=torch.ones(2, 1),
+                                        index=np.array(["a", "a"], dtype=object), config=algorithm)
+
+
+def test_countdown_reward_components():
+    from entropy_verl.tasks.countdown import compute_score_components
+
+    assert compute_score_components("countdown", "7*3-5", "3,7,5:16") == {"score": 1.0, "accuracy_reward": 1.0, "format_reward": 1.0}
+    assert compute_score_components("countdown", "7*3+5", "3,7,5:16") == {"score": 0.0, "accuracy_reward": 0.0, "format_reward": 1.0}
+    assert compute_score_components("countdown", "7*3-", "3,7,5:16")["format_reward"] == 0.0

@@ -4,14 +4,14 @@ Their parameters live under ``algorithm.<name>`` (e.g. ``algorithm.w_reinforce.p
 estimator settings such as ``algorithm.norm_adv_by_std_in_grpo``.
 """
 
-from . import sample_polarity, seed_grpo, unlikeliness  # noqa: F401  - register their estimators with verl
+from . import gdpo, sample_polarity, seed_grpo, unlikeliness  # noqa: F401  - register their estimators with verl
 from .config import (
            ESTIMATOR_CONFIGS,
            ESTIMATOR_NEEDS,
            estimator_config,
            register_estimator,
 )
-from .driver_inputs import FINAL_ANSWERS, SEQUENCE_MEAN_OLD_LOG_PROB, advantage_inputs
+from .driver_inputs import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, advantage_inputs
 
-__all__ = ["ESTIMATOR_CONFIGS", "ESTIMATOR_NEEDS", "FINAL_ANSWERS", "SEQUENCE_MEAN_OLD_LOG_PROB", "advantage_inputs",
+__all__ = ["ESTIMATOR_CONFIGS", "ESTIMATOR_NEEDS", "FINAL_ANSWERS", "REWARD_COMPONENTS", "SEQUENCE_MEAN_OLD_LOG_PROB", "advantage_inputs",
            "estimator_config", "register_estimator"]

@@ -1,7 +1,8 @@
 """Per-response inputs some estimators need that verl's ``compute_advantage`` does not pass them.
 
 verl calls a registered estimator with token-level rewards, the response mask, the group ids and its ``algorithm``
-config. Unlikeliness also needs each response's mean old log-prob, SEED-GRPO each response's final answer. The
+config. Unlikeliness also needs each response's mean old log-prob, SEED-GRPO each response's final answer, GDPO
+(``gdpo_v1``) each response's reward components. The
 ``entropy_sync`` trainer reads these from the step's batch on the driver, row-aligned with the batch verl hands the
 estimator, and provides them for the duration of verl's advantage computation.
 """
@@ -16,6 +17,7 @@ _METRICS: dict[str, float] | None = None
 
 SEQUENCE_MEAN_OLD_LOG_PROB = "sequence_mean_old_log_prob"  # (bsz,) tensor
 FINAL_ANSWERS = "final_answers"  # list[str | None], one per response
+REWARD_COMPONENTS = "reward_components"  # {key: list[float]}: the reward function's returned dict, one value per response
 
 
 @contextmanager

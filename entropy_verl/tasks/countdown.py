@@ -229,6 +229,15 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
     return 1.0 if is_correct(extract_answer(solution_str), problem.numbers, problem.target) else 0.0
 
 
+def compute_score_components(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> dict[str, float]:
+    """verl custom reward function with separate components (for GDPO): ``score`` (the reward, as ``compute_score``)
+    plus ``accuracy_reward`` (1 for a correct answer) and ``format_reward`` (1 for a well-formed expression, right or
+    wrong). verl's reward loop keeps the dict with the sample as ``reward_extra_info``."""
+    accuracy = compute_score(data_source, solution_str, ground_truth, extra_info)
+    well_formed = 1.0 if extract_answer(solution_str) is not None else 0.0
+    return {"score": accuracy, "accuracy_reward": accuracy, "format_reward": well_formed}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # verl RL dataset
 # ---------------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from verl.workers.utils.padding import response_from_nested, response_to_nested
 from entropy_verl.advantages import (
     ESTIMATOR_NEEDS,
     FINAL_ANSWERS,
+    REWARD_COMPONENTS,
     SEQUENCE_MEAN_OLD_LOG_PROB,
     advantage_inputs,
     estimator_config,
@@ -173,6 +174,10 @@ class EntropySyncTrainer(PPOTrainerSync):
             responses = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["responses"])["responses"]
             texts = self.tokenizer.batch_decode([r.tolist() for r in responses.unbind()], skip_special_tokens=True)
             inputs[FINAL_ANSWERS] = [cfg.extract(text) for text in texts]
+        if REWARD_COMPONENTS in needs:  # what the reward function returned, stored by verl's reward loop per sample
+            extra = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"]).pop("extra_fields")
+            infos = [(fields or {}).get("reward_extra_info", {}) for fields in extra.tolist()]  # as verl's _validate reads them
+            inputs[REWARD_COMPONENTS] = {key: [info.get(key) for info in infos] for key in set().union(*infos)}
         with advantage_inputs(**inputs) as estimator_metrics:
             batch = super()._compute_advantage(batch, metrics=metrics)
         metrics.update({f"entropy_verl/{k}": v for k, v in estimator_metrics.items()})
