@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP        := $(VENV)/.entropy_verl-installed
 ARGS         ?=
 
-.PHONY: install demo demo-grpo test bench clean-runs
+.PHONY: install demo demo-grpo test smoke bench clean-runs
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ demo-grpo: install
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test: install
 	$(PY) -m pytest -q -ra $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# A 2-step run of every config in trainer_configs/ through the real CPU trainer (~65 s each; not part of `make test`)
+smoke: install
+	$(PY) -m pytest -q -ra -m zoo tests/test_smoke_methods.py $(ARGS)
 
 # Loss and Clip-V statistics cost (not a test): writes outputs/bench/results.{json,md}. ARGS e.g. "--repeats 9"
 bench: install

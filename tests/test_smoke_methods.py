@@ -86,10 +86,23 @@ def test_w_reinforce_config(tmp_path):
 @pytest.mark.parametrize("config_name,metric,low,high", [
     ("unlikeliness", "unlikeliness/correct_reward_scale_mean", 0.75, 1.0),  # 1 - beta * rank / G, beta 0.25
     ("seed_grpo", "seed_grpo/advantage_scale_mean", 0.5, 1.0),  # 1 - alpha * SE / log G, alpha 0.5
+    ("gdpo", "gdpo/format_reward/mean", 0.5, 1.0),  # the reward function's components, from verl's reward loop
 ])
 def test_estimators_with_driver_inputs(tmp_path, config_name, metric, low, high):
-    """The trainer hands verl's advantage step each response's mean old log-prob / final answer, and the estimator's
-    own metrics come back to the logger."""
+    """The trainer hands verl's advantage step each response's mean old log-prob / final answer / reward components,
+    and the estimator's own metrics come back to the logger."""
     rows = smoke_run(tmp_path, config_name)
     for row in rows:
         assert low <= row[f"entropy_verl/{metric}"] <= high and math.isfinite(row["critic/advantages/mean"])
+
+
+CONFIG_NAMES = sorted(f[:-5] for f in os.listdir(os.path.join(os.path.dirname(__file__), "..", "trainer_configs")) if f.endswith(".yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.zoo
+@pytest.mark.parametrize("config_name", CONFIG_NAMES)
+def test_every_method_config_runs_two_steps(tmp_path, config_name):
+    """Every shipped config, as shipped (published hyper-parameters), for 2 steps on the smoke batch. ~65 s each, so
+    outside ``make test``: ``make smoke`` runs them all."""
+    smoke_run(tmp_path, config_name)
