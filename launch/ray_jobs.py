@@ -1,0 +1,168 @@
+"""Submitting entropy_verl training jobs to a Ray cluster, shared by ``launch/submit`` and ``launch/sweep``.
+
+A job is what verl's multinode docs submit by hand:
+
+    ray job submit --address=http://<head>:8265 --runtime-env=... -- python3 -m verl.trainer.main_ppo <overrides>
+
+here through Ray's job-submission SDK (``ray.job_submission.JobSubmissionClient``), with the entrypoint
+``python3 -m entropy_verl.main --config-name <config> <overrides>`` and a runtime env that uploads this checkout as the
+job's working directory (minus ``.git``, virtual envs, run outputs and checkpoints). verl's own driver (``run_ppo``)
+then joins the cluster the job runs on. This module imports Ray only, not verl or entropy_verl: the submitting machine
+needs neither a GPU nor the training stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shlex
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+DEFAULT_CONFIG = "embedded_grpo"
+# never uploaded: history, environments, run outputs, weights (Ray caps a working_dir at 500 MiB)
+WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "outputs", "checkpoints", "wandb", "__pycache__", ".pytest_cache",
+                        "*.pt", "*.safetensors", "*.bin", "*.parquet"]
+# the job-level variables verl recommends (verl.trainer.constants_ppo.PPO_RAY_RUNTIME_ENV, multinode docs)
+JOB_ENV_VARS = {"TOKENIZERS_PARALLELISM": "true", "NCCL_DEBUG": "WARN", "VLLM_LOGGING_LEVEL": "WARN",
+                "TORCH_NCCL_AVOID_RECORD_STREAMS": "1"}
+RUN_ROOT_ENV = "ENTROPY_VERL_RUN_ROOT"  # trainer_configs: run_dir = $ENTROPY_VERL_RUN_ROOT/<project>/<experiment>
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+@dataclass
+class JobSpec:
+    name: str  # trainer.experiment_name: the run's directory name and the job's metadata
+    config_name: str = DEFAULT_CONFIG
+    overrides: list[str] = field(default_factory=list)  # Hydra overrides, passed through unchanged
+    nnodes: int | None = None
+    gpus_per_node: int | None = None
+    run_root: str | None = None  # where runs go on the cluster (shared storage); None: the config's default
+    python: str = "python3"
+    working_dir: str = REPO_ROOT
+    env_vars: dict[str, str] = field(default_factory=dict)
+
+    def command(self) -> list[str]:
+        cluster = ([f"trainer.nnodes={self.nnodes}"] if self.nnodes else []) + (
+            [f"trainer.n_gpus_per_node={self.gpus_per_node}"] if self.gpus_per_node else [])
+        return [self.python, "-m", "entropy_verl.main", "--config-name", self.config_name, *cluster,
+                f"trainer.experiment_name={self.name}", *self.overrides]
+
+    def entrypoint(self) -> str:
+        return shlex.join(self.command())
+
+    def runtime_env(self) -> dict:
+        env = {**JOB_ENV_VARS, **({RUN_ROOT_ENV: self.run_root} if self.run_root else {}), **self.env_vars}
+        return {"working_dir": self.working_dir, "excludes": list(WORKING_DIR_EXCLUDES), "env_vars": env}
+
+
+def check_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        raise SystemExit(f"launch: run name {name!r} must be letters, digits and _ . + - (it names a directory and is a "
+                         "Hydra override value)")
+    return name
+
+
+def client_for(address: str):
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(address)
+
+
+def submit(client, spec: JobSpec) -> str:
+    """Submit ``spec``; returns the job's submission id."""
+    submission_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
+    return client.submit_job(entrypoint=spec.entrypoint(), runtime_env=spec.runtime_env(), submission_id=submission_id,
+                             metadata={"run_name": spec.name, "config_name": spec.config_name})
+
+
+def status_of(client, job_id: str) -> str:
+    status = client.get_job_status(job_id)
+    return getattr(status, "value", str(status))
+
+
+def follow(client, job_id: str) -> str:
+    """Stream the job's logs to stdout until it ends; returns its final status."""
+    async def tail():
+        async for lines in client.tail_job_logs(job_id):
+            print(lines, end="", flush=True)
+
+    asyncio.run(tail())
+    return wait(client, [job_id])[job_id]
+
+
+def wait(client, job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None) -> dict[str, str]:
+    """Block until every job is in a terminal state; returns job id -> status."""
+    start, statuses = time.monotonic(), {}
+    while True:
+        statuses = {job_id: status_of(client, job_id) for job_id in job_ids}
+        if all(s in TERMINAL for s in statuses.values()):
+            return statuses
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"jobs still running after {timeout_s:.0f} s: {statuses}")
+        time.sleep(poll_s)
+
+
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by launch/submit and launch/sweep."""
+    parser.add_argument("--address", default=os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS,
+                        help=f"Ray dashboard / job server (default: $RAY_ADDRESS or {DEFAULT_ADDRESS})")
+    parser.add_argument("--config-name", default=DEFAULT_CONFIG, help="a config in trainer_configs/ (default: %(default)s)")
+    parser.add_argument("--nnodes", type=int, help="trainer.nnodes")
+    parser.add_argument("--gpus-per-node", type=int, help="trainer.n_gpus_per_node")
+    parser.add_argument("--run-root", help=f"where runs are written on the cluster (sets ${RUN_ROOT_ENV}; use shared storage)")
+    parser.add_argument("--python", default="python3", help="interpreter on the cluster nodes (default: %(default)s)")
+    parser.add_argument("--working-dir", default=REPO_ROOT, help="uploaded as the job's working directory (default: this checkout)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra job environment variable (repeatable)")
+    parser.add_argument("--no-wait", action="store_true", help="print the job id(s) and return without waiting")
+
+
+def spec_from(args, name: str, overrides: list[str]) -> JobSpec:
+    env_vars = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"launch: --env needs KEY=VALUE, got {item!r}")
+        env_vars[key] = value
+    return JobSpec(name=check_name(name), config_name=args.config_name, overrides=list(overrides), nnodes=args.nnodes,
+                   gpus_per_node=args.gpus_per_node, run_root=args.run_root, python=args.python,
+                   working_dir=os.path.abspath(args.working_dir), env_vars=env_vars)
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str]):
+    """(our options, Hydra overrides): every word that is not one of our options is an override (``key=value``,
+    ``+key=value``, ``~key``), passed through unchanged; ``--`` ends our options explicitly."""
+    args, overrides = parser.parse_known_args(argv)
+    overrides = [o for o in overrides if o != "--"]
+    unknown = [o for o in overrides if o.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized option(s): {' '.join(unknown)} (Hydra overrides are key=value words)")
+    return args, overrides
+
+
+def submit_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="launch/submit", allow_abbrev=False, description="Submit one entropy_verl training job to a Ray "
+                                     "cluster; Hydra overrides (key=value) pass through unchanged.")
+    add_job_arguments(parser)
+    parser.add_argument("--name", help="run name (trainer.experiment_name; default: <config>-<time>)")
+    parser.add_argument("--dry-run", action="store_true", help="print the entrypoint and runtime env, submit nothing")
+    args, overrides = parse_with_overrides(parser, list(sys.argv[1:] if argv is None else argv))
+    spec = spec_from(args, args.name or f"{args.config_name}-{time.strftime('%Y%m%d-%H%M%S')}", overrides)
+    if args.dry_run:
+        print(spec.entrypoint())
+        print(spec.runtime_env())
+        return 0
+    client = client_for(args.address)
+    job_id = submit(client, spec)
+    print(f"submitted {spec.name}: job id {job_id} ({args.address})", flush=True)
+    if args.no_wait:
+        return 0
+    status = follow(client, job_id)
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1

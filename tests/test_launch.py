@@ -1,0 +1,109 @@
+"""``launch/submit`` and ``launch/sweep`` against a real Ray head started by the test on 127.0.0.1 (CPU: the head
+advertises logical "GPU" slots, which is what verl's resource pools count), plus the sweep's expansion alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from test_smoke_methods import SMOKE
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SUBMIT, SWEEP = os.path.join(REPO, "launch", "submit"), os.path.join(REPO, "launch", "sweep")
+
+
+def launch(script, *args, timeout=900):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_sweep_dry_run_expands_a_2x2_sweep_into_4_submit_commands():
+    out = launch(SWEEP, "--dry-run", "--config-name", "clip_b", "--name", "grid", "--nnodes", "2", "--gpus-per-node", "8",
+                 "entropy_verl.loss.method_configs.clip_b.mu=1.5,2.5", "data.seed=range(1,3)", "trainer.total_training_steps=5",
+                 "+trainer.tags=[a,b]")
+    assert out.returncode == 0, out.stderr
+    commands = [shlex.split(line) for line in out.stdout.splitlines()]
+    assert len(commands) == 4
+    names = [c[c.index("--name") + 1] for c in commands]
+    assert names == ["grid-0-mu_1.5-seed_1", "grid-1-mu_1.5-seed_2", "grid-2-mu_2.5-seed_1", "grid-3-mu_2.5-seed_2"]
+    combos = {(c[-4], c[-3]) for c in commands}
+    assert combos == {(f"entropy_verl.loss.method_configs.clip_b.mu={mu}", f"data.seed={seed}") for mu in ("1.5", "2.5") for seed in (1, 2)}
+    for c in commands:  # fixed overrides reach every job unchanged (a list is one value, not a sweep)
+        assert c[0] == "launch/submit" and c[-2:] == ["trainer.total_training_steps=5", "+trainer.tags=[a,b]"]
+        assert c[c.index("--nnodes") + 1] == "2" and c[c.index("--gpus-per-node") + 1] == "8"
+
+
+def test_submit_refuses_an_unknown_option_and_a_name_that_is_not_a_directory_name():
+    out = launch(SUBMIT, "--dry-run", "--nnode", "2")
+    assert out.returncode != 0 and "--nnode" in out.stderr
+    out = launch(SUBMIT, "--dry-run", "--name", "a,b")
+    assert out.returncode != 0 and "'a,b'" in out.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path_factory):
+    """A Ray head on 127.0.0.1 in its own session directory; stopped (its whole process group) afterwards."""
+    port, dashboard = free_port(), free_port()
+    temp_dir = tmp_path_factory.mktemp("ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    head = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=4", "--num-gpus=2",
+         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        from ray.job_submission import JobSubmissionClient
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                JobSubmissionClient(address).list_jobs()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline or head.poll() is not None:
+                    raise
+                time.sleep(1.0)
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+
+
+def metrics_rows(run_root, name):
+    path = os.path.join(run_root, "entropy_verl", name, "metrics.jsonl")
+    with open(path) as f:
+        return [json.loads(line)["data"] for line in f]
+
+
+@pytest.mark.slow
+def test_submit_a_job_then_a_two_job_sweep_on_a_local_ray_head(ray_head, tmp_path):
+    run_root = str(tmp_path / "runs")
+    common = ["--address", ray_head, "--python", sys.executable, "--run-root", run_root]
+    out = launch(SUBMIT, *common, "--name", "one", *SMOKE)
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert "job id one-" in out.stdout and "SUCCEEDED" in out.stdout
+    rows = metrics_rows(run_root, "one")
+    assert len(rows) == 2 and all("actor/entropy" in row for row in rows)
+
+    out = launch(SWEEP, *common, "--name", "sw", "--max-concurrent", "2", *SMOKE, "data.seed=1,2")
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert out.stdout.count("SUCCEEDED") == 2
+    for name in ("sw-0-seed_1", "sw-1-seed_2"):
+        assert len(metrics_rows(run_root, name)) == 2
