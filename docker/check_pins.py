@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def dockerfile_args(path: Path) -> dict[str, str]:
-    return dict(re.findall(r"^ARG (\w+)=(\S+)$", path.read_text(), flags=re.M))
+    return dict(re.findall(r"^ARG (\w+)=(\S+)$", path.read_text(), flags=re.MULTILINE))
 
 
 def exact_pins(requirements: list[str]) -> dict[str, str]:
@@ -45,7 +46,7 @@ def check(root: Path = ROOT) -> list[str]:
     gpu = exact_pins(project["optional-dependencies"]["gpu"])
     gpu_image = dockerfile_args(root / "docker" / "Dockerfile")
     cpu_image = dockerfile_args(root / "docker" / "Dockerfile.cpu")
-    make_torch = re.search(r"^TORCH_VERSION\s*\?=\s*(\S+)", (root / "Makefile").read_text(), flags=re.M).group(1)
+    make_torch = re.search(r"^TORCH_VERSION\s*\?=\s*(\S+)", (root / "Makefile").read_text(), flags=re.MULTILINE).group(1)
     verl_vllm, verl_flash = verl_extra_pins("vllm"), verl_extra_pins("flash-attn")
     expected = [  # (what, image value, reference value, where the reference comes from)
         ("verl", gpu_image.get("VERL_VERSION"), deps.get("verl"), "pyproject.toml dependencies"),

@@ -17,7 +17,13 @@ import sys
 
 from tqdm import tqdm
 
-from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, STEP_TIME, load_metrics, window_mean
+from entropy_verl.diagnostics.run_summary import (
+    ENTROPY,
+    REWARD,
+    STEP_TIME,
+    load_metrics,
+    window_mean,
+)
 
 BASELINE = "embedded_grpo"
 

@@ -45,6 +45,12 @@ def needs_vocab_stats(config: DictConfig) -> bool:
     return any(spec.needs_vocab_stats for spec, _ in entropy_control_spec(config)[1].build())
 
 
+def joins_existing_cluster(ray_init) -> bool:
+    """verl's ``run_ppo`` connects to a running cluster when ``ray_init.address`` or ``RAY_ADDRESS`` says so (as in
+    every Ray job) instead of starting a local one."""
+    return bool(ray_init.get("address", None) or os.environ.get("RAY_ADDRESS"))
+
+
 def register_resolvers() -> None:
     """``${embedded:model_dir}`` builds the embedded default on first use; ``${module_file:pkg.mod}`` -> path."""
     OmegaConf.register_new_resolver("embedded", _embedded, replace=True)
@@ -72,7 +78,12 @@ def prepare_config(config: DictConfig) -> DictConfig:
         OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, "metrics.jsonl"), force_add=True)
         if needs_vocab_stats(config):  # Clip-V: the workers build entropy_verl's engine (entropy_verl.engine.fsdp)
             OmegaConf.update(config, ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR, force_add=True)
-        if plugin.CPU_PLATFORM_ACTIVE and ray_init.get("num_gpus") is None:
+        if joins_existing_cluster(ray_init):
+            # A Ray job (launch/submit) or an explicit address: the cluster's own resources count, and ray.init refuses
+            # num_cpus/num_gpus when connecting. A CPU cluster advertises its trainer slots with `ray start --num-gpus`.
+            for key in ("num_cpus", "num_gpus"):
+                ray_init.pop(key, None)
+        elif plugin.CPU_PLATFORM_ACTIVE and ray_init.get("num_gpus") is None:
             # verl's resource pools count Ray "GPU"s; on CPU they are logical trainer slots.
             ray_init.num_gpus = config.trainer.nnodes * config.trainer.n_gpus_per_node
     return config

@@ -18,7 +18,16 @@ import shlex
 import sys
 import time
 
-from ray_jobs import TERMINAL, add_job_arguments, client_for, parse_with_overrides, spec_from, status_of, submit, wait
+from ray_jobs import (
+    TERMINAL,
+    add_job_arguments,
+    client_for,
+    parse_with_overrides,
+    spec_from,
+    status_of,
+    submit,
+    wait,
+)
 
 
 def expand(overrides: list[str]) -> list[tuple[list[str], list[str]]]:

@@ -73,7 +73,7 @@ def ray_head(tmp_path_factory):
             try:
                 JobSubmissionClient(address).list_jobs()
                 break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 if time.monotonic() > deadline or head.poll() is not None:
                     raise
                 time.sleep(1.0)
