@@ -1,0 +1,124 @@
+"""Per-step entropy diagnostics from tensors the step already has (the sampling policy's per-token entropy and
+log-probs, the advantages, the response mask; padded (bsz, T)), no extra forward pass. Logged under ``entropy/``.
+
+- distribution of token entropy: quantiles, fraction of tokens above fixed thresholds;
+- entropy of positive- vs negative-advantage tokens (positive samples drive the collapse);
+- batch token-level Cov(log p, A) (Cui et al., arXiv:2505.22617, Sec. 4: it tracks -dH step by step);
+- the entropy discriminator S = p (H + log p) (Entropy Dynamics, arXiv:2602.03392, Sec. 4): rewarding a token with
+  S > E[S] (p > e^-H roughly) lowers entropy;
+- a first-order predicted entropy change of the step, -token-mean(A (S - E[S])) (the tabular-softmax policy-gradient
+  step's dH up to the step size; E[S] = H sum p^2 + sum p^2 log p per position when the full-vocabulary sums are
+  available, else the batch mean of S), and, one step later, the measured change with their running correlation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+QUANTILES = (0.1, 0.5, 0.9, 0.99)
+THRESHOLDS = (0.1, 0.5, 1.0, 2.0)  # nats
+
+
+def _token_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
+    count = mask.sum()
+    return float((values * mask).sum() / count) if count > 0 else math.nan
+
+
+def entropy_distribution(entropy: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    values = entropy[mask].double().cpu().numpy()
+    if values.size == 0:
+        return {}
+    metrics = {f"entropy/p{round(q * 100)}": float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)}
+    metrics.update({f"entropy/frac_above_{t:g}": float((values > t).mean()) for t in THRESHOLDS})
+    return metrics
+
+
+def entropy_by_advantage_sign(entropy: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    out = {}
+    for name, sign in (("pos_adv", advantages > 0), ("neg_adv", advantages < 0)):
+        value = _token_mean(entropy, mask & sign)
+        if not math.isnan(value):
+            out[f"entropy/{name}_mean"] = value
+    return out
+
+
+def logp_advantage_covariance(log_prob: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> float:
+    """mean over valid tokens of (log p - mean log p)(A - mean A)."""
+    if mask.sum() == 0:
+        return math.nan
+    m = mask.to(log_prob.dtype)
+    n = m.sum()
+    lp = log_prob - (log_prob * m).sum() / n
+    adv = advantages - (advantages * m).sum() / n
+    return float((lp * adv * m).sum() / n)
+
+
+def discriminator(log_prob: torch.Tensor, entropy: torch.Tensor) -> torch.Tensor:
+    """S = p (H + log p) per token."""
+    return log_prob.exp() * (entropy + log_prob)
+
+
+def predicted_entropy_change(advantages, log_prob, entropy, mask, sum_p2=None, sum_p2_logp=None) -> float:
+    """-token-mean(A (S - E[S])): the first-order entropy change of a policy-gradient step on these tokens, per unit
+    step size, for a softmax over free logits (exact there; a predictor up to scale for a network)."""
+    s = discriminator(log_prob, entropy)
+    if sum_p2 is not None and sum_p2_logp is not None:
+        expected = entropy * sum_p2 + sum_p2_logp
+    else:
+        expected = torch.full_like(s, _token_mean(s, mask)) if mask.any() else s
+    return -_token_mean(advantages * (s - expected), mask)
+
+
+def step_diagnostics(entropy, log_prob, advantages, mask, sum_p2=None, sum_p2_logp=None) -> dict[str, float]:
+    """Every per-step diagnostic above (the sampling policy's quantities)."""
+    mask = mask.bool()
+    s = discriminator(log_prob, entropy)
+    metrics = {**entropy_distribution(entropy, mask), **entropy_by_advantage_sign(entropy, advantages, mask)}
+    if mask.any():
+        valid = s[mask]
+        metrics.update({"entropy/cov_logp_adv": logp_advantage_covariance(log_prob, advantages, mask),
+                        "entropy/s_mean": float(valid.mean()), "entropy/s_std": float(valid.std(unbiased=False)),
+                        "entropy/s_neg_frac": float((valid < 0).double().mean()),
+                        "entropy/predicted_change": predicted_entropy_change(advantages, log_prob, entropy, mask, sum_p2, sum_p2_logp)})
+    return metrics
+
+
+class EntropyChangeTracker:
+    """Pairs each step's predicted change with the change measured at the next step (token-mean entropy of the next
+    rollout minus this one's) and keeps their running Pearson correlation."""
+
+    MIN_PAIRS = 3
+
+    def __init__(self):
+        self.pending: tuple[float, float] | None = None  # (predicted change, entropy) of the last step
+        self.pairs: list[tuple[float, float]] = []  # (predicted, measured)
+
+    def update(self, predicted: float, entropy: float) -> dict[str, float]:
+        metrics = {}
+        if self.pending is not None:
+            measured = entropy - self.pending[1]
+            self.pairs.append((self.pending[0], measured))
+            metrics["entropy/measured_change"] = measured
+            corr = self.correlation()
+            if corr is not None:
+                metrics["entropy/predicted_vs_measured_corr"] = corr
+        self.pending = (float(predicted), float(entropy))
+        return metrics
+
+    def correlation(self) -> float | None:
+        if len(self.pairs) < self.MIN_PAIRS:
+            return None
+        x, y = np.array(self.pairs).T
+        if x.std() == 0 or y.std() == 0:
+            return None
+        return float(np.corrcoef(x, y)[0, 1])
+
+    def state_dict(self) -> dict:
+        return {"pending": self.pending, "pairs": self.pairs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pending = tuple(state["pending"]) if state["pending"] is not None else None
+        self.pairs = [tuple(p) for p in state["pairs"]]

@@ -1,0 +1,145 @@
+"""pass@k and the entropy-performance law against hand-computed / combinatorial values."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import pytest
+
+from entropy_verl.diagnostics.entropy_law import OnlineEntropyLaw, fit_entropy_law
+from entropy_verl.diagnostics.pass_at_k import k_values, pass_at_k, pass_at_k_metrics
+
+
+@pytest.mark.parametrize("n,c,k", [(8, 0, 1), (8, 1, 1), (8, 3, 2), (8, 3, 4), (8, 6, 4), (8, 8, 8), (5, 2, 5), (16, 1, 16)])
+def test_pass_at_k_is_the_fraction_of_k_subsets_with_a_correct_sample(n, c, k):
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(combinations(range(n), k))
+    exact = sum(any(samples[i] for i in s) for s in subsets) / len(subsets)
+    assert pass_at_k(n, c, k) == pytest.approx(exact, abs=1e-12)
+    assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12)
+
+
+def test_k_values_and_bad_counts():
+    assert k_values(8) == [1, 2, 4, 8] and k_values(6) == [1, 2, 4, 6] and k_values(1) == [1]
+    with pytest.raises(ValueError):
+        pass_at_k(4, 5, 1)
+
+
+def test_pass_at_k_metrics_average_over_prompts_and_count_distinct_correct_answers():
+    correct = [[True, False, False, True], [False, False, False, False]]
+    answers = [["7*3-5", "x", None, "3*7-5"], ["a", "b", "c", "d"]]
+    m = pass_at_k_metrics(correct, answers)
+    assert m["val/pass@1"] == pytest.approx((0.5 + 0.0) / 2)
+    assert m["val/pass@2"] == pytest.approx((1 - math.comb(2, 2) / math.comb(4, 2)) / 2)
+    assert m["val/pass@4"] == pytest.approx(0.5) and m["val/distinct_correct"] == pytest.approx(1.0)
+
+
+def test_law_fit_recovers_a_and_b_from_synthetic_points():
+    a, b = 0.4, 1.1
+    entropies = [0.2 + 0.05 * i for i in range(12)]
+    rewards = [-a * math.exp(h) + b + (0.002 if i % 2 else -0.002) for i, h in enumerate(entropies)]  # +-0.002 noise
+    fit = fit_entropy_law(entropies, rewards)
+    assert fit.a == pytest.approx(a, abs=0.01) and fit.b == pytest.approx(b, abs=0.01)
+    assert fit.ceiling == pytest.approx(b - a, abs=0.02) and fit.rmse < 0.003
+    assert fit.predict(0.0) == pytest.approx(fit.ceiling)
+
+
+def test_law_fit_needs_points_and_spread_and_online_state_round_trips():
+    assert fit_entropy_law([0.3, 0.4], [0.1, 0.2]) is None
+    assert fit_entropy_law([0.3, 0.3, 0.3], [0.1, 0.2, 0.3]) is None
+    law = OnlineEntropyLaw()
+    for h in (0.6, 0.5, 0.4):
+        law.add(h, 1.0 - 0.5 * math.exp(h))
+    m = law.metrics()
+    assert m["entropy_law/a"] == pytest.approx(0.5) and m["entropy_law/ceiling"] == pytest.approx(0.5)
+    other = OnlineEntropyLaw()
+    other.load_state_dict(law.state_dict())
+    assert other.metrics() == m
+
+
+# ---- per-step token diagnostics ------------------------------------------------------------------------------------
+
+def test_token_diagnostics_hand_computed_with_padding():
+    import torch
+
+    from entropy_verl.diagnostics.token_stats import step_diagnostics
+
+    entropy = torch.tensor([[0.2, 1.5, 9.0], [0.6, 0.05, 9.0]])  # 9.0 is padding and must not count anywhere
+    log_prob = torch.log(torch.tensor([[0.9, 0.2, 0.5], [0.5, 0.99, 0.5]]))
+    adv = torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    m = step_diagnostics(entropy, log_prob, adv, mask)
+    valid_h = [0.2, 1.5, 0.6, 0.05]
+    assert m["entropy/p50"] == pytest.approx(0.4) and m["entropy/frac_above_0.5"] == pytest.approx(0.5)
+    assert m["entropy/frac_above_2"] == 0.0 and m["entropy/p99"] < 1.5
+    assert m["entropy/pos_adv_mean"] == pytest.approx(0.85) and m["entropy/neg_adv_mean"] == pytest.approx(0.325)
+    lp = [math.log(x) for x in (0.9, 0.2, 0.5, 0.99)]
+    a = [1.0, 1.0, -1.0, -1.0]
+    cov = sum((x - sum(lp) / 4) * (y - 0.0) for x, y in zip(lp, a)) / 4
+    assert m["entropy/cov_logp_adv"] == pytest.approx(cov, rel=1e-5)
+    s = [math.exp(x) * (h + x) for x, h in zip(lp, valid_h)]
+    assert m["entropy/s_mean"] == pytest.approx(sum(s) / 4, rel=1e-5)
+    assert m["entropy/s_neg_frac"] == pytest.approx(sum(v < 0 for v in s) / 4)
+    # predicted change with the batch mean of S as E[S]: -mean(A (S - mean S))
+    assert m["entropy/predicted_change"] == pytest.approx(-sum(ai * (si - sum(s) / 4) for ai, si in zip(a, s)) / 4, rel=1e-5)
+
+
+def test_token_diagnostics_with_nothing_valid_are_empty_not_nan():
+    import torch
+
+    from entropy_verl.diagnostics.token_stats import step_diagnostics
+
+    m = step_diagnostics(torch.ones(2, 3), torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool))
+    assert m == {}
+
+
+def test_predicted_entropy_change_matches_a_small_policy_gradient_step_on_a_softmax():
+    """A tabular softmax (32 positions x 6 tokens), one SGD step of verl's vanilla policy loss (token-mean, on-policy)
+    with a small learning rate: the first-order prediction (lr / positions) x predicted_change, using each position's
+    exact E[S] = H sum p^2 + sum p^2 log p, has the measured change's sign and is within 10% of it."""
+    import torch
+    from verl.trainer.ppo.core_algos import get_policy_loss_fn
+    from verl.workers.config import FSDPActorConfig
+
+    from entropy_verl.diagnostics.token_stats import predicted_entropy_change
+
+    k, v, g, lr = 32, 6, 8, 0.05
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(k, v, generator=gen, dtype=torch.float64) * 0.8).requires_grad_()
+    p = torch.softmax(logits.detach(), -1)
+    h = -(p * p.log()).sum(-1)
+    tokens = torch.multinomial(p, g, replacement=True, generator=gen)
+    reward = (tokens % 2 == 0).double()
+    adv = (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-6)
+    old_lp = p.log().gather(1, tokens).reshape(1, -1)
+    expand = lambda x: x[:, None].expand(k, g).reshape(1, -1)
+    mask = torch.ones(1, k * g, dtype=torch.bool)
+    predicted = predicted_entropy_change(adv.reshape(1, -1), old_lp, expand(h), mask, expand((p * p).sum(-1)),
+                                         expand((p * p * p.log()).sum(-1)))
+    config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1)
+    log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, -1)
+    loss, _ = get_policy_loss_fn("vanilla")(old_log_prob=old_lp, log_prob=log_prob, advantages=adv.reshape(1, -1),
+                                            response_mask=mask, loss_agg_mode="token-mean", config=config)
+    loss.backward()
+    with torch.no_grad():
+        q = torch.softmax(logits - lr * logits.grad, -1)
+        measured = float((-(q * q.log()).sum(-1)).mean() - h.mean())
+    first_order = lr / k * predicted
+    assert measured != 0 and math.copysign(1, first_order) == math.copysign(1, measured)
+    assert abs(first_order - measured) <= 0.1 * abs(measured), (first_order, measured)
+
+
+def test_entropy_change_tracker_pairs_prediction_with_the_next_steps_change_and_correlates():
+    from entropy_verl.diagnostics.token_stats import EntropyChangeTracker
+
+    tracker = EntropyChangeTracker()
+    assert tracker.update(-0.02, 0.60) == {}
+    m = tracker.update(-0.01, 0.58)
+    assert m["entropy/measured_change"] == pytest.approx(-0.02) and "entropy/predicted_vs_measured_corr" not in m
+    tracker.update(-0.03, 0.57)
+    m = tracker.update(0.0, 0.54)  # pairs: (-0.02, -0.02), (-0.01, -0.01), (-0.03, -0.03): perfectly correlated
+    assert m["entropy/predicted_vs_measured_corr"] == pytest.approx(1.0)
+    other = EntropyChangeTracker()
+    other.load_state_dict(tracker.state_dict())
+    assert other.update(0.0, 0.5) == tracker.update(0.0, 0.5)
