@@ -24,3 +24,24 @@ def test_table_has_a_row_per_method_and_the_difference_to_grpo():
     table = format_table(results, 2).splitlines()
     assert len(table) == 4 and table[2].startswith("| embedded_grpo |") and table[3].startswith("| nsr |")
     assert "| 0.600 | 1.00 | +0.200 |" in table[3]  # end 0.6 vs GRPO's 0.4
+
+
+def test_plot_draws_entropy_reward_and_pass_at_k_from_runs_jsonl(tmp_path):
+    import json
+
+    from entropy_verl.plot import main, pass_at_keys, smoothed
+
+    for name, slope in (("grpo", -0.02), ("nsr", 0.0)):
+        run = tmp_path / name
+        run.mkdir()
+        with open(run / "metrics.jsonl", "w") as f:
+            for step in range(1, 11):
+                data = {"actor/entropy": 0.6 + slope * step, "critic/score/mean": 0.3 + 0.01 * step}
+                if step % 5 == 0:
+                    data.update({"val/pass@1": 0.3, "val/pass@2": 0.4, "val/pass@8": 0.6})
+                f.write(json.dumps({"step": step, "data": data}) + "\n")
+    out = main([str(tmp_path / "grpo"), str(tmp_path / "nsr"), "--out", str(tmp_path / "fig.png")])
+    data = open(out, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert pass_at_keys([{"val/pass@1": 1, "val/pass@8": 1, "val/pass@2": 1}]) == ["val/pass@1", "val/pass@8"]
+    assert smoothed([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]

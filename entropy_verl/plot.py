@@ -1,0 +1,96 @@
+"""``python -m entropy_verl.plot RUN_DIR [RUN_DIR ...] --out figure.png``: entropy, reward and pass@k against step, one
+line per run, from any runs' ``metrics.jsonl`` (verl's file logger; CPU or GPU runs alike).
+
+Panels: token entropy (``actor/entropy``), training reward (``critic/score/mean``, smoothed over ``--smooth`` steps),
+and the validation pass@k curves entropy_verl logs (``val/pass@1`` solid, ``val/pass@<n>`` dashed) when the runs
+validated. A run is labelled by its directory name unless ``--labels`` are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, load_metrics
+
+PASS_AT = re.compile(r"^val/pass@(\d+)$")
+
+
+def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))]
+    return [s for s, _ in points], [v for _, v in points]
+
+
+def smoothed(values: list[float], window: int) -> list[float]:
+    """Trailing mean over ``window`` points (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def pass_at_keys(rows: list[dict]) -> list[str]:
+    ks = sorted({int(m.group(1)) for row in rows for key in row if (m := PASS_AT.match(key))})
+    return [f"val/pass@{k}" for k in (ks[:1] + ks[-1:] if len(ks) > 1 else ks)]
+
+
+def plot_runs(runs: dict[str, list[dict]], out: str, smooth: int = 5, title: str | None = None) -> str:
+    """Write the figure for ``{label: metric rows}`` to ``out`` (PNG); returns ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_pass = any(pass_at_keys(rows) for rows in runs.values())
+    fig, axes = plt.subplots(1, 3 if has_pass else 2, figsize=(15 if has_pass else 10, 4), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, rows) in enumerate(runs.items()):
+        color = colors[i % len(colors)]
+        steps, entropy = series(rows, ENTROPY)
+        axes[0].plot(steps, entropy, color=color, label=label)
+        steps, reward = series(rows, REWARD)
+        axes[1].plot(steps, smoothed(reward, smooth), color=color, label=label)
+        if has_pass:
+            for key, style in zip(pass_at_keys(rows), ("-", "--"), strict=False):
+                steps, values = series(rows, key)
+                axes[2].plot(steps, values, style, marker="o", markersize=3, color=color,
+                             label=f"{label} {key.split('/')[-1]}")
+    axes[0].set(title="token entropy (nats)", xlabel="step")
+    axes[1].set(title=f"training reward ({smooth}-step mean)", xlabel="step")
+    if has_pass:
+        axes[2].set(title="validation pass@k (solid: k=1, dashed: k=n)", xlabel="step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if has_pass:
+        axes[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m entropy_verl.plot", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="run directories (or metrics.jsonl files)")
+    parser.add_argument("--labels", nargs="+", help="one label per run (default: directory names)")
+    parser.add_argument("--out", default="outputs/plot.png")
+    parser.add_argument("--smooth", type=int, default=5)
+    parser.add_argument("--title")
+    args = parser.parse_args(argv)
+    if args.labels and len(args.labels) != len(args.runs):
+        parser.error(f"{len(args.labels)} labels for {len(args.runs)} runs")
+    labels = args.labels or [os.path.basename(os.path.normpath(r if os.path.isdir(r) else os.path.dirname(r))) for r in args.runs]
+    out = plot_runs({label: load_metrics(run) for label, run in zip(labels, args.runs, strict=True)}, args.out, args.smooth, args.title)
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
