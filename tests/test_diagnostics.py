@@ -143,3 +143,20 @@ def test_entropy_change_tracker_pairs_prediction_with_the_next_steps_change_and_
     other = EntropyChangeTracker()
     other.load_state_dict(tracker.state_dict())
     assert other.update(0.0, 0.5) == tracker.update(0.0, 0.5)
+
+
+def test_validation_pass_at_k_distinct_answers_and_the_law_from_grouped_samples():
+    from entropy_verl.diagnostics.step import DiagnosticsConfig, StepDiagnostics
+
+    diag = StepDiagnostics(DiagnosticsConfig())
+    uids = ["a"] * 4 + ["b"] * 4 + ["c"] * 3  # c lost a sample: left out of pass@k, reported
+    rewards = [1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1]
+    outputs = ["7*3-5", "7*3", "3*7-5", "7*3-5", "x", "x", "x", "x", "1+2", "1+2", "1+2"]
+    m = diag.validation(uids, rewards, outputs)
+    assert m["val/pass@1"] == pytest.approx((0.75 + 0.0) / 2) and m["val/pass@4"] == pytest.approx(0.5)
+    assert m["val/distinct_correct"] == pytest.approx((2 + 0) / 2)  # a: 7*3-5 and 3*7-5
+    assert m["val/prompts_missing_samples"] == 1.0 and "entropy_law/a" not in m  # no step yet: no entropy
+    for h, r in ((0.6, 0.2), (0.5, 0.3), (0.4, 0.38)):
+        diag.entropy = h
+        m = diag.validation(["a", "a"], [r * 2, 0.0], ["7*3-5", "x"])
+    assert m["entropy_law/points"] == 3.0 and "entropy_law/ceiling" in m

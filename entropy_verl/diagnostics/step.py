@@ -1,0 +1,75 @@
+"""What the ``entropy_sync`` trainer logs besides verl's own metrics, with the state it keeps across steps (saved
+in its checkpoints):
+
+- every step, ``entropy/...`` from the step's batch (``token_stats.step_diagnostics``) and the predicted-vs-measured
+  entropy change (``token_stats.EntropyChangeTracker``);
+- at every validation, ``val/pass@k`` for k = 1, 2, 4, ..., n and ``val/distinct_correct`` from the n samples per
+  prompt (``actor_rollout_ref.rollout.val_kwargs.n``), and the entropy-performance law fitted to the (policy entropy,
+  mean validation reward) pairs so far (``entropy_law/...``).
+
+Config: ``entropy_verl.diagnostics`` (``DiagnosticsConfig``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .entropy_law import OnlineEntropyLaw
+from .pass_at_k import pass_at_k_metrics
+from .token_stats import EntropyChangeTracker, step_diagnostics
+
+
+@dataclass
+class DiagnosticsConfig:
+    enable: bool = True
+    # module:function, decoded response -> canonical answer or None; counts distinct correct answers (None: skip)
+    answer_extractor: str | None = "entropy_verl.tasks.countdown:extract_answer"
+    correct_threshold: float = 0.5  # a validation sample with reward >= this counts as correct for pass@k
+
+    def __post_init__(self):
+        from entropy_verl.tasks import load_task_function
+
+        self.extract = load_task_function(self.answer_extractor) if self.answer_extractor else None
+
+
+class StepDiagnostics:
+    def __init__(self, cfg: DiagnosticsConfig):
+        self.cfg = cfg
+        self.tracker = EntropyChangeTracker()
+        self.law = OnlineEntropyLaw()
+        self.entropy: float | None = None  # token-mean entropy of the latest step's rollout (the current policy)
+
+    def step(self, data, entropy_mean: float) -> dict[str, float]:
+        """``data``: the step's padded fields (entropy, old_log_probs, advantages, response_mask[, old_sum_p2,
+        old_sum_p2_logp])."""
+        metrics = step_diagnostics(data["entropy"], data["old_log_probs"], data["advantages"], data["response_mask"],
+                                   data.get("old_sum_p2", None), data.get("old_sum_p2_logp", None))
+        metrics.update(self.tracker.update(metrics.get("entropy/predicted_change", math.nan), entropy_mean))
+        self.entropy = float(entropy_mean)
+        return metrics
+
+    def validation(self, uids, rewards, outputs) -> dict[str, float]:
+        """pass@k and distinct correct answers from validation samples grouped by prompt (uid), then the law."""
+        correct, answers = defaultdict(list), defaultdict(list)
+        for uid, reward, text in zip(uids, rewards, outputs, strict=True):
+            correct[uid].append(float(reward) >= self.cfg.correct_threshold)
+            answers[uid].append(self.cfg.extract(text) if self.cfg.extract else None)
+        n = max((len(c) for c in correct.values()), default=0)
+        full = [uid for uid, c in correct.items() if len(c) == n]  # a prompt missing samples would bias pass@k
+        metrics = pass_at_k_metrics([correct[u] for u in full], [answers[u] for u in full] if self.cfg.extract else None)
+        if len(full) < len(correct):
+            metrics["val/prompts_missing_samples"] = float(len(correct) - len(full))
+        if self.entropy is not None and rewards:
+            self.law.add(self.entropy, sum(map(float, rewards)) / len(rewards))
+            metrics.update(self.law.metrics())
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"tracker": self.tracker.state_dict(), "law": self.law.state_dict(), "entropy": self.entropy}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tracker.load_state_dict(state["tracker"])
+        self.law.load_state_dict(state["law"])
+        self.entropy = state["entropy"]
