@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP        := $(VENV)/.entropy_verl-installed
 ARGS         ?=
 
-.PHONY: install demo demo-grpo test smoke bench clean-runs
+.PHONY: install demo demo-grpo test smoke bench compare clean-runs
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ test: install
 # A 2-step run of every config in trainer_configs/ through the real CPU trainer (~65 s each; not part of `make test`)
 smoke: install
 	$(PY) -m pytest -q -ra -m zoo tests/test_smoke_methods.py $(ARGS)
+
+# GRPO, clip-higher, EntroPIC, NSR, W-REINFORCE, top_entropy and Clip-B on the embedded default, same seed and budget:
+# outputs/compare/{compare.png,results.md}. ARGS e.g. "--methods embedded_grpo nsr --steps 20 -- trainer.test_freq=5"
+compare: install
+	$(PY) -m entropy_verl.compare $(ARGS)
 
 # Loss and Clip-V statistics cost (not a test): writes outputs/bench/results.{json,md}. ARGS e.g. "--repeats 9"
 bench: install

@@ -24,6 +24,17 @@ def test_table_has_a_row_per_method_and_the_difference_to_grpo():
     table = format_table(results, 2).splitlines()
     assert len(table) == 4 and table[2].startswith("| embedded_grpo |") and table[3].startswith("| nsr |")
     assert "| 0.600 | 1.00 | +0.200 |" in table[3]  # end 0.6 vs GRPO's 0.4
+    assert table[3].endswith("| 3.00 | 1.00x |")
+
+
+def test_pass_at_k_of_the_last_validation_and_budget_overrides():
+    from entropy_verl.compare import last_pass_at, merged
+
+    rows = [{"step": 1, "val/pass@1": 0.1, "val/pass@8": 0.5}, {"step": 2}, {"step": 3, "val/pass@1": 0.2, "val/pass@8": 0.6}, {"step": 4}]
+    assert last_pass_at(rows) == {1: 0.2, 8: 0.6}
+    row = method_row("x", [dict(r, **{"actor/entropy": 0.5, "critic/score/mean": 0.3, "timing_s/step": 1.0}) for r in rows], 2)
+    assert row["pass@1"] == 0.2 and row["pass@n"] == 0.6 and row["n"] == 8
+    assert merged(["a=1", "b=2"], ["b=3", "+c=4"]) == ["a=1", "b=3", "+c=4"]
 
 
 def test_plot_draws_entropy_reward_and_pass_at_k_from_runs_jsonl(tmp_path):
