@@ -175,9 +175,19 @@ def check_batch_divisibility(config: DictConfig) -> None:
             raise ConfigError(key, f"{size} does not divide the {per_worker} samples each of the {world} workers gets")
 
 
+def check_diagnostics(config: DictConfig) -> None:
+    from entropy_verl.trainer.sync import build_diagnostics
+
+    try:
+        build_diagnostics(config)  # the trainer builds them the same way
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("entropy_verl.diagnostics", str(exc)) from None
+
+
 def validate(config: DictConfig) -> None:
     """All entropy_verl start-up checks, cheapest first."""
     check_rollout_name(config)
+    check_diagnostics(config)
     check_batch_divisibility(config)
     check_entropy_control(config)
     check_advantage_estimator(config)

@@ -67,6 +67,8 @@ def composed(config_name, overrides):
          "entropy_verl.loss.method_configs.top_entropy", "scope"),
         ("embedded_grpo", ["entropy_verl.loss.methods=[adaptive_entropy_bonus]", "+entropy_verl.controllers.adaptive_entropy={}"],
          "actor_rollout_ref.actor.calculate_entropy", "adaptive_entropy_bonus"),
+        ("embedded_grpo", ["entropy_verl.diagnostics.answer_extractor=entropy_verl.tasks.countdown:nope"], "entropy_verl.diagnostics", "nope"),
+        ("embedded_grpo", ["+entropy_verl.diagnostics.quantiles=[0.5]"], "entropy_verl.diagnostics", "quantiles"),
         ("embedded_grpo", ["algorithm.adv_estimator=gdpo"], "algorithm.adv_estimator", "gdpo_v1"),
         ("gdpo", ["algorithm.gdpo_reward_keys=[]"], "algorithm.gdpo_reward_keys", "gdpo_reward_keys"),
         ("clip_v", ["actor_rollout_ref.model.use_fused_kernels=true"], "actor_rollout_ref.model.use_fused_kernels", "'clip_v'"),

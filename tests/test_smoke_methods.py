@@ -19,6 +19,20 @@ SMOKE = [
 ]
 
 
+# validate at step 2 with 4 samples on 8 prompts: pass@k, distinct answers (the law needs 3 validations)
+VALIDATE = ["trainer.test_freq=2", "actor_rollout_ref.rollout.val_kwargs.n=4", "data.val_max_samples=8"]
+
+
+def check_diagnostics(rows):
+    """The trainer's entropy diagnostics every step, the measured change from the second, pass@k at validation."""
+    for row in rows:
+        assert 0.0 <= row["entropy/p10"] <= row["entropy/p50"] <= row["entropy/p90"] <= row["entropy/p99"]
+        assert math.isfinite(row["entropy/predicted_change"]) and math.isfinite(row["entropy/cov_logp_adv"])
+    assert rows[1]["entropy/measured_change"] == pytest.approx(rows[1]["actor/entropy"] - rows[0]["actor/entropy"], abs=0.02)
+    assert 0.0 <= rows[1]["val/pass@1"] <= rows[1]["val/pass@2"] <= rows[1]["val/pass@4"] <= 1.0
+    assert 0.0 <= rows[1]["val/distinct_correct"] <= 4.0
+
+
 def smoke_run(tmp_path, config_name, *overrides):
     run_dir = tmp_path / config_name
     out = subprocess.run(
@@ -38,7 +52,8 @@ def test_composed_token_weights_and_advantage_shaping(tmp_path):
     """top_entropy x steer x clip_b x pos_adv_reweight, after entropy_adv: whole-step statistics computed on the driver
     arrive unchanged in the worker, and the top-20% selection keeps ~20% of the step's tokens."""
     methods = "[entropy_adv,top_entropy,steer,clip_b,pos_adv_reweight]"
-    rows = smoke_run(tmp_path, "top_entropy", f"entropy_verl.loss.methods={methods}")
+    rows = smoke_run(tmp_path, "top_entropy", f"entropy_verl.loss.methods={methods}", *VALIDATE)
+    check_diagnostics(rows)
     for row in rows:
         for stat in ("top_entropy/threshold", "steer/omega_max", "clip_b/s_mean", "clip_b/s_std"):
             assert row[f"actor/entropy_verl/worker_coef/{stat}/rank0"] == pytest.approx(row[f"entropy_verl/driver_coef/{stat}"])

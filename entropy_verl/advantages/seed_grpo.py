@@ -16,7 +16,6 @@ not be confirmed; 0.5 keeps every advantage's sign and at least half its size.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from entropy_verl.tasks import load_task_function
 
 from .config import estimator_config, grpo_advantages, register_estimator
 from .driver_inputs import FINAL_ANSWERS, advantage_input, record_advantage_metric
@@ -38,15 +39,7 @@ class SeedGRPOConfig:
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1] (so f stays >= 0 and no advantage flips sign), got {self.alpha}")
-        self.extract = load_answer_extractor(self.answer_extractor)
-
-
-def load_answer_extractor(spec: str):
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"answer_extractor must be 'module:function', could not load {spec!r}: {exc}") from None
+        self.extract = load_task_function(self.answer_extractor)
 
 
 def group_semantic_entropy(answers: list, index) -> tuple[torch.Tensor, torch.Tensor]:

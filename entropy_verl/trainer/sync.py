@@ -40,6 +40,7 @@ from entropy_verl.advantages import (
     estimator_config,
 )
 from entropy_verl.controllers import build_controllers
+from entropy_verl.diagnostics.step import DiagnosticsConfig, StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import (
     COEFFICIENTS_KEY,
@@ -67,6 +68,12 @@ def entropy_control_spec(config) -> tuple[dict, EntropyLossConfig]:
     return controllers, EntropyLossConfig(methods=list(loss.get("methods", []) or []), method_configs=dict(loss.get("method_configs", {}) or {}))
 
 
+def build_diagnostics(config) -> StepDiagnostics | None:
+    node = OmegaConf.select(config, "entropy_verl.diagnostics", default=None)
+    cfg = DiagnosticsConfig(**(OmegaConf.to_container(node, resolve=True) if node is not None else {}))
+    return StepDiagnostics(cfg) if cfg.enable else None
+
+
 @register_trainer(TRAINER_NAME)
 class EntropySyncTrainer(PPOTrainerSync):
     def __init__(self, config):
@@ -75,6 +82,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.loss_methods = loss_config.build()
         self.needs_vocab_stats = any(spec.needs_vocab_stats for spec, _ in self.loss_methods)
         self.coefficients: dict[str, float] = {}
+        self.diagnostics = build_diagnostics(config)
+        self.step_entropy: float | None = None  # global token-mean entropy of this step's rollout
+        self._val_outputs: list[str] | None = None
         self.selection_seed = int(OmegaConf.select(config, "data.seed", default=0) or 0)  # seeds driver-side token picks
         # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
         # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
@@ -106,9 +116,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         if self.needs_vocab_stats:
             batch.extra_info[VOCAB_STATS_FLAG] = False  # the actor update does not need them
             batch = self._keep_response_vocab_stats(batch)
-        if self.controllers:
+        if self.controllers or self.diagnostics:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
-                entropy = self._global_token_mean_entropy(batch)
+                self.step_entropy = entropy = self._global_token_mean_entropy(batch)
                 self.coefficients = {}
                 for name, controller in self.controllers.items():
                     self.coefficients.update(controller.update(entropy))
@@ -136,13 +146,13 @@ class EntropySyncTrainer(PPOTrainerSync):
         mask = (mask.values() if mask.is_nested else mask).to(entropy.dtype)
         return float((entropy * mask).sum() / mask.sum().clamp(min=1.0))
 
-    def _whole_step_inputs(self, batch):
-        """For methods that need the whole step's batch (all ranks' samples): selection statistics (``scope: step``,
-        broadcast as coefficients) and per-token selections (written into the batch as fields). Returns
-        (statistics, batch meta that carries the new fields)."""
+    def _whole_step_inputs(self, batch, metrics):
+        """What needs the whole step's batch (all ranks' samples), read once: selection statistics (``scope: step``,
+        broadcast as coefficients), per-token selections (written into the batch as fields) and the step's entropy
+        diagnostics (into ``metrics``). Returns (statistics, batch meta that carries the new fields)."""
         with_stats = [(s, c) for s, c in self.loss_methods if s.step_stats and getattr(c, "scope", None) == "step"]
         with_selection = [(s, c) for s, c in self.loss_methods if s.step_selection]
-        if not with_stats and not with_selection:
+        if not with_stats and not with_selection and not self.diagnostics:
             return {}, batch
         fields = ["entropy", "old_log_probs", "advantages", "response_mask"] + (list(OLD_VOCAB_STATS) if self.needs_vocab_stats else [])
         nested = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
@@ -155,6 +165,9 @@ class EntropySyncTrainer(PPOTrainerSync):
             selections = {selection_field(spec.name): response_to_nested(spec.step_selection(ctx, cfg, generator), nested["response_mask"])
                           for spec, cfg in with_selection}
             batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch)))
+        if self.diagnostics and self.step_entropy is not None:
+            with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
+                metrics.update(self.diagnostics.step(data, self.step_entropy))
         return stats, batch
 
     def _compute_advantage(self, batch, metrics):
@@ -184,14 +197,28 @@ class EntropySyncTrainer(PPOTrainerSync):
         return batch
 
     def _update_actor(self, batch, metrics):
-        if self.loss_methods:
+        if self.loss_methods or self.diagnostics:
             with marked_timer("entropy_step_inputs", self.timing_raw, color="green"):
-                stats, batch = self._whole_step_inputs(batch)
+                stats, batch = self._whole_step_inputs(batch, metrics)
                 self.coefficients.update(stats)
         if self.coefficients:
             batch.extra_info[COEFFICIENTS_KEY] = dict(self.coefficients)
             metrics.update({f"entropy_verl/driver_coef/{k}": v for k, v in self.coefficients.items()})
         return super()._update_actor(batch, metrics=metrics)
+
+    # ---- validation: pass@k, distinct correct answers, the entropy-performance law ------------------------------
+
+    def _maybe_log_val_generations(self, inputs, outputs, scores):
+        self._val_outputs = list(outputs)  # verl hands the decoded validation samples here, row-aligned with the uids
+        return super()._maybe_log_val_generations(inputs=inputs, outputs=outputs, scores=scores)
+
+    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns, expected_acc_counts=None):
+        metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns,
+                                              expected_acc_counts=expected_acc_counts)
+        outputs, self._val_outputs = self._val_outputs, None
+        if self.diagnostics and outputs is not None and len(outputs) == len(sample_uids):
+            metrics.update(self.diagnostics.validation(sample_uids, reward_extra_infos_dict["reward"], outputs))
+        return metrics
 
     # ---- checkpoints: controller state lives next to verl's checkpoint of the same step ------------------------
 
@@ -200,27 +227,33 @@ class EntropySyncTrainer(PPOTrainerSync):
 
     def _save_checkpoint(self):
         # Written before verl's save, whose last act is the latest_checkpointed_iteration.txt tracker.
-        if self.controllers:
+        if self.controllers or self.diagnostics:
             folder = self._step_folder(self.global_steps)
             os.makedirs(folder, exist_ok=True)
             state = {"global_steps": self.global_steps, "coefficients": self.coefficients,
-                     "controllers": {name: c.state_dict() for name, c in self.controllers.items()}}
+                     "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
+                     "diagnostics": self.diagnostics.state_dict() if self.diagnostics else None}
             with open(os.path.join(folder, CONTROLLER_STATE_FILE), "w") as f:
                 json.dump(state, f, indent=1)
         return super()._save_checkpoint()
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
-        if self.controllers and self.global_steps > 0:
+        if (self.controllers or self.diagnostics) and self.global_steps > 0:
             resume_path = self.config.trainer.get("resume_from_path", None)
             folder = resume_path if self.config.trainer.resume_mode == "resume_path" and resume_path else self._step_folder(self.global_steps)
             path = os.path.join(folder, CONTROLLER_STATE_FILE)
             if not os.path.exists(path):
+                if not self.controllers:  # diagnostics only: a checkpoint from before they existed; start them afresh
+                    logger.warning("resuming step %d: no entropy_verl state at %s; diagnostics start afresh", self.global_steps, path)
+                    return result
                 raise FileNotFoundError(f"resuming step {self.global_steps}: no controller state at {path}")
             with open(path) as f:
                 state = json.load(f)
             for name, controller in self.controllers.items():
                 controller.load_state_dict(state["controllers"][name])
             self.coefficients = dict(state.get("coefficients", {}))
+            if self.diagnostics and state.get("diagnostics"):
+                self.diagnostics.load_state_dict(state["diagnostics"])
             logger.info("restored entropy controllers from %s", path)
         return result
