@@ -31,16 +31,18 @@ def grpo_advantages(reward: torch.Tensor) -> torch.Tensor:
 
 
 def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=None, advantages=grpo_advantages,
-          updates_per_batch=1, loss_mode="vanilla", optimizer_cls=torch.optim.SGD):
+          updates_per_batch=1, loss_mode="vanilla", optimizer_cls=torch.optim.SGD, actor_config=None):
     """Entropy of the toy policy after ``steps`` batches (mean over positions); same seed = same start and task.
     ``advantages(reward (K, G)) -> (K, G)`` replaces GRPO's group normalisation; each batch is used for
-    ``updates_per_batch`` optimizer steps (PPO epochs), so ratios move away from 1 after the first."""
+    ``updates_per_batch`` optimizer steps (PPO epochs), so ratios move away from 1 after the first. ``actor_config``:
+    extra fields of verl's actor config (clip ratios, ``policy_loss``) for verl's own methods."""
     gen = torch.Generator().manual_seed(seed)
     logits = (torch.randn(K, V, generator=gen) * 0.5).requires_grad_()
     correct = torch.rand(K, V, generator=gen) < 0.4
     correct[:, 0] = True  # every position has at least one correct token
     optimizer = optimizer_cls([logits], lr=lr)
-    config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1)
+    config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1,
+                             **(actor_config or {}))  # e.g. clip_ratio_high, policy_loss (verl's own loss settings)
     policy_loss = get_policy_loss_fn(loss_mode)
     for step in range(steps):
         with torch.no_grad():
