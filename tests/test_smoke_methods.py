@@ -91,6 +91,7 @@ def test_clip_v_gets_vocabulary_statistics_from_the_old_log_prob_forward(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.zoo  # its values are unit-tested; kept for `make smoke` so `make test` stays under ~20 minutes
 def test_w_reinforce_config(tmp_path):
     rows = smoke_run(tmp_path, "w_reinforce")
     for row in rows:  # +0.1 for correct responses, -1 for wrong ones, nothing else
@@ -99,7 +100,8 @@ def test_w_reinforce_config(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config_name,metric,low,high", [
-    ("unlikeliness", "unlikeliness/correct_reward_scale_mean", 0.75, 1.0),  # 1 - beta * rank / G, beta 0.25
+    pytest.param("unlikeliness", "unlikeliness/correct_reward_scale_mean", 0.75, 1.0,  # 1 - beta * rank / G, beta 0.25
+                 marks=pytest.mark.zoo),  # same driver-input path as seed_grpo; in `make smoke`
     ("seed_grpo", "seed_grpo/advantage_scale_mean", 0.5, 1.0),  # 1 - alpha * SE / log G, alpha 0.5
     ("gdpo", "gdpo/format_reward/mean", 0.5, 1.0),  # the reward function's components, from verl's reward loop
 ])
