@@ -19,8 +19,8 @@ def _raw(config: DictConfig, key: str):
     """The unresolved value at ``key`` (an interpolation stays a ``${...}`` string)."""
     parent_key, _, leaf = key.rpartition(".")
     parent = OmegaConf.select(config, parent_key, default=None) if parent_key else config
-    node = parent._get_node(leaf) if isinstance(parent, DictConfig) else None
-    return None if node is None else node._value()
+    node = parent._get_node(leaf) if isinstance(parent, DictConfig) else None  # noqa: SLF001
+    return None if node is None else node._value()  # noqa: SLF001
 
 
 def _is_embedded(config: DictConfig, key: str) -> bool:
@@ -55,7 +55,7 @@ def check_rollout_name(config: DictConfig) -> None:
     key = "actor_rollout_ref.rollout.name"
     name = OmegaConf.select(config, key, default=None, throw_on_missing=False)
     mode = OmegaConf.select(config, "actor_rollout_ref.rollout.mode", default="async")
-    known = sorted(RolloutReplicaRegistry._registry)
+    known = sorted(RolloutReplicaRegistry._registry)  # noqa: SLF001 - verl exposes no accessor
     if name in (None, "???") or name not in known or (name, mode) not in _ROLLOUT_REGISTRY:
         raise ConfigError(key, f"unknown rollout backend {name!r}; registered: {known}")
 
