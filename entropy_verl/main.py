@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from entropy_verl.diagnostics.run_summary import format_summary, load_metrics, summarize
-from entropy_verl.engine import VOCAB_STATS_VENDOR
+from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
 DEFAULT_CONFIG = "embedded_grpo"
@@ -36,15 +36,6 @@ def _module_file(module: str) -> str:
     return spec.origin
 
 
-ENGINE_VENDOR_KEY = "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR"
-
-
-def needs_vocab_stats(config: DictConfig) -> bool:
-    from entropy_verl.trainer.sync import entropy_control_spec
-
-    return any(spec.needs_vocab_stats for spec, _ in entropy_control_spec(config)[1].build())
-
-
 def joins_existing_cluster(ray_init) -> bool:
     """verl's ``run_ppo`` connects to a running cluster when ``ray_init.address`` or ``RAY_ADDRESS`` says so (as in
     every Ray job) instead of starting a local one."""
@@ -62,6 +53,8 @@ def prepare_config(config: DictConfig) -> DictConfig:
     from verl.utils.device import auto_set_device
 
     from entropy_verl import plugin
+    from entropy_verl.losses.registry import needs_vocab_stats
+    from entropy_verl.trainer.sync import entropy_control_spec
     from entropy_verl.validation import validate
 
     plugin.check_loaded()
@@ -76,7 +69,7 @@ def prepare_config(config: DictConfig) -> DictConfig:
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
         OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, "metrics.jsonl"), force_add=True)
-        if needs_vocab_stats(config):  # Clip-V: the workers build entropy_verl's engine (entropy_verl.engine.fsdp)
+        if needs_vocab_stats(entropy_control_spec(config)[1].build()):  # Clip-V: workers build entropy_verl/engine/fsdp.py
             OmegaConf.update(config, ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR, force_add=True)
         if joins_existing_cluster(ray_init):
             # A Ray job (launch/submit) or an explicit address: the cluster's own resources count, and ray.init refuses

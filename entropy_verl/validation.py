@@ -108,16 +108,15 @@ def check_entropy_control(config: DictConfig) -> None:
 def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
     """The full-vocabulary sums come from entropy_verl's engine, selected through verl's VERL_ENGINE_VENDOR, and need
     the full logits (no fused kernels)."""
-    from entropy_verl.engine import VOCAB_STATS_VENDOR
+    from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 
     key = "actor_rollout_ref.model.use_fused_kernels"
     if OmegaConf.select(config, key, default=False):
         raise ConfigError(key, f"loss method {method!r} needs full-vocabulary statistics of the logits, which fused "
                           "kernels never materialise: set it to false")
-    key = "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR"
-    vendor = OmegaConf.select(config, key, default=None) or os.environ.get("VERL_ENGINE_VENDOR")
+    vendor = OmegaConf.select(config, ENGINE_VENDOR_KEY, default=None) or os.environ.get("VERL_ENGINE_VENDOR")
     if vendor not in (None, VOCAB_STATS_VENDOR):
-        raise ConfigError(key, f"loss method {method!r} runs on entropy_verl's engine (vendor {VOCAB_STATS_VENDOR!r}), "
+        raise ConfigError(ENGINE_VENDOR_KEY, f"loss method {method!r} runs on entropy_verl's engine (vendor {VOCAB_STATS_VENDOR!r}), "
                           f"which this run sets itself; got {vendor!r}")
 
 

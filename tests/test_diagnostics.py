@@ -9,6 +9,7 @@ import pytest
 
 from entropy_verl.diagnostics.entropy_law import OnlineEntropyLaw, fit_entropy_law
 from entropy_verl.diagnostics.pass_at_k import k_values, pass_at_k, pass_at_k_metrics
+from entropy_verl.losses import LossContext
 
 
 @pytest.mark.parametrize("n,c,k", [(8, 0, 1), (8, 1, 1), (8, 3, 2), (8, 3, 4), (8, 6, 4), (8, 8, 8), (5, 2, 5), (16, 1, 16)])
@@ -69,7 +70,7 @@ def test_token_diagnostics_hand_computed_with_padding():
     log_prob = torch.log(torch.tensor([[0.9, 0.2, 0.5], [0.5, 0.99, 0.5]]))
     adv = torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])
     mask = torch.tensor([[1, 1, 0], [1, 1, 0]], dtype=torch.bool)
-    m = step_diagnostics(entropy, log_prob, adv, mask)
+    m = step_diagnostics(LossContext.of_sampling_policy(log_prob, adv, mask, entropy))
     valid_h = [0.2, 1.5, 0.6, 0.05]
     assert m["entropy/p50"] == pytest.approx(0.4) and m["entropy/frac_above_0.5"] == pytest.approx(0.5)
     assert m["entropy/frac_above_2"] == 0.0 and m["entropy/p99"] < 1.5
@@ -90,7 +91,8 @@ def test_token_diagnostics_with_nothing_valid_are_empty_not_nan():
 
     from entropy_verl.diagnostics.token_stats import step_diagnostics
 
-    m = step_diagnostics(torch.ones(2, 3), torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool))
+    m = step_diagnostics(LossContext.of_sampling_policy(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool),
+                                                        torch.ones(2, 3)))
     assert m == {}
 
 
@@ -115,8 +117,8 @@ def test_predicted_entropy_change_matches_a_small_policy_gradient_step_on_a_soft
     old_lp = p.log().gather(1, tokens).reshape(1, -1)
     expand = lambda x: x[:, None].expand(k, g).reshape(1, -1)
     mask = torch.ones(1, k * g, dtype=torch.bool)
-    predicted = predicted_entropy_change(adv.reshape(1, -1), old_lp, expand(h), mask, expand((p * p).sum(-1)),
-                                         expand((p * p * p.log()).sum(-1)))
+    predicted = predicted_entropy_change(LossContext.of_sampling_policy(old_lp, adv.reshape(1, -1), mask, expand(h),
+                                                                        expand((p * p).sum(-1)), expand((p * p * p.log()).sum(-1))))
     config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1)
     log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, -1)
     loss, _ = get_policy_loss_fn("vanilla")(old_log_prob=old_lp, log_prob=log_prob, advantages=adv.reshape(1, -1),

@@ -41,11 +41,9 @@ class StepDiagnostics:
         self.law = OnlineEntropyLaw()
         self.entropy: float | None = None  # token-mean entropy of the latest step's rollout (the current policy)
 
-    def step(self, data, entropy_mean: float) -> dict[str, float]:
-        """``data``: the step's padded fields (entropy, old_log_probs, advantages, response_mask[, old_sum_p2,
-        old_sum_p2_logp])."""
-        metrics = step_diagnostics(data["entropy"], data["old_log_probs"], data["advantages"], data["response_mask"],
-                                   data.get("old_sum_p2", None), data.get("old_sum_p2_logp", None))
+    def step(self, ctx, entropy_mean: float) -> dict[str, float]:
+        """``ctx``: the step's whole batch as the sampling policy saw it (``LossContext.of_sampling_policy``)."""
+        metrics = step_diagnostics(ctx)
         metrics.update(self.tracker.update(metrics.get("entropy/predicted_change", math.nan), entropy_mean))
         self.entropy = float(entropy_mean)
         return metrics

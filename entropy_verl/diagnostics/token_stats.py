@@ -16,19 +16,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+
+from entropy_verl.losses import LossContext
+from entropy_verl.losses.clip_b import discriminator_s
+from entropy_verl.losses.clip_v import expected_discriminator
+from entropy_verl.losses.covariance import token_covariance
+from entropy_verl.losses.registry import masked_mean_std
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 THRESHOLDS = (0.1, 0.5, 1.0, 2.0)  # nats
 
 
-def _token_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
-    count = mask.sum()
-    return float((values * mask).sum() / count) if count > 0 else math.nan
-
-
-def entropy_distribution(entropy: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    values = entropy[mask].double().cpu().numpy()
+def entropy_distribution(ctx: LossContext) -> dict[str, float]:
+    values = ctx.old_entropy[ctx.response_mask].double().cpu().numpy()
     if values.size == 0:
         return {}
     metrics = {f"entropy/p{round(q * 100)}": float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)}
@@ -36,53 +36,38 @@ def entropy_distribution(entropy: torch.Tensor, mask: torch.Tensor) -> dict[str,
     return metrics
 
 
-def entropy_by_advantage_sign(entropy: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+def entropy_by_advantage_sign(ctx: LossContext) -> dict[str, float]:
     out = {}
-    for name, sign in (("pos_adv", advantages > 0), ("neg_adv", advantages < 0)):
-        value = _token_mean(entropy, mask & sign)
-        if not math.isnan(value):
-            out[f"entropy/{name}_mean"] = value
+    for name, sign in (("pos_adv", ctx.advantages > 0), ("neg_adv", ctx.advantages < 0)):
+        selected = ctx.response_mask & sign
+        if selected.any():
+            out[f"entropy/{name}_mean"] = float(masked_mean_std(ctx.old_entropy, selected)[0])
     return out
 
 
-def logp_advantage_covariance(log_prob: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> float:
-    """mean over valid tokens of (log p - mean log p)(A - mean A)."""
-    if mask.sum() == 0:
-        return math.nan
-    m = mask.to(log_prob.dtype)
-    n = m.sum()
-    lp = log_prob - (log_prob * m).sum() / n
-    adv = advantages - (advantages * m).sum() / n
-    return float((lp * adv * m).sum() / n)
+def logp_advantage_covariance(ctx: LossContext) -> float:
+    """mean over valid tokens of (log p - mean log p)(A - mean A): the mean of Clip-Cov's per-token covariance."""
+    return float(token_covariance(ctx)[ctx.response_mask].mean()) if ctx.response_mask.any() else math.nan
 
 
-def discriminator(log_prob: torch.Tensor, entropy: torch.Tensor) -> torch.Tensor:
-    """S = p (H + log p) per token."""
-    return log_prob.exp() * (entropy + log_prob)
-
-
-def predicted_entropy_change(advantages, log_prob, entropy, mask, sum_p2=None, sum_p2_logp=None) -> float:
+def predicted_entropy_change(ctx: LossContext) -> float:
     """-token-mean(A (S - E[S])): the first-order entropy change of a policy-gradient step on these tokens, per unit
-    step size, for a softmax over free logits (exact there; a predictor up to scale for a network)."""
-    s = discriminator(log_prob, entropy)
-    if sum_p2 is not None and sum_p2_logp is not None:
-        expected = entropy * sum_p2 + sum_p2_logp
-    else:
-        expected = torch.full_like(s, _token_mean(s, mask)) if mask.any() else s
-    return -_token_mean(advantages * (s - expected), mask)
+    step size, for a softmax over free logits (exact there; a predictor up to scale for a network). E[S] is Clip-V's
+    per-position expectation when the full-vocabulary sums are there, else the batch mean of S (as Clip-B uses)."""
+    s = discriminator_s(ctx)
+    expected = expected_discriminator(ctx) if ctx.old_sum_p2 is not None else masked_mean_std(s, ctx.response_mask)[0]
+    return -float(masked_mean_std(ctx.advantages * (s - expected), ctx.response_mask)[0])
 
 
-def step_diagnostics(entropy, log_prob, advantages, mask, sum_p2=None, sum_p2_logp=None) -> dict[str, float]:
-    """Every per-step diagnostic above (the sampling policy's quantities)."""
-    mask = mask.bool()
-    s = discriminator(log_prob, entropy)
-    metrics = {**entropy_distribution(entropy, mask), **entropy_by_advantage_sign(entropy, advantages, mask)}
-    if mask.any():
-        valid = s[mask]
-        metrics.update({"entropy/cov_logp_adv": logp_advantage_covariance(log_prob, advantages, mask),
+def step_diagnostics(ctx: LossContext) -> dict[str, float]:
+    """Every per-step diagnostic above, from a sampling-policy context (``LossContext.of_sampling_policy``)."""
+    metrics = {**entropy_distribution(ctx), **entropy_by_advantage_sign(ctx)}
+    if ctx.response_mask.any():
+        valid = discriminator_s(ctx)[ctx.response_mask]
+        metrics.update({"entropy/cov_logp_adv": logp_advantage_covariance(ctx),
                         "entropy/s_mean": float(valid.mean()), "entropy/s_std": float(valid.std(unbiased=False)),
                         "entropy/s_neg_frac": float((valid < 0).double().mean()),
-                        "entropy/predicted_change": predicted_entropy_change(advantages, log_prob, entropy, mask, sum_p2, sum_p2_logp)})
+                        "entropy/predicted_change": predicted_entropy_change(ctx)})
     return metrics
 
 

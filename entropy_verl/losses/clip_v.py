@@ -19,9 +19,15 @@ from dataclasses import dataclass
 
 import torch
 
+from .clip_b import discriminator_s
 from .context import LossContext
 from .covariance import selection_count
-from .registry import register_token_weight, step_selection, valid_token_mean
+from .registry import (
+    masked_mean_std,
+    register_token_weight,
+    step_selection,
+    valid_token_mean,
+)
 
 MIN_SIGMA = 1e-12
 
@@ -38,13 +44,17 @@ class ClipVConfig:
             raise ValueError(f"max_frac must be in (0, 1], got {self.max_frac}")
 
 
-def vocab_discriminator_gap(ctx: LossContext) -> torch.Tensor:
-    """x_t = N_t - S_t from the sampling policy."""
+def expected_discriminator(ctx: LossContext) -> torch.Tensor:
+    """N_t = E_{i~pi_t}[S_i] = H sum p^2 + sum p^2 log p, from the sampling policy's full-vocabulary sums."""
     if ctx.old_sum_p2 is None or ctx.old_sum_p2_logp is None:
         raise RuntimeError("clip_v needs the sampling policy's sum p^2 and sum p^2 log p per token, which the entropy_sync "
                            "trainer asks verl's old-log-prob forward for; none arrived")
-    expected_s = ctx.old_entropy * ctx.old_sum_p2 + ctx.old_sum_p2_logp
-    return expected_s - ctx.old_prob * (ctx.old_entropy + ctx.old_log_prob)
+    return ctx.old_entropy * ctx.old_sum_p2 + ctx.old_sum_p2_logp
+
+
+def vocab_discriminator_gap(ctx: LossContext) -> torch.Tensor:
+    """x_t = N_t - S_t from the sampling policy."""
+    return expected_discriminator(ctx) - discriminator_s(ctx)
 
 
 def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Generator) -> torch.Tensor:
@@ -55,8 +65,7 @@ def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Genera
     dropped = torch.zeros_like(x)
     if n == 0:
         return dropped
-    mean = (x * mask).sum() / n
-    sigma = (((x - mean) ** 2) * mask).sum().div(n).sqrt()  # population std, over every valid token
+    _, sigma = masked_mean_std(x, mask)  # population std, over every valid token
     if sigma < MIN_SIGMA:
         return dropped
     candidates = mask & (ctx.advantages < 0) & (x > cfg.mu * sigma)

@@ -76,6 +76,11 @@ def register_entropy_term(name: str, config_cls: type, **kwargs):
     return register_loss_method(name, "term", config_cls, **kwargs)
 
 
+def needs_vocab_stats(methods) -> bool:
+    """Whether any of the built (spec, config) methods reads the sampling policy's full-vocabulary sums."""
+    return any(spec.needs_vocab_stats for spec, _ in methods)
+
+
 def get_loss_method(name: str) -> LossMethodSpec:
     if name not in LOSS_METHODS:
         raise KeyError(f"unknown entropy loss method {name!r}; registered: {sorted(LOSS_METHODS)}")

@@ -48,7 +48,7 @@ from entropy_verl.losses import (
     LossContext,
     entropy_aware_loss,
 )
-from entropy_verl.losses.registry import selection_field
+from entropy_verl.losses.registry import needs_vocab_stats, selection_field
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         controllers, loss_config = entropy_control_spec(config)
         self.controllers = build_controllers(controllers)
         self.loss_methods = loss_config.build()
-        self.needs_vocab_stats = any(spec.needs_vocab_stats for spec, _ in self.loss_methods)
+        self.needs_vocab_stats = needs_vocab_stats(self.loss_methods)
         self.coefficients: dict[str, float] = {}
         self.diagnostics = build_diagnostics(config)
         self.step_entropy: float | None = None  # global token-mean entropy of this step's rollout
@@ -167,7 +167,7 @@ class EntropySyncTrainer(PPOTrainerSync):
             batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch)))
         if self.diagnostics and self.step_entropy is not None:
             with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
-                metrics.update(self.diagnostics.step(data, self.step_entropy))
+                metrics.update(self.diagnostics.step(ctx, self.step_entropy))
         return stats, batch
 
     def _compute_advantage(self, batch, metrics):
