@@ -5,6 +5,8 @@
    statistics and selections are computed once beforehand, as the driver does (timed separately, not in the ratio).
 2. Full-vocabulary statistics for Clip-V (entropy, sum p^2, sum p^2 log p in one chunked pass) relative to verl's
    chunked entropy alone, at a realistic vocabulary: time, and extra peak memory (resident set of a fresh process).
+3. The per-step entropy diagnostics (``diagnostics/token_stats.step_diagnostics``: quantiles, Cov(logp, A), S, the
+   predicted change) on the same whole-step tensors, computed once per step on the driver.
 
 Ratios compare with verl's policy loss alone for the same ``loss_mode`` (``pg_unclipped`` for KL-Cov/SENT).
 Targets (the zoo issue): token-weight losses <= 1.10x vanilla; statistics <= 1.3x entropy-only time and at most one
@@ -102,6 +104,15 @@ def bench_losses(batch: int, length: int, repeats: int) -> list[dict]:
     return rows
 
 
+def bench_diagnostics(batch: int, length: int, repeats: int) -> dict:
+    from entropy_verl.diagnostics.token_stats import step_diagnostics
+    from entropy_verl.losses import LossContext
+
+    old_log_prob, advantages, mask, old_entropy, _, _ = _tensors(batch, length)
+    ctx = LossContext.of_sampling_policy(old_log_prob, advantages, mask, old_entropy)
+    return {"tokens": int(mask.sum()), "ms": _median_time(lambda: step_diagnostics(ctx), repeats) * 1e3, "metrics": len(step_diagnostics(ctx))}
+
+
 def _peak_rss_bytes() -> int:
     """This process's resident-set high-water mark (VmHWM). Not getrusage's ru_maxrss: Linux carries that across
     execve, so a child started from a large parent would report the parent's peak."""
@@ -163,6 +174,9 @@ def to_markdown(result: dict) -> str:
               f"| entropy + sum p^2 + sum p^2 log p | {v['stats_ms']:.0f} | {v['stats_peak_extra_mb']:.0f} |",
               "", f"Time ratio {v['time_ratio']:.2f}x (target <= {TARGET_STATS_TIME_RATIO}x); extra peak memory over entropy "
               f"{v['extra_over_entropy_mb']:.0f} MiB vs one chunk of logits {v['one_chunk_mb']:.0f} MiB."]
+    d = result["diagnostics"]
+    lines += ["", f"## Per-step entropy diagnostics, {result['batch']} x {result['length']} ({d['tokens']} valid tokens)", "",
+              f"{d['metrics']} metrics in {d['ms']:.1f} ms (median of {result['repeats']}), once per step on the driver."]
     return "\n".join(lines) + "\n"
 
 
@@ -186,7 +200,8 @@ def main(argv=None) -> None:
               "command": "python -m entropy_verl.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
               "batch": args.batch, "length": args.length, "repeats": args.loss_repeats,
               "losses": bench_losses(args.batch, args.length, args.loss_repeats),
-              "vocab_stats": bench_vocab_stats(args.vocab_tokens, args.vocab, args.chunk, args.repeats)}
+              "vocab_stats": bench_vocab_stats(args.vocab_tokens, args.vocab, args.chunk, args.repeats),
+              "diagnostics": bench_diagnostics(args.batch, args.length, args.loss_repeats)}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=1)

@@ -3,7 +3,7 @@ and budget, one after the other through verl's real trainer; then a figure (entr
 one line per method) and a Markdown table (entropy and reward at the start and end, pass@1 / pass@n at the last
 validation, seconds per step and the overhead against GRPO).
 
-    python -m entropy_verl.compare --methods embedded_grpo clip_b nsr --steps 40 -- trainer.test_freq=10
+    python -m entropy_verl.compare --methods embedded_grpo clip_b nsr --steps 40 -- trainer.test_freq=20
 
 Arguments after ``--`` are Hydra overrides for every run, on top of ``BUDGET`` (same key: yours wins). Each run writes
 ``<out>/<config>/metrics.jsonl``; the table goes to ``<out>/results.md`` (numbers in ``results.json``), the figure to
@@ -26,8 +26,9 @@ from entropy_verl.plot import PASS_AT, plot_runs
 
 BASELINE = "embedded_grpo"
 DEFAULT_METHODS = ["embedded_grpo", "clip_higher", "embedded_entropic", "nsr", "w_reinforce", "top_entropy", "clip_b"]
-# the comparison budget on 2 CPU cores: 16 prompts x 8 samples a step, pass@k on 64 validation prompts x 8 samples
-BUDGET = ["data.train_batch_size=16", "trainer.test_freq=10", "data.val_max_samples=64",
+# the comparison budget on 2 CPU cores (7 methods x 30 steps in under 30 minutes): 16 prompts x 8 samples a step,
+# pass@k every 10 steps on 32 validation prompts x 8 samples
+BUDGET = ["data.train_batch_size=16", "trainer.test_freq=10", "data.val_max_samples=32",
           "actor_rollout_ref.rollout.val_kwargs.n=8"]
 
 
@@ -46,13 +47,14 @@ def last_pass_at(rows: list[dict]) -> dict[int, float]:
 
 
 def method_row(name: str, rows: list[dict], window: int) -> dict:
-    end = rows[-window:]
+    train = [row for row in rows if ENTROPY in row]  # not a validation-only row (val_before_train logs one)
+    end = train[-window:]
     passes = last_pass_at(rows)
     n = max(passes, default=None)
-    return {"config": name, "steps": len(rows), "entropy_start": rows[0][ENTROPY], "entropy_end": window_mean(end, ENTROPY),
-            "reward_start": rows[0][REWARD], "reward_end": window_mean(end, REWARD),
+    return {"config": name, "steps": len(train), "entropy_start": train[0][ENTROPY], "entropy_end": window_mean(end, ENTROPY),
+            "reward_start": train[0][REWARD], "reward_end": window_mean(end, REWARD),
             "pass@1": passes.get(1, math.nan), "pass@n": passes.get(n, math.nan) if n else math.nan, "n": n,
-            "step_s": window_mean(rows[1:], STEP_TIME)}  # the first step includes warm-up
+            "step_s": window_mean(train[1:], STEP_TIME)}  # the first step includes warm-up
 
 
 def format_table(results: list[dict], window: int) -> str:
@@ -75,30 +77,39 @@ def main(argv: list[str] | None = None) -> list[dict]:
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(prog="python -m entropy_verl.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help="config names in trainer_configs/")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--window", type=int, default=5, help="steps averaged for the 'end' values")
     parser.add_argument("--out", default="outputs/compare")
     parser.add_argument("--no-budget", action="store_true", help="do not apply BUDGET (use the configs' own sizes)")
+    parser.add_argument("--from-runs", action="store_true",
+                        help="train nothing: redraw the figure and table from the runs already in --out/<config>")
     args = parser.parse_args(argv)
     overrides = merged([] if args.no_budget else BUDGET, user)
-
-    from entropy_verl.demo import run_config
-
     out = os.path.abspath(args.out)
-    results, runs = [], {}
-    for name in tqdm(args.methods, desc="methods", unit="run"):
-        run_dir = run_config(name, [*overrides, f"trainer.total_training_steps={args.steps}",
-                                    f"entropy_verl.run_dir={os.path.join(out, name)}"])
-        runs[name] = load_metrics(run_dir)
-        results.append(method_row(name, runs[name], args.window))
+    if args.from_runs:
+        missing = [name for name in args.methods if not os.path.isdir(os.path.join(out, name))]
+        if missing:
+            parser.error(f"--from-runs: no run directory for {missing} in {out}")
+        previous = os.path.join(out, "results.json")
+        if os.path.exists(previous):  # the overrides the runs were made with, for results.md
+            with open(previous) as f:
+                overrides = json.load(f).get("overrides", overrides)
+    else:
+        from entropy_verl.demo import run_config
+
+        for name in tqdm(args.methods, desc="methods", unit="run"):
+            run_config(name, [*overrides, f"trainer.total_training_steps={args.steps}", f"entropy_verl.run_dir={os.path.join(out, name)}"])
+    runs = {name: load_metrics(os.path.join(out, name)) for name in args.methods}
+    results = [method_row(name, rows, args.window) for name, rows in runs.items()]
     os.makedirs(out, exist_ok=True)
-    figure = plot_runs(runs, os.path.join(out, "compare.png"), title=f"{args.steps} steps, same seed")
+    steps = max(r["steps"] for r in results)
+    figure = plot_runs(runs, os.path.join(out, "compare.png"), title=f"{steps} steps, same seed")
     table = format_table(results, args.window)
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(f"# Method comparison on the embedded default\n\n{args.steps} steps each, same seed. Overrides: "
+        f.write(f"# Method comparison on the embedded default\n\n{steps} steps each, same seed. Overrides: "
                 f"{' '.join(overrides) or 'none'}\n\n![compare](compare.png)\n\n{table}")
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"steps": args.steps, "window": args.window, "overrides": overrides, "results": results}, f, indent=1)
+        json.dump({"steps": steps, "window": args.window, "overrides": overrides, "results": results}, f, indent=1)
     print(table)
     print(f"figure: {figure}")
     return results

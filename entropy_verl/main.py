@@ -13,7 +13,7 @@ import time
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from entropy_verl.diagnostics.run_summary import format_summary, load_metrics, summarize
+from entropy_verl.diagnostics.run_summary import METRICS_FILE, archive_for_resume, drop_segments, format_summary, load_metrics, summarize
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
@@ -34,6 +34,18 @@ def _module_file(module: str) -> str:
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(f"${{module_file:{module}}}: no such module")
     return spec.origin
+
+
+def resumes_from_checkpoint(config: DictConfig) -> bool:
+    """Whether verl's trainer will load a checkpoint at start (``trainer.resume_mode``, as its _load_checkpoint reads it)."""
+    from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
+
+    mode = config.trainer.resume_mode
+    if mode == "disable":
+        return False
+    if mode == "resume_path":
+        return bool(config.trainer.get("resume_from_path"))
+    return find_latest_ckpt_path(config.trainer.default_local_dir) is not None
 
 
 def joins_existing_cluster(ray_init) -> bool:
@@ -66,9 +78,14 @@ def prepare_config(config: DictConfig) -> DictConfig:
     with open_dict(config):
         config.entropy_verl.run_dir = run_dir
         config.trainer.default_local_dir = os.path.abspath(config.trainer.default_local_dir)
+        if resumes_from_checkpoint(config):  # keep the metrics logged so far: verl's file logger truncates its file
+            if archived := archive_for_resume(run_dir):
+                print(f"[entropy_verl] resuming: metrics so far kept in {archived} (load_metrics reads every segment)")
+        elif dropped := drop_segments(run_dir):
+            print(f"[entropy_verl] starting afresh in {run_dir}: removed the earlier run's metric segments {dropped}")
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
-        OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, "metrics.jsonl"), force_add=True)
+        OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, METRICS_FILE), force_add=True)
         if needs_vocab_stats(entropy_control_spec(config)[1].build()):  # Clip-V: workers build entropy_verl/engine/fsdp.py
             OmegaConf.update(config, ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR, force_add=True)
         if joins_existing_cluster(ray_init):
@@ -92,9 +109,9 @@ def run(config: DictConfig) -> str:
     start = time.time()
     run_ppo(config, task_runner_class=TaskRunnerV1)
     run_dir = config.entropy_verl.run_dir
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    metrics_path = os.path.join(run_dir, METRICS_FILE)
     if os.path.exists(metrics_path):
-        print(format_summary(summarize(load_metrics(metrics_path))))
+        print(format_summary(summarize(load_metrics(run_dir))))
     print(f"[entropy_verl] finished in {time.time() - start:.0f}s; run directory: {run_dir}")
     print(f"[entropy_verl] metrics: {metrics_path}")
     return run_dir

@@ -1,7 +1,7 @@
 """``python -m entropy_verl.plot RUN_DIR [RUN_DIR ...] --out figure.png``: entropy, reward and pass@k against step, one
 line per run, from any runs' ``metrics.jsonl`` (verl's file logger; CPU or GPU runs alike).
 
-Panels: token entropy (``actor/entropy``), training reward (``critic/score/mean``, smoothed over ``--smooth`` steps),
+Panels: token entropy (``actor/entropy``) and training reward (``critic/score/mean``), both smoothed over ``--smooth`` steps,
 and the validation pass@k curves entropy_verl logs (``val/pass@1`` solid, ``val/pass@<n>`` dashed) when the runs
 validated. A run is labelled by its directory name unless ``--labels`` are given.
 """
@@ -12,7 +12,7 @@ import argparse
 import os
 import re
 
-from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, load_metrics
+from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, load_metrics, run_label
 
 PASS_AT = re.compile(r"^val/pass@(\d+)$")
 
@@ -38,42 +38,52 @@ def pass_at_keys(rows: list[dict]) -> list[str]:
     return [f"val/pass@{k}" for k in (ks[:1] + ks[-1:] if len(ks) > 1 else ks)]
 
 
-def plot_runs(runs: dict[str, list[dict]], out: str, smooth: int = 5, title: str | None = None) -> str:
-    """Write the figure for ``{label: metric rows}`` to ``out`` (PNG); returns ``out``."""
+def new_figure(ncols: int, figsize: tuple[float, float]):
+    """(figure, axes, colour cycle) drawn off-screen (no display on cluster nodes or CI)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    has_pass = any(pass_at_keys(rows) for rows in runs.values())
-    fig, axes = plt.subplots(1, 3 if has_pass else 2, figsize=(15 if has_pass else 10, 4), constrained_layout=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, rows) in enumerate(runs.items()):
-        color = colors[i % len(colors)]
-        steps, entropy = series(rows, ENTROPY)
-        axes[0].plot(steps, entropy, color=color, label=label)
-        steps, reward = series(rows, REWARD)
-        axes[1].plot(steps, smoothed(reward, smooth), color=color, label=label)
-        if has_pass:
-            for key, style in zip(pass_at_keys(rows), ("-", "--"), strict=False):
-                steps, values = series(rows, key)
-                axes[2].plot(steps, values, style, marker="o", markersize=3, color=color,
-                             label=f"{label} {key.split('/')[-1]}")
-    axes[0].set(title="token entropy (nats)", xlabel="step")
-    axes[1].set(title=f"training reward ({smooth}-step mean)", xlabel="step")
-    if has_pass:
-        axes[2].set(title="validation pass@k (solid: k=1, dashed: k=n)", xlabel="step")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    if has_pass:
-        axes[2].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
+    fig, axes = plt.subplots(1, ncols, figsize=figsize, constrained_layout=True)
+    return fig, axes, plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def save_figure(fig, out: str) -> str:
+    import matplotlib.pyplot as plt
+
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_runs(runs: dict[str, list[dict]], out: str, smooth: int = 5, title: str | None = None) -> str:
+    """Write the figure for ``{label: metric rows}`` to ``out`` (PNG); returns ``out``. One colour per run, named in
+    a single legend on the right; entropy and reward are trailing ``smooth``-step means (per-step values are noisy)."""
+    has_pass = any(pass_at_keys(rows) for rows in runs.values())
+    fig, axes, colors = new_figure(3 if has_pass else 2, (16 if has_pass else 11, 4))
+    for i, (label, rows) in enumerate(runs.items()):
+        color = colors[i % len(colors)]
+        steps, entropy = series(rows, ENTROPY)
+        axes[0].plot(steps, smoothed(entropy, smooth), color=color, label=label)
+        steps, reward = series(rows, REWARD)
+        axes[1].plot(steps, smoothed(reward, smooth), color=color)
+        if has_pass:
+            for key, style in zip(pass_at_keys(rows), ("-", "--"), strict=False):
+                steps, values = series(rows, key)
+                axes[2].plot(steps, values, style, marker="o", markersize=3, color=color)
+    axes[0].set(title=f"token entropy (nats, {smooth}-step mean)", xlabel="step")
+    axes[1].set(title=f"training reward ({smooth}-step mean)", xlabel="step")
+    if has_pass:
+        n = max(int(PASS_AT.match(k).group(1)) for rows in runs.values() for k in pass_at_keys(rows))
+        axes[2].set(title=f"validation pass@1 (solid) and pass@{n} (dashed)", xlabel="step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.runs):
         parser.error(f"{len(args.labels)} labels for {len(args.runs)} runs")
-    labels = args.labels or [os.path.basename(os.path.normpath(r if os.path.isdir(r) else os.path.dirname(r))) for r in args.runs]
+    labels = args.labels or [run_label(r) for r in args.runs]
     out = plot_runs({label: load_metrics(run) for label, run in zip(labels, args.runs, strict=True)}, args.out, args.smooth, args.title)
     print(out)
     return out

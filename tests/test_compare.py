@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from entropy_verl.compare import format_table, method_row
@@ -56,3 +58,36 @@ def test_plot_draws_entropy_reward_and_pass_at_k_from_runs_jsonl(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert pass_at_keys([{"val/pass@1": 1, "val/pass@8": 1, "val/pass@2": 1}]) == ["val/pass@1", "val/pass@8"]
     assert smoothed([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+
+
+def write_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps({"step": step, "data": data}) + "\n" for step, data in rows))
+
+
+def test_a_resumed_runs_metrics_are_kept_and_read_back_in_step_order(tmp_path):
+    from entropy_verl.diagnostics.run_summary import archive_for_resume, drop_segments, load_metrics
+
+    write_jsonl(tmp_path / "metrics.jsonl", [(1, {"x": 1.0}), (2, {"x": 2.0}), (3, {"x": 30.0})])  # killed during step 4
+    assert archive_for_resume(str(tmp_path)) == str(tmp_path / "metrics.1.jsonl")
+    assert not (tmp_path / "metrics.jsonl").exists()
+    # resumed from step 2's checkpoint: validates it first (val_before_train), then re-runs step 3
+    write_jsonl(tmp_path / "metrics.jsonl", [(2, {"val": 0.5}), (3, {"x": 3.0}), (4, {"x": 4.0})])
+    assert archive_for_resume(str(tmp_path)) == str(tmp_path / "metrics.2.jsonl")  # and a second resume
+    write_jsonl(tmp_path / "metrics.jsonl", [(5, {"x": 5.0})])
+    rows = load_metrics(str(tmp_path))
+    assert rows == [{"step": 1, "x": 1.0}, {"step": 2, "x": 2.0, "val": 0.5}, {"step": 3, "x": 3.0}, {"step": 4, "x": 4.0},
+                    {"step": 5, "x": 5.0}]
+    assert load_metrics(str(tmp_path / "metrics.jsonl")) == [{"step": 5, "x": 5.0}]  # one file: just that file
+    (tmp_path / "nothing").mkdir()
+    assert archive_for_resume(str(tmp_path / "nothing")) is None  # a first launch: nothing to keep
+    assert sorted(map(os.path.basename, drop_segments(str(tmp_path)))) == ["metrics.1.jsonl", "metrics.2.jsonl"]
+    assert load_metrics(str(tmp_path)) == [{"step": 5, "x": 5.0}]
+    with pytest.raises(FileNotFoundError, match="no metrics.jsonl in run directory"):
+        load_metrics(str(tmp_path / "nothing"))
+
+
+def test_a_validation_only_row_is_not_a_training_step():
+    r = method_row("x", [{"step": 0, "val/pass@1": 0.1, "val/pass@4": 0.3}, *rows([0.6, 0.5], [0.2, 0.4], (9.0, 2.0))], 1)
+    assert r["steps"] == 2 and r["entropy_start"] == 0.6 and r["step_s"] == 2.0 and r["pass@1"] == 0.1

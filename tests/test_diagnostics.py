@@ -154,11 +154,67 @@ def test_validation_pass_at_k_distinct_answers_and_the_law_from_grouped_samples(
     uids = ["a"] * 4 + ["b"] * 4 + ["c"] * 3  # c lost a sample: left out of pass@k, reported
     rewards = [1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1]
     outputs = ["7*3-5", "7*3", "3*7-5", "7*3-5", "x", "x", "x", "x", "1+2", "1+2", "1+2"]
-    m = diag.validation(uids, rewards, outputs)
+    m = diag.validation(0, uids, rewards, outputs)
     assert m["val/pass@1"] == pytest.approx((0.75 + 0.0) / 2) and m["val/pass@4"] == pytest.approx(0.5)
     assert m["val/distinct_correct"] == pytest.approx((2 + 0) / 2)  # a: 7*3-5 and 3*7-5
     assert m["val/prompts_missing_samples"] == 1.0 and "entropy_law/a" not in m  # no step yet: no entropy
-    for h, r in ((0.6, 0.2), (0.5, 0.3), (0.4, 0.38)):
+    for step, (h, r) in enumerate(((0.6, 0.2), (0.5, 0.3), (0.4, 0.38)), start=1):
         diag.entropy = h
-        m = diag.validation(["a", "a"], [r * 2, 0.0], ["7*3-5", "x"])
+        m = diag.validation(step, ["a", "a"], [r * 2, 0.0], ["7*3-5", "x"])
     assert m["entropy_law/points"] == 3.0 and "entropy_law/ceiling" in m
+    assert (m["entropy_law/entropy"], m["entropy_law/reward"]) == (0.4, pytest.approx(0.38))  # the pair, for offline fits
+    resumed = StepDiagnostics(DiagnosticsConfig())
+    resumed.load_state_dict(diag.state_dict())
+    m = resumed.validation(3, ["a", "a"], [1.0, 0.0], ["7*3-5", "x"])  # a resumed run re-validating its checkpoint step
+    assert "entropy_law/reward" not in m and len(resumed.law.rewards) == 3 and m["val/pass@1"] == 0.5
+
+
+def write_run(path, rows):
+    import json
+
+    path.mkdir()
+    with open(path / "metrics.jsonl", "w") as f:
+        for step, data in enumerate(rows, start=1):
+            f.write(json.dumps({"step": step, "data": data}) + "\n")
+    return path
+
+
+def test_offline_law_fit_reads_the_logged_pairs_and_falls_back_to_verls_validation_mean(tmp_path):
+    from entropy_verl.law import main
+
+    a, b = 0.5, 1.2
+    hs = [0.9, 0.8, 0.7, 0.6, 0.5]
+    logged = [{"actor/entropy": h + 0.3, "entropy_law/entropy": h, "entropy_law/reward": -a * math.exp(h) + b} for h in hs]
+    logged.insert(2, {"actor/entropy": 0.75})  # a step without validation contributes no pair
+    verl_only = [{"actor/entropy": h, "val-aux/countdown3/reward/mean@8": -a * math.exp(h) + b} for h in hs]
+    fits = main([str(write_run(tmp_path / "ours", logged)), str(write_run(tmp_path / "plain_verl", verl_only)),
+                 "--out", str(tmp_path / "law.png")])
+    for fit in (fits["ours"]["fit"], fits["plain_verl"]["fit"]):
+        assert fit.points == 5 and fit.a == pytest.approx(a) and fit.b == pytest.approx(b) and fit.ceiling == pytest.approx(b - a)
+    assert (tmp_path / "law.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_offline_law_fit_first_k_predicts_the_held_out_validations(tmp_path, capsys):
+    from entropy_verl.law import main
+
+    hs = [1.0, 0.9, 0.8, 0.7, 0.6]
+    rows = [{"actor/entropy": h, "val-core/x/reward/mean@4": -0.4 * math.exp(h) + 1.0} for h in hs]
+    rows[-1]["val-core/x/reward/mean@4"] += 0.1  # the last validation beats the early-run law by 0.1
+    fit = main([str(write_run(tmp_path / "run", rows)), "--fit-first", "3"])["run"]
+    assert fit["fit"].points == 3 and fit["fit"].a == pytest.approx(0.4)
+    assert fit["held_out_rmse"] == pytest.approx(math.sqrt(0.1**2 / 2))
+    assert fit["last_measured"] - fit["last_predicted"] == pytest.approx(0.1)
+    assert "| run | 5 | 0.4000 | 1.0000 | 0.6000 |" in capsys.readouterr().out
+
+
+def test_offline_law_fit_names_the_ambiguous_reward_keys(tmp_path):
+    from entropy_verl.law import main
+
+    rows = [{"actor/entropy": 0.5, "val-core/a/reward/mean@4": 0.1, "val-core/b/reward/mean@4": 0.2}]
+    with pytest.raises(SystemExit):
+        main([str(write_run(tmp_path / "two_sources", rows))])
+    from entropy_verl.law import reward_key
+
+    with pytest.raises(ValueError, match="val-core/a/reward/mean@4, val-core/b/reward/mean@4"):
+        reward_key(rows)
+    assert reward_key(rows, "val-core/b/reward/mean@4") == "val-core/b/reward/mean@4"

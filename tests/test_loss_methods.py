@@ -377,3 +377,4 @@ def test_bench_writes_a_row_per_loss_method(tmp_path):
     result = json.loads((tmp_path / "results.json").read_text())
     assert {row["method"] for row in result["losses"]} == {"vanilla (verl)", *LOSS_METHODS}
     assert result["vocab_stats"]["vocab"] == 50 and (tmp_path / "results.md").read_text().startswith("# entropy_verl benchmark")
+    assert result["diagnostics"]["metrics"] >= 12 and result["diagnostics"]["tokens"] > 0

@@ -40,6 +40,7 @@ class StepDiagnostics:
         self.tracker = EntropyChangeTracker()
         self.law = OnlineEntropyLaw()
         self.entropy: float | None = None  # token-mean entropy of the latest step's rollout (the current policy)
+        self.law_step: int | None = None  # the step whose validation gave the law's latest pair
 
     def step(self, ctx, entropy_mean: float) -> dict[str, float]:
         """``ctx``: the step's whole batch as the sampling policy saw it (``LossContext.of_sampling_policy``)."""
@@ -48,8 +49,10 @@ class StepDiagnostics:
         self.entropy = float(entropy_mean)
         return metrics
 
-    def validation(self, uids, rewards, outputs) -> dict[str, float]:
-        """pass@k and distinct correct answers from validation samples grouped by prompt (uid), then the law."""
+    def validation(self, step: int, uids, rewards, outputs) -> dict[str, float]:
+        """pass@k and distinct correct answers from validation samples grouped by prompt (uid), then the law. One law
+        pair per step: a resumed run validating its checkpoint step again (val_before_train) adds none; the pair is
+        logged as ``entropy_law/entropy|reward`` (what ``python -m entropy_verl.law`` fits offline)."""
         correct, answers = defaultdict(list), defaultdict(list)
         for uid, reward, text in zip(uids, rewards, outputs, strict=True):
             correct[uid].append(float(reward) >= self.cfg.correct_threshold)
@@ -59,15 +62,19 @@ class StepDiagnostics:
         metrics = pass_at_k_metrics([correct[u] for u in full], [answers[u] for u in full] if self.cfg.extract else None)
         if len(full) < len(correct):
             metrics["val/prompts_missing_samples"] = float(len(correct) - len(full))
-        if self.entropy is not None and rewards:
-            self.law.add(self.entropy, sum(map(float, rewards)) / len(rewards))
-            metrics.update(self.law.metrics())
+        if self.entropy is not None and rewards and step != self.law_step:
+            reward = sum(map(float, rewards)) / len(rewards)
+            self.law.add(self.entropy, reward)
+            self.law_step = step
+            metrics.update({"entropy_law/entropy": self.entropy, "entropy_law/reward": reward, **self.law.metrics()})
         return metrics
 
     def state_dict(self) -> dict:
-        return {"tracker": self.tracker.state_dict(), "law": self.law.state_dict(), "entropy": self.entropy}
+        return {"tracker": self.tracker.state_dict(), "law": self.law.state_dict(), "entropy": self.entropy,
+                "law_step": self.law_step}
 
     def load_state_dict(self, state: dict) -> None:
         self.tracker.load_state_dict(state["tracker"])
         self.law.load_state_dict(state["law"])
         self.entropy = state["entropy"]
+        self.law_step = state.get("law_step")

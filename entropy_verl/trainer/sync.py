@@ -40,6 +40,7 @@ from entropy_verl.advantages import (
     estimator_config,
 )
 from entropy_verl.controllers import build_controllers
+from entropy_verl.diagnostics.run_summary import METRICS_FILE
 from entropy_verl.diagnostics.step import DiagnosticsConfig, StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import (
@@ -85,12 +86,13 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.diagnostics = build_diagnostics(config)
         self.step_entropy: float | None = None  # global token-mean entropy of this step's rollout
         self._val_outputs: list[str] | None = None
+        self._state_written_at: int | None = None  # the step whose checkpoint holds the latest entropy_verl state
         self.selection_seed = int(OmegaConf.select(config, "data.seed", default=0) or 0)  # seeds driver-side token picks
         # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
         # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
         run_dir = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
         if run_dir:
-            os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, "metrics.jsonl")
+            os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, METRICS_FILE)
         super().__init__(config)
 
     def _build_replay_buffer(self):
@@ -217,7 +219,7 @@ class EntropySyncTrainer(PPOTrainerSync):
                                               expected_acc_counts=expected_acc_counts)
         outputs, self._val_outputs = self._val_outputs, None
         if self.diagnostics and outputs is not None and len(outputs) == len(sample_uids):
-            metrics.update(self.diagnostics.validation(sample_uids, reward_extra_infos_dict["reward"], outputs))
+            metrics.update(self.diagnostics.validation(self.global_steps, sample_uids, reward_extra_infos_dict["reward"], outputs))
         return metrics
 
     # ---- checkpoints: controller state lives next to verl's checkpoint of the same step ------------------------
@@ -225,17 +227,29 @@ class EntropySyncTrainer(PPOTrainerSync):
     def _step_folder(self, step: int) -> str:
         return os.path.join(self.config.trainer.default_local_dir, f"global_step_{step}")
 
+    def _write_state(self) -> None:
+        folder = self._step_folder(self.global_steps)
+        os.makedirs(folder, exist_ok=True)
+        state = {"global_steps": self.global_steps, "coefficients": self.coefficients,
+                 "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
+                 "diagnostics": self.diagnostics.state_dict() if self.diagnostics else None}
+        path = os.path.join(folder, CONTROLLER_STATE_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump(state, f, indent=1)
+        os.replace(path + ".tmp", path)  # a kill mid-write must not leave a checkpoint with half a state file
+        self._state_written_at = self.global_steps
+
     def _save_checkpoint(self):
         # Written before verl's save, whose last act is the latest_checkpointed_iteration.txt tracker.
         if self.controllers or self.diagnostics:
-            folder = self._step_folder(self.global_steps)
-            os.makedirs(folder, exist_ok=True)
-            state = {"global_steps": self.global_steps, "coefficients": self.coefficients,
-                     "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
-                     "diagnostics": self.diagnostics.state_dict() if self.diagnostics else None}
-            with open(os.path.join(folder, CONTROLLER_STATE_FILE), "w") as f:
-                json.dump(state, f, indent=1)
+            self._write_state()
         return super()._save_checkpoint()
+
+    def on_validate_end(self):
+        # verl checkpoints a step before validating it: add that validation's entropy-law pair to the saved state.
+        if self.diagnostics and self._state_written_at == self.global_steps:
+            self._write_state()
+        return super().on_validate_end()
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
