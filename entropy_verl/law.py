@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         name = run_label(run)
         try:
             fits[name] = fit_run(load_metrics(run), args.fit_first, args.reward_key, args.entropy_key)
-        except ValueError as e:
+        except (ValueError, FileNotFoundError) as e:
             parser.error(f"{run}: {e}")
     print(format_table(fits, args.fit_first), end="")
     if args.out:

@@ -1,6 +1,7 @@
-"""End to end: the comparison harness (``python -m entropy_verl.compare``) runs GRPO and NSR on the embedded default
-through verl's v1 trainer and Ray on this CPU machine, then writes the figure and the table. Its GRPO run doubles as
-the check that the default config trains end to end."""
+"""End to end: the comparison harness (``python -m entropy_verl.compare``) runs GRPO and SEED-GRPO on the embedded
+default through verl's v1 trainer and Ray on this CPU machine, then writes the figure and the table. Its GRPO run
+doubles as the check that the default config trains end to end, its SEED-GRPO run as the smoke run of an advantage
+estimator that needs driver inputs (each response's final answer)."""
 
 import json
 import math
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 STEPS = 3
-METHODS = ("embedded_grpo", "nsr")
+METHODS = ("embedded_grpo", "seed_grpo")
 # 8 prompts x 4 samples a step, pass@k at the last step on 8 validation prompts x 4 samples
 SMALL = ["data.train_batch_size=8", "actor_rollout_ref.rollout.n=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
          "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8", "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
@@ -73,3 +74,11 @@ def test_rollout_serves_the_weights_the_trainer_just_updated(compare_out):
     for metrics in rows:
         assert metrics["training/rollout_probs_diff_max"] < 1e-4
     assert rows[-1]["actor/grad_norm"] > 0.0
+
+
+@pytest.mark.slow
+def test_seed_grpo_gets_each_responses_answer_from_the_trainer(compare_out):
+    """The trainer hands verl's advantage step each response's final answer; the estimator's metric comes back."""
+    for row in rows_of(compare_out / "seed_grpo"):
+        assert 0.5 <= row["data"]["entropy_verl/seed_grpo/advantage_scale_mean"] <= 1.0  # 1 - alpha * SE / log G, alpha 0.5
+        assert math.isfinite(row["data"]["critic/advantages/mean"])

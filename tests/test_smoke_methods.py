@@ -102,7 +102,8 @@ def test_w_reinforce_config(tmp_path):
 @pytest.mark.parametrize("config_name,metric,low,high", [
     pytest.param("unlikeliness", "unlikeliness/correct_reward_scale_mean", 0.75, 1.0,  # 1 - beta * rank / G, beta 0.25
                  marks=pytest.mark.zoo),  # same driver-input path as seed_grpo; in `make smoke`
-    ("seed_grpo", "seed_grpo/advantage_scale_mean", 0.5, 1.0),  # 1 - alpha * SE / log G, alpha 0.5
+    pytest.param("seed_grpo", "seed_grpo/advantage_scale_mean", 0.5, 1.0,  # 1 - alpha * SE / log G, alpha 0.5
+                 marks=pytest.mark.zoo),  # make test runs it as the second method of tests/test_e2e_cpu.py's harness
     ("gdpo", "gdpo/format_reward/mean", 0.5, 1.0),  # the reward function's components, from verl's reward loop
 ])
 def test_estimators_with_driver_inputs(tmp_path, config_name, metric, low, high):
