@@ -147,7 +147,7 @@ def bench_vocab_stats(tokens: int, vocab: int, chunk: int, repeats: int) -> dict
     logits = torch.empty(tokens, vocab).normal_(generator=torch.Generator().manual_seed(0))
     entropy_s = _median_time(lambda: verl_F.entropy_from_logits_with_chunking(logits, chunk_size=chunk), repeats)
     stats_s = _median_time(lambda: entropy_and_vocab_stats(logits, chunk_size=chunk), repeats)
-    del logits
+    logits = None  # frees the logits before the memory probes (the lambdas above are done with them)
     memory = {}
     for which in ("entropy", "stats"):
         out = subprocess.run([sys.executable, "-m", "entropy_verl.bench", "--memory-probe", which, "--vocab-tokens", str(tokens),
