@@ -15,10 +15,9 @@ the fitted curves.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 
-from entropy_verl.diagnostics.entropy_law import LawFit, fit_entropy_law
+from entropy_verl.diagnostics.entropy_law import fit_entropy_law, prediction_rmse
 from entropy_verl.diagnostics.run_summary import ENTROPY, load_metrics, run_label
 
 LOGGED_ENTROPY, LOGGED_REWARD = "entropy_law/entropy", "entropy_law/reward"
@@ -47,19 +46,13 @@ def law_pairs(rows: list[dict], reward: str | None = None, entropy: str | None =
     return [h for h, _ in pairs], [r for _, r in pairs]
 
 
-def held_out_rmse(fit: LawFit, entropies: list[float], rewards: list[float]) -> float:
-    if not entropies:
-        return math.nan
-    return math.sqrt(sum((fit.predict(h) - r) ** 2 for h, r in zip(entropies, rewards, strict=True)) / len(entropies))
-
-
 def fit_run(rows: list[dict], fit_first: int | None = None, reward: str | None = None, entropy: str | None = None) -> dict:
     entropies, rewards = law_pairs(rows, reward, entropy)
     k = len(entropies) if fit_first is None else fit_first
     fit = fit_entropy_law(entropies[:k], rewards[:k])
     result = {"pairs": len(entropies), "fit": fit, "entropies": entropies, "rewards": rewards}
     if fit is not None and k < len(entropies):
-        result["held_out_rmse"] = held_out_rmse(fit, entropies[k:], rewards[k:])
+        result["held_out_rmse"] = prediction_rmse(fit, entropies[k:], rewards[k:])
         result["last_predicted"], result["last_measured"] = fit.predict(entropies[-1]), rewards[-1]
     return result
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 MIN_POINTS = 3
 
@@ -42,9 +42,15 @@ def fit_entropy_law(entropies: Sequence[float], rewards: Sequence[float]) -> Law
     if sxx < 1e-12 * max(1.0, mx * mx):
         return None
     slope = sum((xi - mx) * (ri - mr) for xi, ri in zip(x, rewards, strict=True)) / sxx
-    a, b = -slope, mr - slope * mx
-    rmse = math.sqrt(sum((ri - (b - a * xi)) ** 2 for xi, ri in zip(x, rewards, strict=True)) / n)
-    return LawFit(a=a, b=b, rmse=rmse, points=n)
+    fit = LawFit(a=-slope, b=mr - slope * mx, rmse=math.nan, points=n)
+    return replace(fit, rmse=prediction_rmse(fit, entropies, rewards))
+
+
+def prediction_rmse(fit: LawFit, entropies: Sequence[float], rewards: Sequence[float]) -> float:
+    """Root-mean-square error of ``fit``'s predicted rewards (on its own points, or held-out ones); NaN for none."""
+    if not entropies:
+        return math.nan
+    return math.sqrt(sum((fit.predict(h) - r) ** 2 for h, r in zip(entropies, rewards, strict=True)) / len(entropies))
 
 
 @dataclass

@@ -20,13 +20,19 @@ METRICS_FILE = "metrics.jsonl"  # verl's file logger writes here (entropy_verl.m
 SEGMENT = re.compile(r"^metrics\.(\d+)\.jsonl$")  # earlier launches of a resumed run, oldest first
 
 
+def segments(run_dir: str) -> list[tuple[int, str]]:
+    """(k, path) of the ``metrics.<k>.jsonl`` segments in ``run_dir``, oldest first."""
+    found = ((m, name) for name in os.listdir(run_dir) if (m := SEGMENT.match(name)))
+    return sorted((int(m.group(1)), os.path.join(run_dir, name)) for m, name in found)
+
+
 def archive_for_resume(run_dir: str) -> str | None:
     """verl's file logger truncates its file on open, so before a run resumes in ``run_dir`` the metrics of the
     launches so far move to the next ``metrics.<k>.jsonl``; ``load_metrics`` reads them all back. Returns the new name."""
     path = os.path.join(run_dir, METRICS_FILE)
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return None
-    k = 1 + max((int(m.group(1)) for name in os.listdir(run_dir) if (m := SEGMENT.match(name))), default=0)
+    k = 1 + max((k for k, _ in segments(run_dir)), default=0)
     target = os.path.join(run_dir, f"metrics.{k}.jsonl")
     os.replace(path, target)
     return target
@@ -35,7 +41,7 @@ def archive_for_resume(run_dir: str) -> str | None:
 def drop_segments(run_dir: str) -> list[str]:
     """A run starting from scratch in ``run_dir`` (verl truncates ``metrics.jsonl``) must not be read together with
     the segments an earlier, resumed run left there."""
-    stale = [os.path.join(run_dir, name) for name in os.listdir(run_dir) if SEGMENT.match(name)]
+    stale = [path for _, path in segments(run_dir)]
     for path in stale:
         os.remove(path)
     return stale
@@ -63,8 +69,7 @@ def load_metrics(path: str) -> list[dict]:
     winning key by key."""
     if not os.path.isdir(path):
         return _read_jsonl(path)
-    segments = sorted((int(m.group(1)), name) for name in os.listdir(path) if (m := SEGMENT.match(name)))
-    files = [os.path.join(path, name) for _, name in segments] + [os.path.join(path, METRICS_FILE)]
+    files = [segment for _, segment in segments(path)] + [os.path.join(path, METRICS_FILE)]
     files = [f for f in files if os.path.exists(f)]
     if not files:
         raise FileNotFoundError(f"no {METRICS_FILE} in run directory {path}")
