@@ -29,12 +29,7 @@ import torch
 TARGET_WEIGHT_RATIO = 1.10
 TARGET_STATS_TIME_RATIO = 1.3
 
-# a config per method that does something on random tensors (published defaults where they select anything)
-BENCH_CONFIGS = {
-    "top_entropy": {}, "entropy_adv": {}, "pos_adv_reweight": {}, "clip_b": {}, "steer": {}, "entropic": {},
-    "adaptive_entropy_bonus": {}, "clip_cov_global": {}, "kl_cov_global": {}, "sent": {}, "clip_v": {},
-}
-COEFFICIENTS = {"alpha": -0.5, "entropy_coef": 1e-3, "pos_adv_lambda": 0.5}
+COEFFICIENTS = {"alpha": -0.5, "entropy_coef": 1e-3, "pos_adv_lambda": 0.5}  # what the controllers would broadcast
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -63,44 +58,42 @@ def bench_losses(batch: int, length: int, repeats: int) -> list[dict]:
     from verl.trainer.ppo.core_algos import get_policy_loss_fn
     from verl.workers.config import FSDPActorConfig
 
-    from entropy_verl.losses import EntropyLossConfig, LossContext, apply_loss_methods
+    from entropy_verl import registry
+    from entropy_verl.config import load_registry
+    from entropy_verl.losses import LossContext, apply_loss_methods, apply_loss_terms
 
     config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1)
     old_log_prob, advantages, mask, old_entropy, sum_p2, sum_p2_logp = _tensors(batch, length)
 
-    def run(methods, loss_mode, coefficients, selections):
+    def run(methods, loss_mode, step_stats, selections):
         log_prob = (old_log_prob + 0.01).requires_grad_()
         entropy = old_entropy.clone().requires_grad_()
         ctx = LossContext(log_prob=log_prob, old_log_prob=old_log_prob, advantages=advantages.clone(), response_mask=mask,
-                          entropy=entropy, old_entropy=old_entropy, coefficients=coefficients, selections=selections)
+                          entropy=entropy, old_entropy=old_entropy, coefficients=dict(COEFFICIENTS),
+                          step_stats=step_stats, selections=selections)
         _, weights, _ = apply_loss_methods(ctx, methods)
         loss, _ = get_policy_loss_fn(loss_mode)(old_log_prob=old_log_prob, log_prob=log_prob, advantages=ctx.advantages,
                                                 response_mask=mask, loss_agg_mode="token-mean", config=config,
                                                 rollout_is_weights=weights)
-        for spec, cfg in methods:
-            if spec.kind == "term":
-                loss = loss + spec.fn(ctx, cfg)[0]
+        loss = loss + apply_loss_terms(ctx, methods)[0]
         loss.backward()
 
     def vanilla_of(loss_mode):  # re-measured next to each method, against the loss_mode the method runs with
         return _median_time(lambda: run([], loss_mode, {}, {}), repeats)
 
     rows = [{"method": "vanilla (verl)", "kind": "-", "ms": vanilla_of("vanilla") * 1e3, "ratio": 1.0, "driver_ms": 0.0}]
-    for name, overrides in BENCH_CONFIGS.items():
-        loss_config = EntropyLossConfig(methods=[name], method_configs={name: overrides})
-        methods = loss_config.build()
-        spec, cfg = methods[0]
+    load_registry()
+    for spec in registry.specs(*registry.LOSS_KINDS):  # every registered loss method, with its paper's defaults
+        cfg = spec.config_cls()
         whole_step = LossContext.of_sampling_policy(old_log_prob, advantages, mask, old_entropy, sum_p2, sum_p2_logp)
-        start = time.perf_counter()
-        coefficients = dict(COEFFICIENTS)
-        if spec.step_stats and getattr(cfg, "scope", None) == "step":
-            coefficients.update({f"{name}/{k}": v for k, v in spec.step_stats(whole_step, cfg).items()})
-        selections = {name: spec.step_selection(whole_step, cfg, torch.Generator().manual_seed(0))} if spec.step_selection else {}
+        start = time.perf_counter()  # what the driver computes once per step for the method
+        step_stats = {spec.name: spec.step_stats(whole_step, cfg)} if spec.step_stats else {}
+        selections = {spec.name: spec.step_selection(whole_step, cfg, torch.Generator().manual_seed(0))} if spec.step_selection else {}
         driver = time.perf_counter() - start
         loss_mode = spec.loss_mode or "vanilla"
-        t = _median_time(lambda: run(methods, loss_mode, coefficients, selections), repeats)
+        t = _median_time(lambda: run([(spec, cfg)], loss_mode, step_stats, selections), repeats)  # noqa: B023
         base = vanilla_of(loss_mode)
-        rows.append({"method": name, "kind": spec.kind, "loss_mode": loss_mode, "ms": t * 1e3, "ratio": t / base, "driver_ms": driver * 1e3})
+        rows.append({"method": spec.name, "kind": spec.kind, "loss_mode": loss_mode, "ms": t * 1e3, "ratio": t / base, "driver_ms": driver * 1e3})
     return rows
 
 

@@ -3,10 +3,12 @@ and budget, one after the other through verl's real trainer; then a figure (entr
 one line per method) and a Markdown table (entropy and reward at the start and end, pass@1 / pass@n at the last
 validation, seconds per step and the overhead against GRPO).
 
-    python -m entropy_verl.compare --methods embedded_grpo clip_b nsr --steps 40 -- trainer.test_freq=20
+    python -m entropy_verl.compare --methods grpo clip_b nsr --steps 40 -- trainer.test_freq=20
+
+A name is a method (``method/<name>.yaml``) or an experiment (``experiment/<name>.yaml``, a tuned combination).
 
 Arguments after ``--`` are Hydra overrides for every run, on top of ``BUDGET`` (same key: yours wins). Each run writes
-``<out>/<config>/metrics.jsonl``; the table goes to ``<out>/results.md`` (numbers in ``results.json``), the figure to
+``<out>/<name>/metrics.jsonl``; the table goes to ``<out>/results.md`` (numbers in ``results.json``), the figure to
 ``<out>/compare.png``. The first step's entropy is that of the initial policy (verl measures it on the step's
 rollout, before the update), i.e. the "step 0" value.
 """
@@ -24,8 +26,8 @@ from tqdm import tqdm
 from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, STEP_TIME, load_metrics, window_mean
 from entropy_verl.plot import PASS_AT, plot_runs
 
-BASELINE = "embedded_grpo"
-DEFAULT_METHODS = ["embedded_grpo", "clip_higher", "embedded_entropic", "nsr", "w_reinforce", "top_entropy", "clip_b"]
+BASELINE = "grpo"
+DEFAULT_METHODS = ["grpo", "clip_higher", "embedded_entropic", "nsr", "w_reinforce", "top_entropy", "clip_b"]
 # the comparison budget on 2 CPU cores (7 methods x 30 steps in under 30 minutes): 16 prompts x 8 samples a step,
 # pass@k every 10 steps on 32 validation prompts x 8 samples
 BUDGET = ["data.train_batch_size=16", "trainer.test_freq=10", "data.val_max_samples=32",
@@ -51,21 +53,21 @@ def method_row(name: str, rows: list[dict], window: int) -> dict:
     end = train[-window:]
     passes = last_pass_at(rows)
     n = max(passes, default=None)
-    return {"config": name, "steps": len(train), "entropy_start": train[0][ENTROPY], "entropy_end": window_mean(end, ENTROPY),
+    return {"method": name, "steps": len(train), "entropy_start": train[0][ENTROPY], "entropy_end": window_mean(end, ENTROPY),
             "reward_start": train[0][REWARD], "reward_end": window_mean(end, REWARD),
             "pass@1": passes.get(1, math.nan), "pass@n": passes.get(n, math.nan) if n else math.nan, "n": n,
             "step_s": window_mean(train[1:], STEP_TIME)}  # the first step includes warm-up
 
 
 def format_table(results: list[dict], window: int) -> str:
-    base = next((r for r in results if r["config"] == BASELINE), None)
+    base = next((r for r in results if r["method"] == BASELINE), None)
     n = next((r["n"] for r in results if r.get("n")), "n")
-    lines = [f"| config | entropy, step 1 | entropy, last {window} | end / start | vs {BASELINE} | reward, last {window} "
+    lines = [f"| method | entropy, step 1 | entropy, last {window} | end / start | vs {BASELINE} | reward, last {window} "
              f"| pass@1 | pass@{n} | s / step | vs {BASELINE} |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         versus = f"{r['entropy_end'] - base['entropy_end']:+.3f}" if base else "-"
         overhead = f"{r['step_s'] / base['step_s']:.2f}x" if base else "-"
-        lines.append(f"| {r['config']} | {r['entropy_start']:.3f} | {r['entropy_end']:.3f} | "
+        lines.append(f"| {r['method']} | {r['entropy_start']:.3f} | {r['entropy_end']:.3f} | "
                      f"{r['entropy_end'] / r['entropy_start']:.2f} | {versus} | {r['reward_end']:.3f} | "
                      f"{r.get('pass@1', math.nan):.3f} | {r.get('pass@n', math.nan):.3f} | {r['step_s']:.2f} | {overhead} |")
     return "\n".join(lines) + "\n"
@@ -76,15 +78,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     user = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(prog="python -m entropy_verl.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help="config names in trainer_configs/")
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help="methods or experiments (trainer_configs/method/, experiment/)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--window", type=int, default=5, help="steps averaged for the 'end' values")
     parser.add_argument("--out", default="outputs/compare")
     parser.add_argument("--no-budget", action="store_true", help="do not apply BUDGET (use the configs' own sizes)")
     parser.add_argument("--from-runs", action="store_true",
-                        help="train nothing: redraw the figure and table from the runs already in --out/<config>")
+                        help="train nothing: redraw the figure and table from the runs already in --out/<name>")
     args = parser.parse_args(argv)
     overrides = merged([] if args.no_budget else BUDGET, user)
+    from entropy_verl.main import selection
+
+    for name in args.methods:  # a typo in the 7th name must not wait for 6 runs
+        try:
+            selection(name)
+        except ValueError as exc:
+            parser.error(str(exc))
     out = os.path.abspath(args.out)
     if args.from_runs:
         missing = [name for name in args.methods if not os.path.isdir(os.path.join(out, name))]

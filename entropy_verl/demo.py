@@ -9,20 +9,18 @@ from __future__ import annotations
 import sys
 
 import ray
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, STEP_TIME, load_metrics, summarize, window_mean
-from entropy_verl.main import CONFIG_DIR, run
+from entropy_verl.main import compose_run, run, selection
 
-RUNS = (("GRPO", "embedded_grpo"), ("EntroPIC", "embedded_entropic"))
+RUNS = (("GRPO", "grpo"), ("EntroPIC", "embedded_entropic"))  # a method or an experiment each
 
 
-def run_config(config_name: str, overrides: list[str]) -> str:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        config = compose(config_name=config_name, overrides=overrides)
+def run_config(name: str, overrides: list[str]) -> str:
+    """Run the method or experiment ``name`` with Hydra ``overrides``; returns its run directory."""
     try:
-        return run(config)
+        return run(compose_run([selection(name), *overrides]))
     finally:
         ray.shutdown()  # each run starts its own Ray with its own runtime env (metrics file, ...)
 
@@ -52,11 +50,10 @@ def side_by_side(results: dict[str, list[dict]], targets: dict[str, float], wind
 
 def main(overrides: list[str]) -> None:
     results, targets = {}, {}
-    for label, config_name in RUNS:
-        run_dir = run_config(config_name, overrides)
+    for label, name in RUNS:
+        run_dir = run_config(name, overrides)
         results[label] = load_metrics(run_dir)
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-            pi = OmegaConf.select(compose(config_name=config_name, overrides=overrides), "entropy_verl.controllers.pi")
+        pi = OmegaConf.select(compose_run([selection(name), *overrides]), "entropy_verl.controllers.pi")
         if pi is not None:
             targets[label] = float(pi.target_entropy)
     print("\n[entropy_verl] GRPO vs EntroPIC on the embedded default (10-step means)")

@@ -1,7 +1,10 @@
 """``python -m entropy_verl.main``: verl's PPO/GRPO entry point with entropy_verl's configs and checks.
 
-It composes a config from ``trainer_configs/`` (which itself composes verl's ``ppo_trainer``), validates it before any
-Ray worker starts, then hands it to verl's own ``run_ppo`` with verl's v1 ``TaskRunnerV1``.
+It composes ``trainer_configs/config.yaml`` (verl's ``ppo_trainer`` plus one choice per group: ``hardware=``,
+``task=``, ``method=``, ``experiment=``), validates it before any Ray worker starts, then hands it to verl's own
+``run_ppo`` with verl's v1 ``TaskRunnerV1``.
+
+    python -m entropy_verl.main method=clip_b data.seed=1
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import os
 import time
 
 import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from entropy_verl.diagnostics.run_summary import METRICS_FILE, archive_for_resume, drop_segments, format_summary, load_metrics, summarize
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
-DEFAULT_CONFIG = "embedded_grpo"
+CONFIG_NAME = "config"
+GROUPS = ("hardware", "task", "method", "experiment")  # the config groups of trainer_configs/
 
 
 def _embedded(key: str) -> str:
@@ -34,6 +40,55 @@ def _module_file(module: str) -> str:
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(f"${{module_file:{module}}}: no such module")
     return spec.origin
+
+
+def run_name() -> str:
+    """``${entropy_verl_run_name:}``: the experiment chosen, else the method(s), e.g. ``clip_b`` or ``entropy_adv+steer``
+    (Hydra records a list choice only among the overrides)."""
+    hydra_config = HydraConfig.get()
+    choices = hydra_config.runtime.choices
+    for group in ("experiment", "method"):
+        if isinstance(choices.get(group), str):
+            return choices[group]
+    for override in hydra_config.overrides.task:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "method":
+            return "+".join(v.strip() for v in value.strip("[]").split(",") if v.strip())
+    return "run"
+
+
+def group_options(group: str) -> list[str]:
+    """The options of one config group of trainer_configs/, e.g. every method name."""
+    return sorted(f[: -len(".yaml")] for f in os.listdir(os.path.join(CONFIG_DIR, group)) if f.endswith(".yaml"))
+
+
+def selection(name: str) -> str:
+    """A method or experiment name as its Hydra override: ``clip_b`` -> ``method=clip_b``, ``embedded_entropic`` ->
+    ``experiment=embedded_entropic``; an explicit ``group=option`` passes through."""
+    if "=" in name:
+        return name
+    groups = [group for group in ("method", "experiment") if name in group_options(group)]
+    if len(groups) != 1:
+        raise ValueError(f"{name!r} is {'both a method and an experiment' if groups else 'no method or experiment'}; "
+                         f"methods: {', '.join(group_options('method'))}; experiments: {', '.join(group_options('experiment'))}")
+    return f"{groups[0]}={name}"
+
+
+def compose_run(overrides: list[str]) -> DictConfig:
+    """The run config ``python -m entropy_verl.main <overrides>`` would get, composed in-process (demo, compare, tests),
+    with ``trainer.experiment_name`` fixed to its value (it reads Hydra's choices, which only exist while composing)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        config = compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(config)
+    return pin_run_name(config)
+
+
+def pin_run_name(config: DictConfig) -> DictConfig:
+    """Resolve ``trainer.experiment_name`` now and drop Hydra's own node from the run config."""
+    with open_dict(config):
+        config.trainer.experiment_name = str(config.trainer.experiment_name)
+        config.pop("hydra", None)
+    return config
 
 
 def resumes_from_checkpoint(config: DictConfig) -> bool:
@@ -55,9 +110,11 @@ def joins_existing_cluster(ray_init) -> bool:
 
 
 def register_resolvers() -> None:
-    """``${embedded:model_dir}`` builds the embedded default on first use; ``${module_file:pkg.mod}`` -> path."""
+    """``${embedded:model_dir}`` builds the embedded default on first use; ``${module_file:pkg.mod}`` -> path;
+    ``${entropy_verl_run_name:}`` -> the experiment or method chosen."""
     OmegaConf.register_new_resolver("embedded", _embedded, replace=True)
     OmegaConf.register_new_resolver("module_file", _module_file, replace=True)
+    OmegaConf.register_new_resolver("entropy_verl_run_name", run_name, replace=True)
 
 
 def prepare_config(config: DictConfig) -> DictConfig:
@@ -65,12 +122,11 @@ def prepare_config(config: DictConfig) -> DictConfig:
     from verl.utils.device import auto_set_device
 
     from entropy_verl import plugin
-    from entropy_verl.losses.registry import needs_vocab_stats
-    from entropy_verl.trainer.sync import entropy_control_spec
+    from entropy_verl.registry import VOCAB_STATS
     from entropy_verl.validation import validate
 
     plugin.check_loaded()
-    validate(config)  # cheap checks first: a bad key must not wait for the embedded-default build
+    parsed = validate(config)  # cheap checks first: a bad key must not wait for the embedded-default build
     OmegaConf.resolve(config)
     auto_set_device(config)
     run_dir = os.path.abspath(config.entropy_verl.run_dir)
@@ -86,7 +142,7 @@ def prepare_config(config: DictConfig) -> DictConfig:
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
         OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, METRICS_FILE), force_add=True)
-        if needs_vocab_stats(entropy_control_spec(config)[1].build()):  # Clip-V: workers build entropy_verl/engine/fsdp.py
+        if parsed.needs(VOCAB_STATS):  # Clip-V: workers build entropy_verl/engine/fsdp.py
             OmegaConf.update(config, ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR, force_add=True)
         if joins_existing_cluster(ray_init):
             # A Ray job (launch/submit) or an explicit address: the cluster's own resources count, and ray.init refuses
@@ -120,9 +176,9 @@ def run(config: DictConfig) -> str:
 register_resolvers()
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name=DEFAULT_CONFIG, version_base=None)
+@hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base=None)
 def main(config: DictConfig) -> None:
-    run(config)
+    run(pin_run_name(config))
 
 
 if __name__ == "__main__":

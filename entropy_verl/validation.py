@@ -1,18 +1,22 @@
-"""Start-up checks that run in the driver before Ray starts: bad input fails here, naming the offending key."""
+"""Start-up checks that run in the driver before Ray starts: bad input fails here, naming the offending key.
+
+``validate(config)`` parses the ``entropy_verl`` block the way the trainer will (``entropy_verl.config.parse``:
+unknown keys, types, ranges), then checks it against the rest of the run's config: the settings each method and
+controller needs from verl, the controller outputs the methods read, the task's functions against the task's data,
+and the verl settings that would otherwise fail only inside a worker after start-up.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from omegaconf import DictConfig, OmegaConf
 
+from entropy_verl.config import ConfigError, EntropyVerlConfig, parse
+from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, VOCAB_STATS
 
-class ConfigError(ValueError):
-    """A configuration value entropy_verl cannot run with. The message starts with the key."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        super().__init__(f"{key}: {message}")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _raw(config: DictConfig, key: str):
@@ -60,49 +64,45 @@ def check_rollout_name(config: DictConfig) -> None:
         raise ConfigError(key, f"unknown rollout backend {name!r}; registered: {known}")
 
 
-def check_entropy_control(config: DictConfig) -> None:
-    """Controllers and loss methods exist, their values are valid, and what they need is configured."""
-    from entropy_verl.controllers import build_controller
-    from entropy_verl.trainer.sync import TRAINER_NAME, entropy_control_spec
+def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig) -> None:
+    """What each configured method and controller needs from the rest of the config is there, every controller
+    output a method reads is produced, and every controller's output is read."""
+    from entropy_verl.trainer.sync import TRAINER_NAME
 
-    controllers, loss = entropy_control_spec(config)
-    if not controllers and not loss.methods:
+    entries = [*parsed.methods, *parsed.controllers, *([parsed.estimator] if parsed.estimator else [])]
+    if not entries:
         return
     mode_key = "trainer.v1.trainer_mode"
     if OmegaConf.select(config, mode_key) != TRAINER_NAME:
-        raise ConfigError(mode_key, f"entropy controllers and loss methods run in the {TRAINER_NAME!r} trainer, got {OmegaConf.select(config, mode_key)!r}")
+        raise ConfigError(mode_key, f"entropy_verl's methods and controllers run in the {TRAINER_NAME!r} trainer, got "
+                          f"{OmegaConf.select(config, mode_key)!r}")
     if OmegaConf.select(config, "algorithm.rollout_correction.bypass_mode", default=False):
-        raise ConfigError("algorithm.rollout_correction.bypass_mode", "entropy control needs the per-token entropy verl computes "
-                          "when it recomputes old log-probs, and bypass mode skips that recomputation")
-    produced = set()
-    for name, cfg in controllers.items():
-        key = f"entropy_verl.controllers.{name}"
-        try:
-            controller = build_controller(name, cfg)  # the trainer builds it the same way
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(key, str(exc).strip("'\"")) from None
-        produced.update(controller.outputs)
-    calculate_entropy = bool(OmegaConf.select(config, "actor_rollout_ref.actor.calculate_entropy", default=False))
-    for method in loss.methods:
-        try:
-            spec, method_cfg = loss.build_method(method)  # the trainer builds it the same way
-        except KeyError as exc:
-            raise ConfigError("entropy_verl.loss.methods", str(exc).strip("'\"")) from None
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"entropy_verl.loss.method_configs.{method}", str(exc)) from None
-        if spec.needs_entropy and not calculate_entropy:
-            raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"loss method {method!r} needs the current policy's entropy "
-                              "with gradient: set it to true")
+        raise ConfigError("algorithm.rollout_correction.bypass_mode", "entropy control needs the per-token entropy verl "
+                          "computes when it recomputes old log-probs, and bypass mode skips that recomputation")
+    produced = {output: spec.name for spec, _ in parsed.controllers for output in spec.outputs}
+    read = set()
+    for spec, cfg in entries:
+        if ENTROPY in spec.needs and not OmegaConf.select(config, "actor_rollout_ref.actor.calculate_entropy", default=False):
+            raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"{spec.name!r} needs the current policy's "
+                              "entropy with gradient: set it to true (method files do)")
         mode_key = "actor_rollout_ref.actor.policy_loss.loss_mode"
         if spec.loss_mode and OmegaConf.select(config, mode_key) != spec.loss_mode:
-            raise ConfigError(mode_key, f"loss method {method!r} is defined with loss_mode {spec.loss_mode!r} (no PPO clip), "
-                              f"got {OmegaConf.select(config, mode_key)!r}")
-        if spec.needs_vocab_stats:
-            check_vocab_stats_engine(config, method)
-        coefficient = getattr(method_cfg, "reads_coefficient", spec.coefficient)
-        if coefficient and coefficient not in produced:
-            raise ConfigError("entropy_verl.controllers", f"loss method {method!r} reads coefficient {coefficient!r}, which no "
-                              f"configured controller produces (configured: {sorted(controllers) or 'none'})")
+            raise ConfigError(mode_key, f"{spec.name!r} is defined with loss_mode {spec.loss_mode!r} (no PPO clip), got "
+                              f"{OmegaConf.select(config, mode_key)!r}")
+        if VOCAB_STATS in spec.needs:
+            check_vocab_stats_engine(config, spec.name)
+        if FINAL_ANSWERS in spec.needs and not parsed.task.final_answer:
+            raise ConfigError("entropy_verl.task.final_answer", f"{spec.name!r} needs each response's final answer, and "
+                              "the task names no final_answer extractor (module:function)")
+        for output in spec.reads_of(cfg):
+            if output not in produced:
+                raise ConfigError("entropy_verl.controllers", f"{spec.name!r} reads {output!r}, which no configured "
+                                  f"controller produces (configured: {sorted(s.name for s, _ in parsed.controllers) or 'none'})")
+            read.add(output)
+    for output, controller in produced.items():
+        if output not in read:
+            raise ConfigError(f"entropy_verl.controllers.{controller}", f"its output {output!r} is read by no configured "
+                              "method: add the method that uses it (e.g. method=entropic for pi) or remove the controller")
 
 
 def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
@@ -112,20 +112,73 @@ def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
 
     key = "actor_rollout_ref.model.use_fused_kernels"
     if OmegaConf.select(config, key, default=False):
-        raise ConfigError(key, f"loss method {method!r} needs full-vocabulary statistics of the logits, which fused "
-                          "kernels never materialise: set it to false")
+        raise ConfigError(key, f"{method!r} needs full-vocabulary statistics of the logits, which fused kernels never "
+                          "materialise: set it to false")
     vendor = OmegaConf.select(config, ENGINE_VENDOR_KEY, default=None) or os.environ.get("VERL_ENGINE_VENDOR")
     if vendor not in (None, VOCAB_STATS_VENDOR):
-        raise ConfigError(ENGINE_VENDOR_KEY, f"loss method {method!r} runs on entropy_verl's engine (vendor {VOCAB_STATS_VENDOR!r}), "
+        raise ConfigError(ENGINE_VENDOR_KEY, f"{method!r} runs on entropy_verl's engine (vendor {VOCAB_STATS_VENDOR!r}), "
                           f"which this run sets itself; got {vendor!r}")
 
 
-def check_advantage_estimator(config: DictConfig) -> None:
-    """The estimator is registered with verl (ours included), and our estimators' ``algorithm.<name>`` values are valid."""
-    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+def data_sources_of(module_name: str) -> tuple[str, ...] | None:
+    """The data sources a task module declares its functions for (``DATA_SOURCES``), or None if it declares none."""
+    sources = getattr(importlib.import_module(module_name), "DATA_SOURCES", None)
+    return None if sources is None else tuple(sources)
 
-    from entropy_verl.advantages import ESTIMATOR_CONFIGS, estimator_config
-    from entropy_verl.advantages.gdpo import gdpo_reward_keys
+
+def _package_module(path: str) -> str | None:
+    """``.../entropy_verl/tasks/countdown.py`` -> ``entropy_verl.tasks.countdown`` (our own modules only)."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if not path.startswith(PACKAGE_DIR + os.sep) or not path.endswith(".py"):
+        return None
+    relative = os.path.relpath(path[: -len(".py")], os.path.dirname(PACKAGE_DIR))
+    return relative.replace(os.sep, ".")
+
+
+def check_task(config: DictConfig, parsed: EntropyVerlConfig) -> None:
+    """The task's functions load and are meant for the task's data (a task module's ``DATA_SOURCES``), and values
+    tuned on one task (an experiment's ``tuned_on``) do not run on another."""
+    from entropy_verl.tasks import load_task_function
+
+    task = parsed.task
+    if not task.data_source:
+        raise ConfigError("entropy_verl.task.data_source", "not set: the data_source value of the task's rows (task=<name> sets it)")
+    reward_key = "reward.custom_reward_function"
+    reward_path, reward_name = (OmegaConf.select(config, f"{reward_key}.{k}", default=None) for k in ("path", "name"))
+    if task.scorer == "custom":
+        for key, value in ((f"{reward_key}.path", reward_path), (f"{reward_key}.name", reward_name)):
+            if not value:
+                raise ConfigError(key, "not set: the task is scored by a custom reward function (entropy_verl.task.scorer=custom); "
+                                  "name its file and function, or set the scorer to verl for a data_source verl scores")
+    elif reward_path:
+        raise ConfigError(f"{reward_key}.path", f"the task is scored by verl's default scorer for data_source "
+                          f"{task.data_source!r} (entropy_verl.task.scorer=verl), which a custom reward function would replace")
+    functions = {f"entropy_verl.task.{name}": getattr(task, name) for name in ("answer_extractor", "final_answer")}
+    reward_module = _package_module(str(reward_path)) if reward_path else None
+    for key, spec in functions.items():
+        if spec:
+            try:
+                load_task_function(spec)
+            except ValueError as exc:
+                raise ConfigError(key, str(exc)) from None
+    modules = {key: spec.partition(":")[0] for key, spec in functions.items() if spec}
+    if reward_module:
+        modules["reward.custom_reward_function.path"] = reward_module
+    for key, module in modules.items():
+        sources = data_sources_of(module)
+        if sources is not None and task.data_source not in sources:
+            raise ConfigError(key, f"{module} is written for data_source {', '.join(map(repr, sources))}, and this run's "
+                              f"task has data_source {task.data_source!r} (entropy_verl.task.data_source): use the task's "
+                              "own function (task=<name> sets it)")
+    if parsed.tuned_on is not None and parsed.tuned_on != task.data_source:
+        raise ConfigError("entropy_verl.tuned_on", f"this experiment's values were tuned on data_source {parsed.tuned_on!r}, "
+                          f"and this run's task has {task.data_source!r}: select the method itself (method=...) and set "
+                          "its values for your task")
+
+
+def check_advantage_estimator(config: DictConfig) -> None:
+    """The estimator is registered with verl (ours included)."""
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
     key = "algorithm.adv_estimator"
     name = str(OmegaConf.select(config, key))
@@ -135,18 +188,8 @@ def check_advantage_estimator(config: DictConfig) -> None:
         raise ConfigError(key, f"unknown advantage estimator {name!r} ({exc})") from None
     if name == "gdpo" and OmegaConf.select(config, "trainer.use_v1", default=True):
         raise ConfigError(key, "verl 0.9.1's 'gdpo' cannot run under the v1 trainer (its advantage step never passes the "
-                          "reward components, so it fails at the first step); use 'gdpo_v1' (same keys: "
-                          "algorithm.gdpo_reward_keys / gdpo_reward_weights), see trainer_configs/gdpo.yaml")
-    if name == "gdpo_v1":
-        try:
-            gdpo_reward_keys(config.algorithm)
-        except ValueError as exc:
-            raise ConfigError("algorithm.gdpo_reward_keys", str(exc)) from None
-    if name in ESTIMATOR_CONFIGS:
-        try:
-            estimator_config(config.algorithm, name)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"algorithm.{name}", str(exc)) from None
+                          "reward components, so it fails at the first step); method=gdpo runs entropy_verl's 'gdpo_v1', "
+                          "which hands verl's own function the components")
 
 
 def check_batch_divisibility(config: DictConfig) -> None:
@@ -174,22 +217,15 @@ def check_batch_divisibility(config: DictConfig) -> None:
             raise ConfigError(key, f"{size} does not divide the {per_worker} samples each of the {world} workers gets")
 
 
-def check_diagnostics(config: DictConfig) -> None:
-    from entropy_verl.trainer.sync import build_diagnostics
-
-    try:
-        build_diagnostics(config)  # the trainer builds them the same way
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("entropy_verl.diagnostics", str(exc)) from None
-
-
-def validate(config: DictConfig) -> None:
-    """All entropy_verl start-up checks, cheapest first."""
+def validate(config: DictConfig) -> EntropyVerlConfig:
+    """All entropy_verl start-up checks, cheapest first; returns the parsed ``entropy_verl`` block."""
     check_rollout_name(config)
-    check_diagnostics(config)
+    parsed = parse(config)
     check_batch_divisibility(config)
-    check_entropy_control(config)
+    check_entropy_control(config, parsed)
+    check_task(config, parsed)
     check_advantage_estimator(config)
     check_local_path(config, "actor_rollout_ref.model.path", "model path")
     check_local_path(config, "data.train_files", "training data")
     check_local_path(config, "data.val_files", "validation data")
+    return parsed

@@ -5,7 +5,7 @@ A job is what verl's multinode docs submit by hand:
     ray job submit --address=http://<head>:8265 --runtime-env=... -- python3 -m verl.trainer.main_ppo <overrides>
 
 here through Ray's job-submission SDK (``ray.job_submission.JobSubmissionClient``), with the entrypoint
-``python3 -m entropy_verl.main --config-name <config> <overrides>`` and a runtime env that uploads this checkout as the
+``python3 -m entropy_verl.main <overrides>`` (e.g. ``hardware=cluster_gpu task=gsm8k method=clip_b ...``) and a runtime env that uploads this checkout as the
 job's working directory (minus ``.git``, virtual envs, run outputs and checkpoints). verl's own driver (``run_ppo``)
 then joins the cluster the job runs on. This module imports Ray only, not verl or entropy_verl: the submitting machine
 needs neither a GPU nor the training stack.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
-DEFAULT_CONFIG = "embedded_grpo"
+SELECTION_GROUPS = ("experiment", "method")  # a default run name is the experiment or method chosen
 # never uploaded: history, environments, run outputs, weights (Ray caps a working_dir at 500 MiB)
 WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "outputs", "checkpoints", "wandb", "__pycache__", ".pytest_cache",
                         "*.pt", "*.safetensors", "*.bin", "*.parquet"]
@@ -39,7 +39,6 @@ TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 @dataclass
 class JobSpec:
     name: str  # trainer.experiment_name: the run's directory name and the job's metadata
-    config_name: str = DEFAULT_CONFIG
     overrides: list[str] = field(default_factory=list)  # Hydra overrides, passed through unchanged
     nnodes: int | None = None
     gpus_per_node: int | None = None
@@ -51,7 +50,7 @@ class JobSpec:
     def command(self) -> list[str]:
         cluster = ([f"trainer.nnodes={self.nnodes}"] if self.nnodes else []) + (
             [f"trainer.n_gpus_per_node={self.gpus_per_node}"] if self.gpus_per_node else [])
-        return [self.python, "-m", "entropy_verl.main", "--config-name", self.config_name, *cluster,
+        return [self.python, "-m", "entropy_verl.main", *cluster,
                 f"trainer.experiment_name={self.name}", *self.overrides]
 
     def entrypoint(self) -> str:
@@ -60,6 +59,16 @@ class JobSpec:
     def runtime_env(self) -> dict:
         env = {**JOB_ENV_VARS, **({RUN_ROOT_ENV: self.run_root} if self.run_root else {}), **self.env_vars}
         return {"working_dir": self.working_dir, "excludes": list(WORKING_DIR_EXCLUDES), "env_vars": env}
+
+
+def selection_of(overrides: list[str]) -> str:
+    """What the overrides choose, for a default run name: the experiment, else the method(s) (``grpo`` by default)."""
+    chosen = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") in SELECTION_GROUPS:
+            chosen[key.lstrip("+~")] = "+".join(v.strip() for v in value.strip("[]").split(",") if v.strip())
+    return chosen.get("experiment") or chosen.get("method") or "grpo"
 
 
 def check_name(name: str) -> str:
@@ -79,7 +88,7 @@ def submit(client, spec: JobSpec) -> str:
     """Submit ``spec``; returns the job's submission id."""
     submission_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
     return client.submit_job(entrypoint=spec.entrypoint(), runtime_env=spec.runtime_env(), submission_id=submission_id,
-                             metadata={"run_name": spec.name, "config_name": spec.config_name})
+                             metadata={"run_name": spec.name, "selection": selection_of(spec.overrides)})
 
 
 def status_of(client, job_id: str) -> str:
@@ -113,7 +122,6 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by launch/submit and launch/sweep."""
     parser.add_argument("--address", default=os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS,
                         help=f"Ray dashboard / job server (default: $RAY_ADDRESS or {DEFAULT_ADDRESS})")
-    parser.add_argument("--config-name", default=DEFAULT_CONFIG, help="a config in trainer_configs/ (default: %(default)s)")
     parser.add_argument("--nnodes", type=int, help="trainer.nnodes")
     parser.add_argument("--gpus-per-node", type=int, help="trainer.n_gpus_per_node")
     parser.add_argument("--run-root", help=f"where runs are written on the cluster (sets ${RUN_ROOT_ENV}; use shared storage)")
@@ -130,7 +138,7 @@ def spec_from(args, name: str, overrides: list[str]) -> JobSpec:
         if not sep or not key:
             raise SystemExit(f"launch: --env needs KEY=VALUE, got {item!r}")
         env_vars[key] = value
-    return JobSpec(name=check_name(name), config_name=args.config_name, overrides=list(overrides), nnodes=args.nnodes,
+    return JobSpec(name=check_name(name), overrides=list(overrides), nnodes=args.nnodes,
                    gpus_per_node=args.gpus_per_node, run_root=args.run_root, python=args.python,
                    working_dir=os.path.abspath(args.working_dir), env_vars=env_vars)
 
@@ -150,10 +158,10 @@ def submit_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="launch/submit", allow_abbrev=False, description="Submit one entropy_verl training job to a Ray "
                                      "cluster; Hydra overrides (key=value) pass through unchanged.")
     add_job_arguments(parser)
-    parser.add_argument("--name", help="run name (trainer.experiment_name; default: <config>-<time>)")
+    parser.add_argument("--name", help="run name (trainer.experiment_name; default: <experiment or method>-<time>)")
     parser.add_argument("--dry-run", action="store_true", help="print the entrypoint and runtime env, submit nothing")
     args, overrides = parse_with_overrides(parser, list(sys.argv[1:] if argv is None else argv))
-    spec = spec_from(args, args.name or f"{args.config_name}-{time.strftime('%Y%m%d-%H%M%S')}", overrides)
+    spec = spec_from(args, args.name or f"{selection_of(overrides)}-{time.strftime('%Y%m%d-%H%M%S')}", overrides)
     if args.dry_run:
         print(spec.entrypoint())
         print(spec.runtime_env())

@@ -1,7 +1,8 @@
 """``launch/sweep``: one Ray job per combination of Hydra sweep overrides, each submitted like ``launch/submit``.
 
-    launch/sweep --address http://HEAD:8265 --config-name clip_b --name clip_b-mu \
-        entropy_verl.loss.method_configs.clip_b.mu=1.5,2.5 data.seed=range(1,4) trainer.total_training_steps=200
+    launch/sweep --address http://HEAD:8265 --name zoo hardware=cluster_gpu task=gsm8k method=grpo,clip_b,nsr \
+        data.seed=range(1,4) trainer.total_training_steps=200 actor_rollout_ref.model.path=... data.train_files=...
+    launch/sweep --name clip_b-mu method=clip_b entropy_verl.methods.clip_b.mu=1.5,2.5 ...
 
 The sweep grammar is Hydra's own (``a=1,2``, ``range(1,4)``, ``choice(x,y)``; lists and quoted strings stay single
 values), parsed with Hydra's override parser; overrides without a sweep are passed to every job. Hydra's ``--multirun``
@@ -51,7 +52,7 @@ def run_name(prefix: str, index: int, swept: list[str]) -> str:
 
 def submit_command(args, spec) -> str:
     """The equivalent ``launch/submit`` command line (what --dry-run prints)."""
-    options = ["--address", args.address, "--config-name", spec.config_name, "--name", spec.name]
+    options = ["--address", args.address, "--name", spec.name]
     for flag, value in (("--nnodes", spec.nnodes), ("--gpus-per-node", spec.gpus_per_node), ("--run-root", spec.run_root)):
         if value is not None:
             options += [flag, str(value)]

@@ -21,10 +21,10 @@ def test_method_row_start_end_window_and_step_time_without_warm_up():
 
 
 def test_table_has_a_row_per_method_and_the_difference_to_grpo():
-    results = [method_row("embedded_grpo", rows([0.6, 0.5, 0.3], [0.2, 0.4, 0.6]), 2),
+    results = [method_row("grpo", rows([0.6, 0.5, 0.3], [0.2, 0.4, 0.6]), 2),
                method_row("nsr", rows([0.6, 0.6, 0.6], [0.2, 0.3, 0.3]), 2)]
     table = format_table(results, 2).splitlines()
-    assert len(table) == 4 and table[2].startswith("| embedded_grpo |") and table[3].startswith("| nsr |")
+    assert len(table) == 4 and table[2].startswith("| grpo |") and table[3].startswith("| nsr |")
     assert "| 0.600 | 1.00 | +0.200 |" in table[3]  # end 0.6 vs GRPO's 0.4
     assert table[3].endswith("| 3.00 | 1.00x |")
 

@@ -2,8 +2,9 @@
 
 K independent "positions", each a softmax over V tokens with several correct tokens (so collapse loses diversity, as
 on countdown). Each step samples G tokens per position, scores them, computes GRPO advantages, and takes one on-policy
-step of verl's own vanilla policy loss with the method's shaped advantages and token weights applied exactly as the
-entropy-aware actor loss applies them (``apply_loss_methods``).
+step of verl's own vanilla policy loss with the method's shaped advantages, token weights and terms applied exactly as
+the entropy-aware actor loss applies them (``apply_loss_methods``, ``apply_loss_terms``), after the whole-step
+statistics and selections the trainer computes on the driver.
 
 Plain SGD on the logits: the papers' entropy arguments are first-order analyses of exactly that (a softmax policy
 under policy gradient). Adam on a logit table normalises each logit's step separately, which is nothing like Adam on
@@ -16,7 +17,7 @@ from verl.trainer.ppo.core_algos import get_policy_loss_fn
 from verl.workers.config import FSDPActorConfig
 
 import entropy_verl.losses  # noqa: F401  - registers pg_unclipped with verl
-from entropy_verl.losses import LossContext, apply_loss_methods
+from entropy_verl.losses import LossContext, apply_loss_methods, apply_loss_terms
 
 K, V, G = 32, 6, 8
 
@@ -54,27 +55,28 @@ def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=No
             sum_p2 = (p * p).sum(-1, keepdim=True).expand(K, G)  # Clip-V's full-vocabulary sums
             sum_p2_logp = (p * p * p.log()).sum(-1, keepdim=True).expand(K, G)
             old_log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)
-        selections = {}
+        whole_step = LossContext.of_sampling_policy(old_log_prob, adv.reshape(1, K * G).float(),
+                                                    torch.ones(1, K * G, dtype=torch.bool), entropy.reshape(1, K * G).float(),
+                                                    sum_p2.reshape(1, K * G).float(), sum_p2_logp.reshape(1, K * G).float())
+        step_stats, selections = {}, {}
         for spec, cfg in methods:  # what the trainer computes on the driver over the whole step
+            if spec.step_stats:
+                step_stats[spec.name] = spec.step_stats(whole_step, cfg)
             if spec.step_selection:
-                whole_step = LossContext.of_sampling_policy(old_log_prob, adv.reshape(1, K * G).float(),
-                                                            torch.ones(1, K * G, dtype=torch.bool), entropy.reshape(1, K * G).float(),
-                                                            sum_p2.reshape(1, K * G).float(), sum_p2_logp.reshape(1, K * G).float())
                 selections[spec.name] = spec.step_selection(whole_step, cfg, torch.Generator().manual_seed(step))
         for _ in range(updates_per_batch):
             log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)
             ctx = LossContext(
                 log_prob=log_prob, old_log_prob=old_log_prob, advantages=adv.reshape(1, K * G).float(),
                 response_mask=torch.ones(1, K * G, dtype=torch.bool), entropy=None,
-                old_entropy=entropy.reshape(1, K * G).float(), coefficients=dict(coefficients or {}), selections=selections,
+                old_entropy=entropy.reshape(1, K * G).float(), coefficients=dict(coefficients or {}),
+                step_stats=step_stats, selections=selections,
             )
             _, weights, _ = apply_loss_methods(ctx, methods)
             loss, _ = policy_loss(old_log_prob=ctx.old_log_prob, log_prob=log_prob, advantages=ctx.advantages,
                                   response_mask=ctx.response_mask, loss_agg_mode="token-mean", config=config,
                                   rollout_is_weights=weights)
-            for spec, cfg in methods:
-                if spec.kind == "term":
-                    loss = loss + spec.fn(ctx, cfg)[0]
+            loss = loss + apply_loss_terms(ctx, methods)[0]
             optimizer.zero_grad()
             loss.backward()
             if grad_probe is not None:

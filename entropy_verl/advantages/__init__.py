@@ -1,17 +1,11 @@
-"""Advantage estimators registered in verl's registry (``algorithm.adv_estimator=<name>``); one file per paper.
-
-Their parameters live under ``algorithm.<name>`` (e.g. ``algorithm.w_reinforce.positive_weight``), next to verl's own
-estimator settings such as ``algorithm.norm_adv_by_std_in_grpo``.
+"""Advantage estimators, one file per paper, registered in ``entropy_verl.registry`` (kind ``estimator``) and, through
+``estimator.py``'s adapter, in verl's registry: ``algorithm.adv_estimator=<name>`` selects one, its settings live
+under ``entropy_verl.methods.<name>`` like every other method's.
 """
 
-from . import gdpo, sample_polarity, seed_grpo, unlikeliness  # noqa: F401  - register their estimators with verl
-from .config import (
-           ESTIMATOR_CONFIGS,
-           ESTIMATOR_NEEDS,
-           estimator_config,
-           register_estimator,
-)
-from .driver_inputs import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, advantage_inputs
+from . import gdpo, sample_polarity, seed_grpo, unlikeliness  # noqa: F401  - register the estimators
+from .estimator import EstimatorContext, estimator_inputs, register_with_verl
 
-__all__ = ["ESTIMATOR_CONFIGS", "ESTIMATOR_NEEDS", "FINAL_ANSWERS", "REWARD_COMPONENTS", "SEQUENCE_MEAN_OLD_LOG_PROB", "advantage_inputs",
-           "estimator_config", "register_estimator"]
+register_with_verl()
+
+__all__ = ["EstimatorContext", "estimator_inputs", "register_with_verl"]

@@ -9,9 +9,8 @@ trainer's advantage step passes neither (only ``uid`` and the padded response te
 
 ``gdpo_v1`` is an adapter, not a re-implementation: the ``entropy_sync`` trainer reads each response's reward
 components from what verl's reward loop stored with the sample (``extra_fields["reward_extra_info"]``, i.e. the dict
-the reward function returned), and this function hands them, with the response mask in the layout verl expects, to
-verl's ``compute_gdpo_outcome_advantage`` unchanged. Keys and weights are verl's own: ``algorithm.gdpo_reward_keys``,
-``algorithm.gdpo_reward_weights``.
+the task's reward function returned), and this function hands them, with the response mask in the layout verl
+expects, to verl's ``compute_gdpo_outcome_advantage`` unchanged.
 """
 
 from __future__ import annotations
@@ -19,42 +18,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from verl.trainer.ppo.core_algos import compute_gdpo_outcome_advantage
 
-from .config import register_estimator
-from .driver_inputs import REWARD_COMPONENTS, advantage_input, record_advantage_metric
+from entropy_verl.registry import REWARD_COMPONENTS, register
 
-NAME = "gdpo_v1"
+from .estimator import EstimatorContext
 
 
 @dataclass
-class GDPOv1Config:  # the settings are verl's algorithm.gdpo_reward_keys / gdpo_reward_weights
-    pass
+class GDPOConfig:
+    reward_keys: list[str] | None = None
+    """The reward components normalised separately, keys of the dict the task's reward function returns
+    (method=gdpo sets the task's ``entropy_verl.task.reward_components``)."""
+    reward_weights: list[float] | None = None
+    """Weight of each component in the sum, in reward_keys order; null: all 1 (paper: 1)."""
+
+    def __post_init__(self):
+        if not self.reward_keys:
+            raise ValueError("reward_keys: gdpo needs the reward components to normalise separately, and the task "
+                             "declares none (entropy_verl.task.reward_components); its reward function must return a "
+                             "dict with them")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_keys):
+            raise ValueError(f"reward_weights has {len(self.reward_weights)} entries for {len(self.reward_keys)} reward_keys")
 
 
-def gdpo_reward_keys(algorithm_config) -> list[str]:
-    keys = None if algorithm_config is None else algorithm_config.get("gdpo_reward_keys", None)
-    if not keys:
-        raise ValueError("gdpo_v1 needs algorithm.gdpo_reward_keys: the reward components (keys of the dict the reward "
-                         "function returns) to normalise separately, e.g. [accuracy_reward, format_reward]")
-    return list(keys)
+@register("gdpo_v1", kind="estimator", config=GDPOConfig, needs=(REWARD_COMPONENTS,))
+def gdpo_v1(ctx: EstimatorContext, cfg: GDPOConfig):
+    from verl.trainer.ppo.core_algos import compute_gdpo_outcome_advantage
 
-
-@register_estimator(NAME, GDPOv1Config, needs=(REWARD_COMPONENTS,))
-def compute_gdpo_v1_advantage(token_level_rewards, response_mask, index, config=None, **kwargs):
-    components = advantage_input(REWARD_COMPONENTS, NAME)  # key -> one value per response
-    keys = gdpo_reward_keys(config)
-    missing = [k for k in keys if k not in components]
+    components = ctx.reward_components  # key -> one value per response
+    missing = [k for k in cfg.reward_keys if k not in components]
     if missing:
         raise KeyError(f"gdpo_v1: reward components {missing} not returned by the reward function "
-                       f"(it returned {sorted(components)}); check algorithm.gdpo_reward_keys")
-    non_tensor_batch = {k: np.asarray(components[k], dtype=np.float32) for k in keys}
+                       f"(it returned {sorted(components)}); check entropy_verl.methods.gdpo_v1.reward_keys")
+    non_tensor_batch = {k: np.asarray(components[k], dtype=np.float32) for k in cfg.reward_keys}
     # verl locates each response's last token as attention_mask[:, prompt_len:].sum(1) - 1: a zero-width prompt and
     # the response mask give exactly that
-    batch = {"prompts": response_mask.new_zeros(response_mask.shape[0], 0), "attention_mask": response_mask.long()}
-    advantages, returns = compute_gdpo_outcome_advantage(token_level_rewards, response_mask, index, config=config,
-                                                         non_tensor_batch=non_tensor_batch, batch=batch)
-    for k in keys:
-        record_advantage_metric(f"gdpo/{k}/mean", float(np.mean(non_tensor_batch[k])))
-    return advantages, returns
+    mask = ctx.response_mask
+    batch = {"prompts": mask.new_zeros(mask.shape[0], 0), "attention_mask": mask.long()}
+    config = {"gdpo_reward_keys": list(cfg.reward_keys), "gdpo_reward_weights": cfg.reward_weights}
+    advantages, _ = compute_gdpo_outcome_advantage(ctx.token_level_rewards, mask, ctx.index, config=config,
+                                                   non_tensor_batch=non_tensor_batch, batch=batch)
+    return advantages, {f"{k}/mean": float(np.mean(non_tensor_batch[k])) for k in cfg.reward_keys}

@@ -17,40 +17,44 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import estimator_config, register_estimator
+from entropy_verl.registry import register
+
+from .estimator import EstimatorContext
 
 
 @dataclass
-class SamplePolarityConfig:
-    positive_weight: float = 0.1  # lambda of W-REINFORCE (PSR uses 1)
-    correct_threshold: float = 0.5  # a response is correct when its summed reward exceeds this
+class PolarityConfig:
+    correct_threshold: float = 0.5
+    """A response is correct when its summed reward exceeds this (binary rewards: 0.5)."""
+
+
+@dataclass
+class WReinforceConfig(PolarityConfig):
+    positive_weight: float = 0.1
+    """lambda, the advantage of a correct response (a wrong one gets -1); >= 0 (paper: 0.1)."""
 
     def __post_init__(self):
         if self.positive_weight < 0:
             raise ValueError(f"positive_weight must be >= 0, got {self.positive_weight}")
 
 
-def sample_polarity_advantages(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, positive: float,
-                               negative: float, correct_threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    correct = token_level_rewards.sum(dim=-1) > correct_threshold
-    per_response = torch.where(correct, positive, negative).to(token_level_rewards.dtype)
-    advantages = per_response.unsqueeze(-1) * response_mask
-    return advantages, advantages
+def sample_polarity_advantages(ctx: EstimatorContext, positive: float, negative: float, correct_threshold: float):
+    correct = ctx.token_level_rewards.sum(dim=-1) > correct_threshold
+    per_response = torch.where(correct, positive, negative).to(ctx.token_level_rewards.dtype)
+    correct_frac = float(correct.float().mean()) if correct.numel() else 0.0
+    return per_response.unsqueeze(-1) * ctx.response_mask, {"correct_frac": correct_frac}
 
 
-@register_estimator("w_reinforce", SamplePolarityConfig)
-def compute_w_reinforce_advantage(token_level_rewards, response_mask, config=None, **kwargs):
-    cfg = estimator_config(config, "w_reinforce")
-    return sample_polarity_advantages(token_level_rewards, response_mask, cfg.positive_weight, -1.0, cfg.correct_threshold)
+@register("w_reinforce", kind="estimator", config=WReinforceConfig)
+def w_reinforce(ctx: EstimatorContext, cfg: WReinforceConfig):
+    return sample_polarity_advantages(ctx, cfg.positive_weight, -1.0, cfg.correct_threshold)
 
 
-@register_estimator("psr", SamplePolarityConfig)
-def compute_psr_advantage(token_level_rewards, response_mask, config=None, **kwargs):
-    cfg = estimator_config(config, "psr")
-    return sample_polarity_advantages(token_level_rewards, response_mask, 1.0, 0.0, cfg.correct_threshold)
+@register("psr", kind="estimator", config=PolarityConfig)
+def psr(ctx: EstimatorContext, cfg: PolarityConfig):
+    return sample_polarity_advantages(ctx, 1.0, 0.0, cfg.correct_threshold)
 
 
-@register_estimator("nsr", SamplePolarityConfig)
-def compute_nsr_advantage(token_level_rewards, response_mask, config=None, **kwargs):
-    cfg = estimator_config(config, "nsr")
-    return sample_polarity_advantages(token_level_rewards, response_mask, 0.0, -1.0, cfg.correct_threshold)
+@register("nsr", kind="estimator", config=PolarityConfig)
+def nsr(ctx: EstimatorContext, cfg: PolarityConfig):
+    return sample_polarity_advantages(ctx, 0.0, -1.0, cfg.correct_threshold)

@@ -7,7 +7,7 @@ Within each group of G responses, rank them by their mean old log-prob (rank 0 =
 
 then normalise as GRPO does. A correct but unlikely response keeps its full reward while the likeliest correct ones
 lose up to beta of theirs, which counters GRPO's sharpening toward the answers the policy already prefers. The paper
-pairs it with 2 PPO epochs (``actor.ppo_epochs: 2`` in the config).
+pairs it with 2 PPO epochs (``actor.ppo_epochs: 2`` in its method file).
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import estimator_config, grpo_advantages, register_estimator
-from .driver_inputs import (
-    SEQUENCE_MEAN_OLD_LOG_PROB,
-    advantage_input,
-    record_advantage_metric,
-)
+from entropy_verl.registry import SEQUENCE_MEAN_OLD_LOG_PROB, register
+
+from .estimator import EstimatorContext, grpo_advantages
 
 
 @dataclass
 class UnlikelinessConfig:
     beta: float = 0.25
+    """The likeliest response of a group keeps 1 - beta of its reward; in [0, 1] (paper: 0.25)."""
 
     def __post_init__(self):
         if not 0.0 <= self.beta <= 1.0:
@@ -51,12 +49,13 @@ def unlikeliness_scaled_rewards(token_level_rewards, mean_log_prob, index, beta:
     return token_level_rewards * factor.unsqueeze(-1)
 
 
-@register_estimator("unlikeliness", UnlikelinessConfig, needs=(SEQUENCE_MEAN_OLD_LOG_PROB,))
-def compute_unlikeliness_advantage(token_level_rewards, response_mask, index, config=None, **kwargs):
-    cfg = estimator_config(config, "unlikeliness")
-    mean_log_prob = advantage_input(SEQUENCE_MEAN_OLD_LOG_PROB, "unlikeliness")
-    scaled = unlikeliness_scaled_rewards(token_level_rewards, mean_log_prob.to(token_level_rewards.device), index, cfg.beta)
-    correct = token_level_rewards.sum(-1) > 0
+@register("unlikeliness", kind="estimator", config=UnlikelinessConfig, needs=(SEQUENCE_MEAN_OLD_LOG_PROB,))
+def unlikeliness(ctx: EstimatorContext, cfg: UnlikelinessConfig):
+    rewards = ctx.token_level_rewards
+    mean_log_prob = ctx.sequence_mean_old_log_prob.to(rewards.device)
+    scaled = unlikeliness_scaled_rewards(rewards, mean_log_prob, ctx.index, cfg.beta)
+    correct = rewards.sum(-1) > 0
+    metrics = {}
     if correct.any():
-        record_advantage_metric("unlikeliness/correct_reward_scale_mean", (scaled.sum(-1)[correct] / token_level_rewards.sum(-1)[correct]).mean())
-    return grpo_advantages(scaled, response_mask, index, config)
+        metrics["correct_reward_scale_mean"] = float((scaled.sum(-1)[correct] / rewards.sum(-1)[correct]).mean())
+    return grpo_advantages(ctx, scaled), metrics

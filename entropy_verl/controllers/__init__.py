@@ -1,21 +1,16 @@
 """Driver-side entropy controllers: one global controller per method, fed the batch entropy each step."""
 
 from .adaptive_entropy import AdaptiveEntropyConfig, AdaptiveEntropyController
-from .base import CONTROLLER_REGISTRY, EntropyController, build_controller, build_controllers, get_controller_cls, register_controller
+from .base import EntropyController
 from .lambda_schedule import LambdaScheduleConfig, LambdaScheduleController
 from .pi import PIController, PIControllerConfig
 
 __all__ = [
-    "CONTROLLER_REGISTRY",
+    "AdaptiveEntropyConfig",
+    "AdaptiveEntropyController",
     "EntropyController",
-    "build_controller",
-    "build_controllers",
-    "get_controller_cls",
-    "register_controller",
+    "LambdaScheduleConfig",
+    "LambdaScheduleController",
     "PIController",
     "PIControllerConfig",
-    "AdaptiveEntropyController",
-    "AdaptiveEntropyConfig",
-    "LambdaScheduleController",
-    "LambdaScheduleConfig",
 ]

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import EntropyController, register_controller
+from entropy_verl.registry import register
+
+from .base import EntropyController
 
 
 @dataclass
 class AdaptiveEntropyConfig:
     target_entropy: float = 0.2
+    """The bonus is on while entropy (nats/token) is below this; >= 0 (paper: 0.2)."""
     delta: float = 1e-4
+    """Step of the coefficient per training step; >= 0 (paper: 1e-4)."""
     coef_min: float = 0.0
+    """Lower clip of the coefficient; >= 0 (paper: 0)."""
     coef_max: float = 5e-3
+    """Upper clip of the coefficient; >= coef_min (paper: 5e-3)."""
     initial_coef: float = 0.0
+    """Coefficient before the first step (clipped to [coef_min, coef_max]) (paper: 0)."""
 
     def __post_init__(self):
         if self.target_entropy < 0:
@@ -29,12 +36,9 @@ class AdaptiveEntropyConfig:
             raise ValueError(f"need 0 <= coef_min <= coef_max, got [{self.coef_min}, {self.coef_max}]")
 
 
-@register_controller("adaptive_entropy")
+@register("adaptive_entropy", kind="controller", config=AdaptiveEntropyConfig, outputs=("entropy_coef",))
 class AdaptiveEntropyController(EntropyController):
-    """Output key: ``entropy_coef`` (0 while entropy is at or above target)."""
-
-    outputs = ("entropy_coef",)
-    config_cls = AdaptiveEntropyConfig
+    """``entropy_coef`` is 0 while entropy is at or above target."""
 
     def __init__(self, config: AdaptiveEntropyConfig):
         super().__init__()

@@ -1,4 +1,4 @@
-"""The controller interface and registry.
+"""The controller interface (controllers register with ``entropy_verl.registry.register(name, kind="controller")``).
 
 A controller lives on the driver. Once per training step it reads one measurement (the global token-mean entropy of
 the step's rollout batch) and returns the loss-weight coefficients every actor worker will use for this step's update.
@@ -9,27 +9,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Any, Callable
-
-CONTROLLER_REGISTRY: dict[str, type["EntropyController"]] = {}
-
-
-def register_controller(name: str) -> Callable[[type], type]:
-    def decorator(cls):
-        if name in CONTROLLER_REGISTRY and CONTROLLER_REGISTRY[name] is not cls:
-            raise ValueError(f"controller {name!r} is already registered to {CONTROLLER_REGISTRY[name].__name__}")
-        cls.name = name
-        CONTROLLER_REGISTRY[name] = cls
-        return cls
-
-    return decorator
-
-
-def get_controller_cls(name: str) -> type["EntropyController"]:
-    if name not in CONTROLLER_REGISTRY:
-        raise KeyError(f"unknown entropy controller {name!r}; registered: {sorted(CONTROLLER_REGISTRY)}")
-    return CONTROLLER_REGISTRY[name]
-
+from typing import Any
 
 class EntropyController(abc.ABC):
     """``update(measurement) -> coefficients``; ``state_dict`` / ``load_state_dict`` for checkpoints.
@@ -38,9 +18,7 @@ class EntropyController(abc.ABC):
     what the last update saw and did, for ``metrics()`` and for the checkpoint.
     """
 
-    name: str = "base"
-    outputs: tuple[str, ...] = ()  # the coefficient keys update() returns
-    config_cls: type = object  # the dataclass its Hydra config block is built into
+    name: str = "base"  # set by ``entropy_verl.registry.register``
 
     def __init__(self):
         self._last: dict[str, float] = {"measurement": math.nan, "error": math.nan}
@@ -69,15 +47,3 @@ class EntropyController(abc.ABC):
     def metrics(self) -> dict[str, float]:
         """What the last update saw and did (measurement, error, outputs, internal state), for verl's logger."""
         return {**self._last, **self._state()}
-
-
-def build_controller(name: str, config: dict | None) -> "EntropyController":
-    """One controller from its registry name and config dict. Unknown names raise KeyError; bad values raise the
-    config dataclass's ValueError (or TypeError for an unknown field)."""
-    cls = get_controller_cls(name)
-    return cls(cls.config_cls(**dict(config or {})))
-
-
-def build_controllers(spec: dict) -> dict[str, "EntropyController"]:
-    """``{name: config dict}`` (the ``entropy_verl.controllers`` block) -> controllers, in config order."""
-    return {name: build_controller(name, cfg) for name, cfg in spec.items()}

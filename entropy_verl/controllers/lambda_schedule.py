@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import EntropyController, register_controller
+from entropy_verl.registry import register
+
+from .base import EntropyController
 
 
 @dataclass
 class LambdaScheduleConfig:
-    target_entropy: float = 0.2  # delta_H in the paper; its value there is not confirmed (methods.md row 7)
+    target_entropy: float = 0.2
+    """delta_H: lambda shrinks while entropy (nats/token) is below it; >= 0 (paper's value not confirmed)."""
     delta: float = 0.05
+    """Step of lambda per training step; >= 0 (paper: 0.05)."""
     initial_lambda: float = 1.0
+    """lambda before the first step; in [0, 1]."""
 
     def __post_init__(self):
         if self.target_entropy < 0:
@@ -28,13 +33,8 @@ class LambdaScheduleConfig:
             raise ValueError(f"initial_lambda must be in [0, 1], got {self.initial_lambda}")
 
 
-@register_controller("lambda_schedule")
+@register("lambda_schedule", kind="controller", config=LambdaScheduleConfig, outputs=("pos_adv_lambda",))
 class LambdaScheduleController(EntropyController):
-    """Output key: ``pos_adv_lambda``."""
-
-    outputs = ("pos_adv_lambda",)
-    config_cls = LambdaScheduleConfig
-
     def __init__(self, config: LambdaScheduleConfig):
         super().__init__()
         self.config = config

@@ -12,19 +12,25 @@ controller on the driver, fed with the global batch entropy, and its state goes 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from entropy_verl.registry import register
 
-from .base import EntropyController, register_controller
+from .base import EntropyController
 
 
 @dataclass
 class PIControllerConfig:
     target_entropy: float = 0.1
+    """Entropy (nats/token) the controller holds; >= 0 (paper: e.g. 0.1 at temperature 0.6)."""
     kp: float = 1.0
+    """Proportional gain; >= 0 (paper: 1)."""
     ki: float = 0.01
-    integral_limit: Optional[float] = None  # anti-windup clamp on the integral; None = unclamped (as published)
+    """Integral gain; >= 0 (paper: 0.01)."""
+    integral_limit: float | None = None
+    """Anti-windup clamp on |integral|; >= 0, null = unclamped (paper: unclamped)."""
     p_only: bool = False
+    """Proportional control only (no integral); the paper's ablation."""
     output_limit: float = 1.0
+    """alpha is clipped to [-output_limit, output_limit]; > 0 (paper: 1)."""
 
     def __post_init__(self):
         if self.target_entropy < 0:
@@ -37,13 +43,8 @@ class PIControllerConfig:
             raise ValueError(f"output_limit must be > 0, got {self.output_limit}")
 
 
-@register_controller("pi")
+@register("pi", kind="controller", config=PIControllerConfig, outputs=("alpha",))
 class PIController(EntropyController):
-    """Output key: ``alpha``."""
-
-    outputs = ("alpha",)
-    config_cls = PIControllerConfig
-
     def __init__(self, config: PIControllerConfig):
         super().__init__()
         self.config = config

@@ -7,13 +7,14 @@ in its checkpoints):
   prompt (``actor_rollout_ref.rollout.val_kwargs.n``), and the entropy-performance law fitted to the (policy entropy,
   mean validation reward) pairs so far (``entropy_law/...``).
 
-Config: ``entropy_verl.diagnostics`` (``DiagnosticsConfig``).
+Config: ``entropy_verl.diagnostics`` (``DiagnosticsConfig``); the answer extractor is the task's.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .entropy_law import OnlineEntropyLaw
@@ -24,19 +25,17 @@ from .token_stats import EntropyChangeTracker, step_diagnostics
 @dataclass
 class DiagnosticsConfig:
     enable: bool = True
-    # module:function, decoded response -> canonical answer or None; counts distinct correct answers (None: skip)
-    answer_extractor: str | None = "entropy_verl.tasks.countdown:extract_answer"
-    correct_threshold: float = 0.5  # a validation sample with reward >= this counts as correct for pass@k
-
-    def __post_init__(self):
-        from entropy_verl.tasks import load_task_function
-
-        self.extract = load_task_function(self.answer_extractor) if self.answer_extractor else None
+    """Log the per-step entropy/... metrics and, at validation, pass@k and the entropy-performance law."""
+    correct_threshold: float = 0.5
+    """A validation sample with reward >= this counts as correct for pass@k and distinct correct answers."""
 
 
 class StepDiagnostics:
-    def __init__(self, cfg: DiagnosticsConfig):
+    def __init__(self, cfg: DiagnosticsConfig, extract: Callable[[str], str | None] | None = None):
+        """``extract``: the task's answer extractor (decoded response -> answer or None), for distinct correct answers;
+        None skips that metric."""
         self.cfg = cfg
+        self.extract = extract
         self.tracker = EntropyChangeTracker()
         self.law = OnlineEntropyLaw()
         self.entropy: float | None = None  # token-mean entropy of the latest step's rollout (the current policy)
@@ -56,10 +55,10 @@ class StepDiagnostics:
         correct, answers = defaultdict(list), defaultdict(list)
         for uid, reward, text in zip(uids, rewards, outputs, strict=True):
             correct[uid].append(float(reward) >= self.cfg.correct_threshold)
-            answers[uid].append(self.cfg.extract(text) if self.cfg.extract else None)
+            answers[uid].append(self.extract(text) if self.extract else None)
         n = max((len(c) for c in correct.values()), default=0)
         full = [uid for uid, c in correct.items() if len(c) == n]  # a prompt missing samples would bias pass@k
-        metrics = pass_at_k_metrics([correct[u] for u in full], [answers[u] for u in full] if self.cfg.extract else None)
+        metrics = pass_at_k_metrics([correct[u] for u in full], [answers[u] for u in full] if self.extract else None)
         if len(full) < len(correct):
             metrics["val/prompts_missing_samples"] = float(len(correct) - len(full))
         if self.entropy is not None and rewards and step != self.law_step:

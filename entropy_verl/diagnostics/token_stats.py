@@ -21,7 +21,7 @@ from entropy_verl.losses import LossContext
 from entropy_verl.losses.clip_b import discriminator_s
 from entropy_verl.losses.clip_v import expected_discriminator
 from entropy_verl.losses.covariance import token_covariance
-from entropy_verl.losses.registry import masked_mean_std
+from entropy_verl.losses.masked import masked_mean_std
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 THRESHOLDS = (0.1, 0.5, 1.0, 2.0)  # nats

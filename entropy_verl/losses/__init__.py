@@ -1,6 +1,7 @@
 """Entropy-aware actor losses: verl's PPO loss plus registered entropy-control methods (see ``actor_loss.py``).
 
-One file per method; ``registry.py`` says how the three kinds (advantage shaping, token weight, term) compose.
+One file per method, registered in ``entropy_verl.registry`` by the decorator on its function; the kinds (advantage
+shaping, token weight, loss term) compose as ``actor_loss.py`` says.
 """
 
 from . import (  # noqa: F401  - registers the methods, and the pg_unclipped loss_mode with verl
@@ -16,28 +17,16 @@ from . import (  # noqa: F401  - registers the methods, and the pg_unclipped los
     steer,
     top_entropy,
 )
-from .actor_loss import EntropyLossConfig, apply_loss_methods, entropy_aware_loss
-from .context import COEFFICIENTS_KEY, LossContext, build_loss_context
-from .registry import (
-    LOSS_METHODS,
-    get_loss_method,
-    register_advantage_shaping,
-    register_entropy_term,
-    register_token_weight,
-    selected_token_mean,
-)
+from .actor_loss import apply_loss_methods, apply_loss_terms, entropy_aware_loss, run_method
+from .context import COEFFICIENTS_KEY, SELECTION_PREFIX, LossContext, build_loss_context
 
 __all__ = [
     "COEFFICIENTS_KEY",
-    "LOSS_METHODS",
-    "EntropyLossConfig",
+    "SELECTION_PREFIX",
     "LossContext",
     "apply_loss_methods",
+    "apply_loss_terms",
     "build_loss_context",
     "entropy_aware_loss",
-    "get_loss_method",
-    "register_advantage_shaping",
-    "register_entropy_term",
-    "register_token_weight",
-    "selected_token_mean",
+    "run_method",
 ]

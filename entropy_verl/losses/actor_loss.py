@@ -4,63 +4,59 @@
     weights    <- product of token weights(ctx)    # e.g. top_entropy x steer x pos_adv_reweight; detached
     loss = verl's ppo_loss(...)                    # whatever actor.policy_loss.loss_mode says: vanilla, cispo, ...
                                                    # fed the shaped advantages and rollout_is_weights x weights
-         + sum of entropy terms(ctx)               # e.g. entropic, adaptive_entropy_bonus
+         + sum of loss terms(ctx)                  # e.g. entropic, adaptive_entropy_bonus
 
 So every verl built-in ``loss_mode`` keeps working unchanged through the same path, and our methods get what verl's
-policy-loss signature lacks (entropies, probabilities, the driver's coefficients). Each worker also logs the
-coefficients it actually used, so a run can prove they match what the driver computed.
+policy-loss signature lacks (entropies, probabilities, the driver's coefficients). Each method runs on its own view
+of the context (``LossContext.for_method``) and its metrics are logged under its registered name. Each worker also
+logs the coefficients it actually used, so a run can prove they match what the driver computed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import torch
-from verl.utils.metric import AggregationType, Metric
-from verl.workers.utils.losses import ppo_loss
-from verl.workers.utils.padding import response_to_nested
 
 from .context import LossContext, build_loss_context
-from .registry import LossMethodSpec, get_loss_method
 
 
-@dataclass
-class EntropyLossConfig:
-    """``entropy_verl.loss`` in the Hydra config: ``methods`` (names, composed by kind) and ``method_configs``."""
-
-    methods: list[str] = field(default_factory=list)
-    method_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def build_method(self, name: str) -> tuple[LossMethodSpec, Any]:
-        """(spec, config instance); an unknown name raises KeyError, bad values the config's ValueError."""
-        spec = get_loss_method(name)
-        return spec, spec.config_cls(**dict(self.method_configs.get(name, {}) or {}))
-
-    def build(self) -> list[tuple[LossMethodSpec, Any]]:
-        """One (spec, config) per listed method, built on the driver so bad input fails there."""
-        return [self.build_method(name) for name in self.methods]
+def run_method(ctx: LossContext, spec, cfg) -> tuple[torch.Tensor, dict[str, float]]:
+    """One registered method on ``ctx``: (its output, its metrics prefixed with its name)."""
+    out, metrics = spec.impl(ctx.for_method(spec, cfg), cfg)
+    return out, {f"{spec.name}/{k}": v for k, v in metrics.items()}
 
 
 def apply_loss_methods(ctx: LossContext, methods) -> tuple[torch.Tensor | None, torch.Tensor | None, dict]:
-    """Run the advantage and weight methods on ``ctx``: (shaped advantages or None, product of weights or None,
-    metrics). ``ctx.advantages`` is updated in place so later methods and terms see the shaped advantages."""
+    """Run the advantage and weight methods of ``methods`` ((spec, config) pairs) on ``ctx``: (shaped advantages or
+    None, product of weights or None, metrics). ``ctx.advantages`` is updated so later methods see the shaped ones."""
     metrics, shaped, weights = {}, None, None
     for spec, cfg in methods:
         if spec.kind == "advantage":
-            shaped, m = spec.fn(ctx, cfg)
+            shaped, m = run_method(ctx, spec, cfg)
             ctx.advantages = shaped.detach()
             metrics.update(m)
     for spec, cfg in methods:
         if spec.kind == "weight":
-            w, m = spec.fn(ctx, cfg)
+            w, m = run_method(ctx, spec, cfg)
             weights = w.detach() if weights is None else weights * w.detach()
             metrics.update(m)
     return shaped, weights, metrics
 
 
+def apply_loss_terms(ctx: LossContext, methods) -> tuple[torch.Tensor | float, dict]:
+    """The sum of the term methods of ``methods`` on ``ctx`` (0.0 if none), and their metrics."""
+    total, metrics = 0.0, {}
+    for spec, cfg in methods:
+        if spec.kind == "term":
+            term, m = run_method(ctx, spec, cfg)
+            total = total + term
+            metrics.update(m)
+    return total, metrics
+
+
 def _with_token_fields(data, advantages: torch.Tensor | None, weights: torch.Tensor | None):
     """A shallow copy of the micro-batch with padded (bsz, T) advantages / extra weights in the batch's own layout."""
+    from verl.workers.utils.padding import response_to_nested
+
     data = data.copy()
     mask = data["response_mask"]
 
@@ -78,6 +74,9 @@ def _with_token_fields(data, advantages: torch.Tensor | None, weights: torch.Ten
 
 def entropy_aware_loss(config, model_output, data, dp_group=None, *, methods=()):
     """verl's actor loss signature ``(config, model_output, data, dp_group)``; ``methods`` is bound by the trainer."""
+    from verl.utils.metric import AggregationType, Metric
+    from verl.workers.utils.losses import ppo_loss
+
     if not methods:
         return ppo_loss(config, model_output, data, dp_group)
     ctx = build_loss_context(config, model_output, data)
@@ -86,13 +85,12 @@ def entropy_aware_loss(config, model_output, data, dp_group=None, *, methods=())
         data = _with_token_fields(data, shaped, weights)
     loss, metrics = ppo_loss(config, model_output, data, dp_group)
     ctx.global_batch_info = dict(config.global_batch_info)  # ppo_loss has just set this micro-batch's normalisers
-    for spec, cfg in methods:
-        if spec.kind == "term":
-            term_loss, m = spec.fn(ctx, cfg)
-            loss = loss + term_loss
-            method_metrics.update(m)
+    terms, term_metrics = apply_loss_terms(ctx, methods)
+    loss = loss + terms
+    method_metrics.update(term_metrics)
     metrics.update({f"actor/{k}": Metric(value=v, aggregation=AggregationType.MEAN) for k, v in method_metrics.items()})
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    for key, value in ctx.coefficients.items():  # what this worker used: checked against the driver's value
+    broadcast = {**ctx.coefficients, **{f"{m}/{k}": v for m, stats in ctx.step_stats.items() for k, v in stats.items()}}
+    for key, value in broadcast.items():  # what this worker used: checked against the driver's value
         metrics[f"entropy_verl/worker_coef/{key}/rank{rank}"] = Metric(value=float(value), aggregation=AggregationType.MEAN)
     return loss, metrics

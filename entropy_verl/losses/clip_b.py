@@ -12,28 +12,26 @@ positive-advantage tokens are left alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from entropy_verl.registry import register
+
 from .context import LossContext
-from .registry import (
-    check_scope,
-    masked_mean_std,
-    register_token_weight,
-    selection_stats,
-    valid_token_mean,
-)
+from .masked import masked_mean_std, valid_token_mean
 
 
 @dataclass
 class ClipBConfig:
     mu: float = 2.5
-    scope: str = "step"
+    """Drop A < 0 tokens whose S is more than mu standard deviations below the batch mean; >= 0 (paper: 2.5)."""
+    scope: Literal["step", "micro_batch"] = "step"
+    """Where mean and std of S are taken: the whole step, all ranks, or each micro-batch."""
 
     def __post_init__(self):
         if self.mu < 0:
             raise ValueError(f"mu must be >= 0, got {self.mu}")
-        check_scope(self.scope)
 
 
 def discriminator_s(ctx: LossContext) -> torch.Tensor:
@@ -45,9 +43,8 @@ def clip_b_stats(ctx: LossContext, cfg: ClipBConfig) -> dict[str, float]:
     return {"s_mean": mean.item(), "s_std": std.item()}
 
 
-@register_token_weight("clip_b", ClipBConfig, step_stats=clip_b_stats)
+@register("clip_b", kind="weight", config=ClipBConfig, step_stats=clip_b_stats)
 def clip_b_weight(ctx: LossContext, cfg: ClipBConfig):
-    stats = selection_stats(ctx, "clip_b", cfg, clip_b_stats)
-    z = discriminator_s(ctx) - stats["s_mean"]
-    drop = (ctx.advantages < 0) & (z < -cfg.mu * stats["s_std"]) & ctx.response_mask
-    return (~drop).to(ctx.log_prob.dtype), {"clip_b/dropped_frac": valid_token_mean(drop, ctx)}
+    z = discriminator_s(ctx) - ctx.stats["s_mean"]
+    drop = (ctx.advantages < 0) & (z < -cfg.mu * ctx.stats["s_std"]) & ctx.response_mask
+    return (~drop).to(ctx.log_prob.dtype), {"dropped_frac": valid_token_mean(drop, ctx)}

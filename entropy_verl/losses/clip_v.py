@@ -19,15 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
+from entropy_verl.registry import VOCAB_STATS, register
+
 from .clip_b import discriminator_s
 from .context import LossContext
-from .covariance import selection_count
-from .registry import (
-    masked_mean_std,
-    register_token_weight,
-    step_selection,
-    valid_token_mean,
-)
+from .masked import masked_mean_std, selection_count, valid_token_mean
 
 MIN_SIGMA = 1e-12
 
@@ -35,7 +31,9 @@ MIN_SIGMA = 1e-12
 @dataclass
 class ClipVConfig:
     mu: float = 8.5
+    """Drop A < 0 tokens whose gap x = N - S exceeds mu standard deviations of x; >= 0 (paper: 8.5)."""
     max_frac: float = 1e-4
+    """At most this fraction of the step's tokens is dropped, the largest gaps first; in (0, 1] (paper: 1e-4)."""
 
     def __post_init__(self):
         if self.mu < 0:
@@ -76,7 +74,7 @@ def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Genera
     return dropped.masked_fill_(candidates, 1.0)
 
 
-@register_token_weight("clip_v", ClipVConfig, step_selection=clip_v_selection, needs_vocab_stats=True)
+@register("clip_v", kind="weight", config=ClipVConfig, step_selection=clip_v_selection, needs=(VOCAB_STATS,))
 def clip_v_weight(ctx: LossContext, cfg: ClipVConfig):
-    selected = step_selection(ctx, "clip_v") * ctx.response_mask
-    return 1.0 - selected, {"clip_v/dropped_frac": valid_token_mean(selected, ctx)}
+    selected = ctx.selection * ctx.response_mask
+    return 1.0 - selected, {"dropped_frac": valid_token_mean(selected, ctx)}

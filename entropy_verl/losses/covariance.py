@@ -19,14 +19,11 @@ from dataclasses import dataclass
 import torch
 from verl.trainer.ppo.core_algos import agg_loss
 
+from entropy_verl.registry import register
+
 from .context import LossContext
+from .masked import selection_count, valid_token_mean
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
-from .registry import (
-    register_entropy_term,
-    register_token_weight,
-    step_selection,
-    valid_token_mean,
-)
 
 
 def token_covariance(ctx: LossContext) -> torch.Tensor:
@@ -39,15 +36,15 @@ def token_covariance(ctx: LossContext) -> torch.Tensor:
     return cov.masked_fill(~mask, float("-inf"))
 
 
-def selection_count(ratio: float, n: int) -> int:
-    return max(int(ratio * n), 1) if n > 0 else 0
-
-
 @dataclass
 class ClipCovConfig:
     ratio: float = 2e-4
+    """Fraction of the step's tokens detached, drawn at random among lower_bound < Cov < upper_bound; in (0, 1]
+    (paper: 2e-4)."""
     lower_bound: float = 1.0
+    """Candidates have Cov above this (paper: 1)."""
     upper_bound: float = 5.0
+    """Candidates have Cov below this; > lower_bound (paper: 5)."""
 
     def __post_init__(self):
         if not 0.0 < self.ratio <= 1.0:
@@ -59,22 +56,26 @@ class ClipCovConfig:
 def clip_cov_selection(ctx: LossContext, cfg: ClipCovConfig, generator: torch.Generator) -> torch.Tensor:
     cov = token_covariance(ctx)
     candidates = torch.nonzero(ctx.response_mask & (cov > cfg.lower_bound) & (cov < cfg.upper_bound))
-    chosen = candidates[torch.randperm(len(candidates), generator=generator)[: selection_count(cfg.ratio, int(ctx.response_mask.sum()))]]
+    count = selection_count(cfg.ratio, int(ctx.response_mask.sum()))
+    chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count]]
     selected = torch.zeros_like(cov)
     selected[chosen[:, 0], chosen[:, 1]] = 1.0
     return selected
 
 
-@register_token_weight("clip_cov_global", ClipCovConfig, step_selection=clip_cov_selection)
+@register("clip_cov_global", kind="weight", config=ClipCovConfig, step_selection=clip_cov_selection)
 def clip_cov_weight(ctx: LossContext, cfg: ClipCovConfig):
-    selected = step_selection(ctx, "clip_cov_global") * ctx.response_mask
-    return 1.0 - selected, {"clip_cov_global/detached_frac": valid_token_mean(selected, ctx)}
+    selected = ctx.selection * ctx.response_mask
+    return 1.0 - selected, {"detached_frac": valid_token_mean(selected, ctx)}
 
 
 @dataclass
 class KLCovConfig:
-    ratio: float = 2e-3  # 2e-3 for 7B models, 2e-4 for 32B (paper)
+    ratio: float = 2e-3
+    """Fraction of the step's tokens, the highest-Cov ones, that get the KL penalty; in (0, 1] (paper: 2e-3 for 7B,
+    2e-4 for 32B)."""
     coef: float = 1.0
+    """Weight of the penalty coef * |log pi - log pi_old|; >= 0 (paper: 1)."""
 
     def __post_init__(self):
         if not 0.0 < self.ratio <= 1.0:
@@ -97,9 +98,8 @@ def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch
     return agg_loss(loss_mat=penalty, loss_mask=ctx.response_mask, loss_agg_mode="token-mean", **ctx.global_batch_info)
 
 
-@register_entropy_term("kl_cov_global", KLCovConfig, step_selection=kl_cov_selection, loss_mode=PG_UNCLIPPED)
+@register("kl_cov_global", kind="term", config=KLCovConfig, step_selection=kl_cov_selection, loss_mode=PG_UNCLIPPED)
 def kl_cov_term(ctx: LossContext, cfg: KLCovConfig):
-    selected = step_selection(ctx, "kl_cov_global") * ctx.response_mask
+    selected = ctx.selection * ctx.response_mask
     penalty = selected_kl_penalty(ctx, cfg.coef * selected)
-    return penalty, {"kl_cov_global/selected_frac": valid_token_mean(selected, ctx),
-                     "kl_cov_global/penalty": penalty.item()}
+    return penalty, {"selected_frac": valid_token_mean(selected, ctx), "penalty": penalty.item()}

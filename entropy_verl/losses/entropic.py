@@ -10,22 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from entropy_verl.registry import register
+
 from .context import LossContext
-from .registry import register_entropy_term, selected_token_mean, valid_token_mean
+from .masked import selected_token_mean, valid_token_mean
 
 
 @dataclass
 class EntroPICTermConfig:
     prob_threshold: float = 0.95
+    """The term acts on tokens whose current probability exceeds this; in [0, 1) (paper: 0.95)."""
 
     def __post_init__(self):
         if not 0.0 <= self.prob_threshold < 1.0:
             raise ValueError(f"prob_threshold must be in [0, 1), got {self.prob_threshold}")
 
 
-@register_entropy_term("entropic", EntroPICTermConfig, coefficient="alpha")
+@register("entropic", kind="term", config=EntroPICTermConfig, reads=("alpha",))
 def entropic_term(ctx: LossContext, cfg: EntroPICTermConfig):
-    alpha = float(ctx.coefficients.get("alpha", 0.0))
+    alpha = float(ctx.coefficients["alpha"])
     selected = ctx.response_mask & (ctx.prob.detach() > cfg.prob_threshold)
     steering = selected_token_mean(-ctx.ratio * ctx.advantages.abs(), selected, ctx)
-    return alpha * steering, {"entropic/alpha": alpha, "entropic/selected_frac": valid_token_mean(selected, ctx), "entropic/term": steering.item()}
+    return alpha * steering, {"alpha": alpha, "selected_frac": valid_token_mean(selected, ctx), "term": steering.item()}

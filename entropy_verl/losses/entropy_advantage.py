@@ -14,14 +14,18 @@ from dataclasses import dataclass
 
 import torch
 
+from entropy_verl.registry import register
+
 from .context import LossContext
-from .registry import register_advantage_shaping, valid_token_mean
+from .masked import valid_token_mean
 
 
 @dataclass
 class EntropyAdvantageConfig:
     alpha: float = 0.4
-    kappa: float = 2.0  # value unconfirmed in the paper; > 1 keeps the sign of A
+    """Scale of the entropy bonus alpha * H; >= 0 (paper: 0.4)."""
+    kappa: float = 2.0
+    """The bonus is capped at |A| / kappa; > 1 keeps every advantage's sign (2 here; not confirmed in the paper)."""
 
     def __post_init__(self):
         if self.alpha < 0:
@@ -30,8 +34,8 @@ class EntropyAdvantageConfig:
             raise ValueError(f"kappa must be > 1 (so the bonus cannot flip an advantage's sign), got {self.kappa}")
 
 
-@register_advantage_shaping("entropy_adv", EntropyAdvantageConfig)
+@register("entropy_adv", kind="advantage", config=EntropyAdvantageConfig)
 def entropy_advantage(ctx: LossContext, cfg: EntropyAdvantageConfig):
     bonus = torch.minimum(cfg.alpha * ctx.old_entropy.detach(), ctx.advantages.abs() / cfg.kappa)
     bonus = bonus * ctx.response_mask
-    return ctx.advantages + bonus, {"entropy_adv/mean_bonus": valid_token_mean(bonus, ctx)}
+    return ctx.advantages + bonus, {"mean_bonus": valid_token_mean(bonus, ctx)}

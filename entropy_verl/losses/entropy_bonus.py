@@ -13,19 +13,20 @@ from dataclasses import dataclass
 
 from verl.trainer.ppo.core_algos import agg_loss
 
+from entropy_verl.registry import ENTROPY, register
+
 from .context import LossContext
-from .registry import register_entropy_term
 
 
 @dataclass
 class AdaptiveEntropyBonusConfig:
-    pass
+    """No settings of its own: the coefficient is the adaptive_entropy controller's."""
 
 
-@register_entropy_term("adaptive_entropy_bonus", AdaptiveEntropyBonusConfig, needs_entropy=True, coefficient="entropy_coef")
+@register("adaptive_entropy_bonus", kind="term", config=AdaptiveEntropyBonusConfig, reads=("entropy_coef",), needs=(ENTROPY,))
 def adaptive_entropy_bonus_term(ctx: LossContext, cfg: AdaptiveEntropyBonusConfig):
     if ctx.entropy is None:
         raise RuntimeError("adaptive_entropy_bonus needs actor_rollout_ref.actor.calculate_entropy=True")
-    coef = float(ctx.coefficients.get("entropy_coef", 0.0))
+    coef = float(ctx.coefficients["entropy_coef"])
     mean_entropy = agg_loss(loss_mat=ctx.entropy, loss_mask=ctx.response_mask, loss_agg_mode="token-mean", **ctx.global_batch_info)
-    return -coef * mean_entropy, {"adaptive_entropy/coef": coef, "adaptive_entropy/bonus": mean_entropy.item()}
+    return -coef * mean_entropy, {"coef": coef, "bonus": mean_entropy.item()}

@@ -3,7 +3,7 @@
     weight_t = lambda if A_t > 0 else 1
 
 Positive samples drive entropy collapse; down-weighting them (lambda < 1) slows it. lambda is fixed (``lam``) or, with
-``lam: null``, the driver's entropy-guided schedule (controller ``lambda_schedule``, coefficient ``pos_adv_lambda``).
+``lam: null``, the driver's entropy-guided schedule (controller ``lambda_schedule``, output ``pos_adv_lambda``).
 """
 
 from __future__ import annotations
@@ -12,27 +12,29 @@ from dataclasses import dataclass
 
 import torch
 
-from .context import LossContext
-from .registry import register_token_weight
+from entropy_verl.registry import register
 
-COEFFICIENT = "pos_adv_lambda"
+from .context import LossContext
+
+SCHEDULED = "pos_adv_lambda"  # the lambda_schedule controller's output
 
 
 @dataclass
 class PosAdvReweightConfig:
-    lam: float | None = 0.1  # null: read lambda from the lambda_schedule controller
+    lam: float | None = 0.1
+    """Weight on A > 0 tokens, in [0, 1] (paper: 0.1); null reads it from the lambda_schedule controller."""
 
     def __post_init__(self):
         if self.lam is not None and not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1] or null, got {self.lam}")
 
-    @property
-    def reads_coefficient(self) -> str | None:
-        return COEFFICIENT if self.lam is None else None
+
+def reads_lambda(cfg: PosAdvReweightConfig) -> tuple[str, ...]:
+    return (SCHEDULED,) if cfg.lam is None else ()
 
 
-@register_token_weight("pos_adv_reweight", PosAdvReweightConfig)
+@register("pos_adv_reweight", kind="weight", config=PosAdvReweightConfig, reads=reads_lambda)
 def pos_adv_reweight(ctx: LossContext, cfg: PosAdvReweightConfig):
-    lam = cfg.lam if cfg.lam is not None else float(ctx.coefficients[COEFFICIENT])
+    lam = cfg.lam if cfg.lam is not None else float(ctx.coefficients[SCHEDULED])
     weights = torch.where(ctx.advantages > 0, torch.full_like(ctx.advantages, lam), torch.ones_like(ctx.advantages))
-    return weights, {"pos_adv_reweight/lambda": lam}
+    return weights, {"lambda": lam}

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from entropy_verl.registry import register
+
 from .context import LossContext
 from .covariance import selected_kl_penalty, token_covariance
+from .masked import valid_token_mean
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
-from .registry import register_entropy_term, step_selection, valid_token_mean
 
 HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
 
@@ -23,8 +25,11 @@ HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
 @dataclass
 class SentConfig:
     k: float = 2e-4
+    """Fraction of the low-entropy tokens penalised at each end of the Cov order; in (0, 0.5] (paper: 2e-4)."""
     coef: float = 0.1
+    """Weight of the KL penalty |log pi - log pi_old|; >= 0 (paper: 0.1)."""
     low_entropy_fraction: float = 0.8
+    """The bottom fraction of the step's token entropies that is eligible; in (0, 1] (paper: 0.8)."""
 
     def __post_init__(self):
         if not 0.0 < self.k <= 0.5:
@@ -55,9 +60,8 @@ def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator
     return flat.view_as(weights)
 
 
-@register_entropy_term("sent", SentConfig, step_selection=sent_selection, loss_mode=PG_UNCLIPPED)
+@register("sent", kind="term", config=SentConfig, step_selection=sent_selection, loss_mode=PG_UNCLIPPED)
 def sent_term(ctx: LossContext, cfg: SentConfig):
-    multiplier = step_selection(ctx, "sent") * ctx.response_mask
+    multiplier = ctx.selection * ctx.response_mask
     penalty = selected_kl_penalty(ctx, cfg.coef * multiplier)
-    return penalty, {"sent/selected_frac": valid_token_mean(multiplier > 0, ctx),
-                     "sent/penalty": penalty.item()}
+    return penalty, {"selected_frac": valid_token_mean(multiplier > 0, ctx), "penalty": penalty.item()}

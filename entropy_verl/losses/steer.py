@@ -12,16 +12,14 @@ pi is the sampling policy's probability (on-policy pi = pi_old), so Omega_t = A_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from entropy_verl.registry import register
+
 from .context import LossContext
-from .registry import (
-    check_scope,
-    register_token_weight,
-    selection_stats,
-    valid_token_mean,
-)
+from .masked import valid_token_mean
 
 MIN_SCALE = 0.02  # floor of max|Omega| so a batch of near-zero changes is not stretched to lambda_min
 
@@ -29,15 +27,15 @@ MIN_SCALE = 0.02  # floor of max|Omega| so a batch of near-zero changes is not s
 @dataclass
 class SteerConfig:
     lambda_min: float = 0.8
-    mode: str = "exp"  # or "linear"
-    scope: str = "step"
+    """Weight of the token whose |Omega| is the batch's largest; in (0, 1] (paper: 0.8)."""
+    mode: Literal["exp", "linear"] = "exp"
+    """How the weight falls with |Omega|: exp(-k |Omega|) (paper) or linearly."""
+    scope: Literal["step", "micro_batch"] = "step"
+    """Where max |Omega| is taken: the whole step, all ranks, or each micro-batch."""
 
     def __post_init__(self):
         if not 0.0 < self.lambda_min <= 1.0:
             raise ValueError(f"lambda_min must be in (0, 1], got {self.lambda_min}")
-        if self.mode not in ("exp", "linear"):
-            raise ValueError(f"mode must be 'exp' or 'linear', got {self.mode!r}")
-        check_scope(self.scope)
 
 
 def entropy_change(ctx: LossContext) -> torch.Tensor:
@@ -50,9 +48,9 @@ def steer_stats(ctx: LossContext, cfg: SteerConfig) -> dict[str, float]:
     return {"omega_max": omega.max().item() if omega.numel() else 0.0}
 
 
-@register_token_weight("steer", SteerConfig, step_stats=steer_stats)
+@register("steer", kind="weight", config=SteerConfig, step_stats=steer_stats)
 def steer_weight(ctx: LossContext, cfg: SteerConfig):
-    scale = max(selection_stats(ctx, "steer", cfg, steer_stats)["omega_max"], MIN_SCALE)
+    scale = max(ctx.stats["omega_max"], MIN_SCALE)
     omega = entropy_change(ctx).abs()
     if cfg.mode == "exp":
         k = -torch.log(torch.tensor(cfg.lambda_min, dtype=omega.dtype)) / scale
@@ -60,4 +58,4 @@ def steer_weight(ctx: LossContext, cfg: SteerConfig):
     else:
         lam = 1.0 - (1.0 - cfg.lambda_min) * omega / scale
     lam = lam.clamp(min=cfg.lambda_min, max=1.0)
-    return lam, {"steer/mean_lambda": valid_token_mean(lam, ctx), "steer/omega_max": scale}
+    return lam, {"mean_lambda": valid_token_mean(lam, ctx), "omega_max": scale}

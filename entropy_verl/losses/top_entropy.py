@@ -11,27 +11,26 @@ the driver); ``scope: micro_batch`` over the micro-batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from entropy_verl.registry import register
+
 from .context import LossContext
-from .registry import (
-    check_scope,
-    register_token_weight,
-    selection_stats,
-    valid_token_mean,
-)
+from .masked import valid_token_mean
 
 
 @dataclass
 class TopEntropyConfig:
-    rho: float = 0.2  # fraction of tokens kept
-    scope: str = "step"
+    rho: float = 0.2
+    """Fraction of the batch's tokens kept, the highest-entropy ones; in (0, 1] (paper: 0.2)."""
+    scope: Literal["step", "micro_batch"] = "step"
+    """Where the entropy quantile is taken: the whole step, all ranks (paper), or each micro-batch."""
 
     def __post_init__(self):
         if not 0.0 < self.rho <= 1.0:
             raise ValueError(f"rho must be in (0, 1], got {self.rho}")
-        check_scope(self.scope)
 
 
 def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, float]:
@@ -41,8 +40,8 @@ def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, 
     return {"threshold": torch.quantile(valid.float(), 1.0 - cfg.rho).item()}
 
 
-@register_token_weight("top_entropy", TopEntropyConfig, step_stats=top_entropy_threshold)
+@register("top_entropy", kind="weight", config=TopEntropyConfig, step_stats=top_entropy_threshold)
 def top_entropy_weight(ctx: LossContext, cfg: TopEntropyConfig):
-    threshold = selection_stats(ctx, "top_entropy", cfg, top_entropy_threshold)["threshold"]
+    threshold = ctx.stats["threshold"]
     keep = (ctx.old_entropy >= threshold) & ctx.response_mask
-    return keep.to(ctx.log_prob.dtype), {"top_entropy/threshold": threshold, "top_entropy/kept_frac": valid_token_mean(keep, ctx)}
+    return keep.to(ctx.log_prob.dtype), {"threshold": threshold, "kept_frac": valid_token_mean(keep, ctx)}

@@ -1,4 +1,6 @@
-"""Verifiable tasks (prompt generators, answer checkers, verl reward functions)."""
+"""Verifiable tasks (prompt generators, answer checkers, verl reward functions), one module per task; the config
+group ``task/<name>.yaml`` says which functions a run uses. A module declares the ``data_source`` values its functions
+are written for in ``DATA_SOURCES``, which start-up validation checks against ``entropy_verl.task.data_source``."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ import random
 from typing import NamedTuple
 
 DATA_SOURCE = "countdown3"
+DATA_SOURCES = (DATA_SOURCE,)  # the data this module's functions are for (checked at start-up)
 ABILITY = "math"
 OPERATORS = ("+", "-", "*")
 DIGITS = tuple(range(1, 10))

@@ -31,25 +31,14 @@ from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_from_nested, response_to_nested
 
-from entropy_verl.advantages import (
-    ESTIMATOR_NEEDS,
-    FINAL_ANSWERS,
-    REWARD_COMPONENTS,
-    SEQUENCE_MEAN_OLD_LOG_PROB,
-    advantage_inputs,
-    estimator_config,
-)
-from entropy_verl.controllers import build_controllers
+from entropy_verl.advantages import estimator_inputs
+from entropy_verl.config import parse
 from entropy_verl.diagnostics.run_summary import METRICS_FILE
-from entropy_verl.diagnostics.step import DiagnosticsConfig, StepDiagnostics
+from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
-from entropy_verl.losses import (
-    COEFFICIENTS_KEY,
-    EntropyLossConfig,
-    LossContext,
-    entropy_aware_loss,
-)
-from entropy_verl.losses.registry import needs_vocab_stats, selection_field
+from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, LossContext, entropy_aware_loss
+from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
+from entropy_verl.tasks import load_task_function
 
 logger = logging.getLogger(__name__)
 
@@ -59,31 +48,18 @@ DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
 CONTROLLER_STATE_FILE = "entropy_controllers.json"
 
 
-def entropy_control_spec(config) -> tuple[dict, EntropyLossConfig]:
-    """The ``entropy_verl.controllers`` and ``entropy_verl.loss`` blocks as plain Python objects."""
-    def plain(key):
-        node = OmegaConf.select(config, key, default=None)
-        return OmegaConf.to_container(node, resolve=True) if node is not None else {}
-
-    controllers, loss = plain("entropy_verl.controllers"), plain("entropy_verl.loss")
-    return controllers, EntropyLossConfig(methods=list(loss.get("methods", []) or []), method_configs=dict(loss.get("method_configs", {}) or {}))
-
-
-def build_diagnostics(config) -> StepDiagnostics | None:
-    node = OmegaConf.select(config, "entropy_verl.diagnostics", default=None)
-    cfg = DiagnosticsConfig(**(OmegaConf.to_container(node, resolve=True) if node is not None else {}))
-    return StepDiagnostics(cfg) if cfg.enable else None
-
-
 @register_trainer(TRAINER_NAME)
 class EntropySyncTrainer(PPOTrainerSync):
     def __init__(self, config):
-        controllers, loss_config = entropy_control_spec(config)
-        self.controllers = build_controllers(controllers)
-        self.loss_methods = loss_config.build()
-        self.needs_vocab_stats = needs_vocab_stats(self.loss_methods)
+        self.entropy_config = parse(config)  # the same parse the driver's start-up validation ran
+        self.controllers = {spec.name: spec.impl(cfg) for spec, cfg in self.entropy_config.controllers}
+        self.loss_methods = self.entropy_config.loss_methods
+        self.needs_vocab_stats = self.entropy_config.needs(VOCAB_STATS)
         self.coefficients: dict[str, float] = {}
-        self.diagnostics = build_diagnostics(config)
+        task = self.entropy_config.task
+        diagnostics = self.entropy_config.diagnostics
+        extract = load_task_function(task.answer_extractor) if task.answer_extractor else None
+        self.diagnostics = StepDiagnostics(diagnostics, extract) if diagnostics.enable else None
         self.step_entropy: float | None = None  # global token-mean entropy of this step's rollout
         self._val_outputs: list[str] | None = None
         self._state_written_at: int | None = None  # the step whose checkpoint holds the latest entropy_verl state
@@ -164,7 +140,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         stats = {f"{spec.name}/{k}": v for spec, cfg in with_stats for k, v in spec.step_stats(ctx, cfg).items()}
         if with_selection:
             generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
-            selections = {selection_field(spec.name): response_to_nested(spec.step_selection(ctx, cfg, generator), nested["response_mask"])
+            selections = {SELECTION_PREFIX + spec.name: response_to_nested(spec.step_selection(ctx, cfg, generator), nested["response_mask"])
                           for spec, cfg in with_selection}
             batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch)))
         if self.diagnostics and self.step_entropy is not None:
@@ -173,27 +149,26 @@ class EntropySyncTrainer(PPOTrainerSync):
         return stats, batch
 
     def _compute_advantage(self, batch, metrics):
-        """verl's advantage step, with the per-response inputs our estimators need provided for its duration."""
-        name = str(self.config.algorithm.adv_estimator)
-        needs = ESTIMATOR_NEEDS.get(name, ())
-        if not needs:
+        """verl's advantage step; for our estimators, with their config and the per-response inputs they need."""
+        if self.entropy_config.estimator is None:
             return super()._compute_advantage(batch, metrics=metrics)
+        spec, cfg = self.entropy_config.estimator
         inputs = {}
-        if SEQUENCE_MEAN_OLD_LOG_PROB in needs:
+        if SEQUENCE_MEAN_OLD_LOG_PROB in spec.needs:
             data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["old_log_probs", "response_mask"])
             padded = data.to_padded_tensor()
             mask = padded["response_mask"].to(padded["old_log_probs"].dtype)
             inputs[SEQUENCE_MEAN_OLD_LOG_PROB] = (padded["old_log_probs"] * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
-        if FINAL_ANSWERS in needs:
-            cfg = estimator_config(self.config.algorithm, name)
+        if FINAL_ANSWERS in spec.needs:
+            final_answer = load_task_function(self.entropy_config.task.final_answer)
             responses = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["responses"])["responses"]
             texts = self.tokenizer.batch_decode([r.tolist() for r in responses.unbind()], skip_special_tokens=True)
-            inputs[FINAL_ANSWERS] = [cfg.extract(text) for text in texts]
-        if REWARD_COMPONENTS in needs:  # what the reward function returned, stored by verl's reward loop per sample
+            inputs[FINAL_ANSWERS] = [final_answer(text) for text in texts]
+        if REWARD_COMPONENTS in spec.needs:  # what the reward function returned, stored by verl's reward loop per sample
             extra = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"]).pop("extra_fields")
             infos = [(fields or {}).get("reward_extra_info", {}) for fields in extra.tolist()]  # as verl's _validate reads them
             inputs[REWARD_COMPONENTS] = {key: [info.get(key) for info in infos] for key in set().union(*infos)}
-        with advantage_inputs(**inputs) as estimator_metrics:
+        with estimator_inputs({spec.name: cfg}, **inputs) as estimator_metrics:
             batch = super()._compute_advantage(batch, metrics=metrics)
         metrics.update({f"entropy_verl/{k}": v for k, v in estimator_metrics.items()})
         return batch

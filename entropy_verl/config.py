@@ -1,0 +1,231 @@
+"""The ``entropy_verl`` block of a run's config, parsed in one place: ``entropy_verl.main`` (before Ray starts),
+start-up validation and the trainer (inside Ray) all call ``parse``, so what is checked is what runs.
+
+    entropy_verl:
+      run_dir: ...                   # metrics.jsonl, checkpoints, Hydra's config
+      task: {data_source, scorer, answer_extractor, final_answer, reward_components}  (TaskConfig; task/<name>.yaml)
+      methods: {<name>: {<field>: value}}      # registered methods (advantage shaping, token weight, loss term,
+                                               # advantage estimator), each built into its config dataclass
+      controllers: {<name>: {<field>: value}}  # registered driver-side controllers
+      diagnostics: {enable, correct_threshold}
+      tuned_on: null                 # experiments: the data_source their values were tuned on
+
+Every level is strict: a key that nothing reads is an error naming it and the closest valid key; numbers must be
+finite numbers (a bool is not a number), bools must be bools, ``Literal`` fields one of their values.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import math
+import textwrap
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+
+from entropy_verl import registry
+from entropy_verl.registry import LOSS_KINDS, Spec, closest
+
+
+class ConfigError(ValueError):
+    """A configuration value entropy_verl cannot run with. The message starts with the key."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+# ---- strict dataclass configs -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line docstring under each field of a config dataclass (the string literal that follows it), its base
+    classes' fields included."""
+    docs = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for stmt, following in zip(body, [*body[1:], None], strict=True):
+            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(following, ast.Expr)
+                    and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)):
+                docs[stmt.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def settable_fields(cls: type) -> dict[str, Any]:
+    """{field name: resolved type} of the fields a config may set (``init=False`` fields are derived)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _describe(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_value(value, expected, key: str):
+    """``value`` as a ``expected`` (an int becomes a float for a float field); a ConfigError naming ``key`` if not."""
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if expected is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return check_value(value, option, key)
+            except ConfigError as exc:
+                errors.append(str(exc).split(": ", 1)[1])
+        raise ConfigError(key, " or ".join(errors) + (" (or null)" if type(None) in args else ""))
+    if origin is typing.Literal:
+        if value in args and not isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected one of {', '.join(map(repr, args))}, got {_describe(value)}{closest(str(value), map(str, args))}")
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected true or false, got {_describe(value)}")
+    if expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected an integer, got {_describe(value)}")
+    if expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(key, f"expected a finite number, got {value!r}")
+            return float(value)
+        raise ConfigError(key, f"expected a number, got {_describe(value)}")
+    if expected is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(key, f"expected a string, got {_describe(value)}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"expected a list, got {_describe(value)}")
+        return [check_value(v, args[0] if args else Any, f"{key}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"{key}: config fields of type {expected!r} are not supported by check_value")
+
+
+def build_config(cls: type, values: Mapping | None, key: str):
+    """``cls(**values)``, strictly: unknown keys, wrong types and non-finite numbers raise a ConfigError naming the
+    key (``key.<field>``); the dataclass's own range checks (``__post_init__``) raise one naming ``key``."""
+    values = dict(values or {})
+    fields = settable_fields(cls)
+    for name in values:
+        if name not in fields:
+            docs = field_docs(cls)
+            valid = "; ".join(f"{f} ({docs[f]})" if f in docs else f for f in fields) or "none"
+            raise ConfigError(f"{key}.{name}", f"no such setting{closest(name, fields)} (settings: {valid})")
+    checked = {name: check_value(value, fields[name], f"{key}.{name}") for name, value in values.items()}
+    try:
+        return cls(**checked)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(key, str(exc)) from None
+
+
+def as_mapping(value, key: str, what: str) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, DictConfig):
+        value = OmegaConf.to_container(value, resolve=True)
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"expected a mapping of {what}, got {_describe(value)}")
+    return dict(value)
+
+
+# ---- the entropy_verl block -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskConfig:
+    """``entropy_verl.task``: what our code needs to know about the task (set by ``task/<name>.yaml``)."""
+
+    data_source: str | None = None
+    """The ``data_source`` of the task's rows (verl picks its default scorer by it); task functions declare theirs."""
+    scorer: Literal["custom", "verl"] = "custom"
+    """What scores a response: ``custom`` (reward.custom_reward_function, path and name) or ``verl`` (verl's default
+    scorer for the data_source)."""
+    answer_extractor: str | None = None
+    """``module:function``: decoded response -> the answer as written, or None; counts distinct correct answers."""
+    final_answer: str | None = None
+    """``module:function``: decoded response -> its final value, or None; SEED-GRPO clusters a group's answers by it."""
+    reward_components: list[str] | None = None
+    """Keys of the dict the task's reward function returns besides ``score`` (GDPO normalises each); null: none."""
+
+
+TOP_LEVEL = ("run_dir", "task", "methods", "controllers", "diagnostics", "tuned_on")
+
+
+@dataclass
+class EntropyVerlConfig:
+    """The parsed ``entropy_verl`` block: (spec, config) pairs in config order, and the other sub-blocks."""
+
+    methods: list[tuple[Spec, Any]]
+    controllers: list[tuple[Spec, Any]]
+    estimator: tuple[Spec, Any] | None  # ours, when algorithm.adv_estimator names one
+    task: TaskConfig
+    diagnostics: Any  # diagnostics.step.DiagnosticsConfig
+    tuned_on: str | None
+
+    @property
+    def loss_methods(self) -> list[tuple[Spec, Any]]:
+        """The methods the actor loss applies (advantage shapings, token weights, terms), in config order."""
+        return [(spec, cfg) for spec, cfg in self.methods if spec.kind in LOSS_KINDS]
+
+    def needs(self, need: str) -> bool:
+        entries = [*self.loss_methods, *self.controllers, *([self.estimator] if self.estimator else [])]
+        return any(need in spec.needs for spec, _ in entries)
+
+
+def load_registry() -> None:
+    """Import every module that registers entries (methods, estimators, controllers)."""
+    from entropy_verl import advantages, controllers, losses  # noqa: F401  - their modules register the entries
+
+
+def build_entry(block: str, name: str, values) -> tuple[Spec, Any]:
+    """One entry of ``entropy_verl.<block>`` (``methods`` / ``controllers``) -> (spec, config instance)."""
+    load_registry()
+    kinds = ("controller",) if block == "controllers" else (*LOSS_KINDS, "estimator")
+    try:
+        spec = registry.get(name, kinds)
+    except KeyError as exc:
+        raise ConfigError(f"entropy_verl.{block}.{name}", str(exc).strip("'\"")) from None
+    return spec, build_config(spec.config_cls, as_mapping(values, spec.key, f"{name}'s settings"), spec.key)
+
+
+def parse(config: DictConfig) -> EntropyVerlConfig:
+    """The ``entropy_verl`` block of ``config`` (a composed run config), checked and built."""
+    from entropy_verl.diagnostics.step import DiagnosticsConfig
+
+    block = as_mapping(OmegaConf.select(config, "entropy_verl", default=None), "entropy_verl", "entropy_verl settings")
+    for key in block:
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"entropy_verl.{key}", f"no such setting{closest(key, TOP_LEVEL)} (settings: {', '.join(TOP_LEVEL)})")
+    entries = {}
+    for name in ("methods", "controllers"):
+        mapping = as_mapping(block.get(name), f"entropy_verl.{name}", f"{name} {{name: settings}} (e.g. select "
+                             f"methods with method=clip_b or +entropy_verl.{name}.<name>={{}})")
+        entries[name] = [build_entry(name, entry, values) for entry, values in mapping.items()]
+    adv_estimator = str(OmegaConf.select(config, "algorithm.adv_estimator", default=None))
+    estimator = None
+    for spec, cfg in entries["methods"]:
+        if spec.kind == "estimator":
+            if spec.name != adv_estimator:
+                raise ConfigError(spec.key, f"an advantage estimator, but algorithm.adv_estimator is {adv_estimator!r}: "
+                                  f"set algorithm.adv_estimator={spec.name} (method={spec.name} does), or remove it")
+            estimator = (spec, cfg)
+    if estimator is None and adv_estimator in registry.REGISTRY and registry.REGISTRY[adv_estimator].kind == "estimator":
+        estimator = build_entry("methods", adv_estimator, None)  # selected through verl's key alone: its defaults
+    task = build_config(TaskConfig, as_mapping(block.get("task"), "entropy_verl.task", "task settings"), "entropy_verl.task")
+    diagnostics = build_config(DiagnosticsConfig, as_mapping(block.get("diagnostics"), "entropy_verl.diagnostics",
+                                                              "diagnostics settings"), "entropy_verl.diagnostics")
+    tuned_on = check_value(block.get("tuned_on"), str | None, "entropy_verl.tuned_on")
+    return EntropyVerlConfig(methods=entries["methods"], controllers=entries["controllers"], estimator=estimator,
+                             task=task, diagnostics=diagnostics, tuned_on=tuned_on)

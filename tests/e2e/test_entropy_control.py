@@ -1,0 +1,91 @@
+"""End to end on CPU through Ray: the driver's controller coefficient is the one every actor worker's loss used, and
+a checkpoint -> kill -> resume continues the controller trajectory and the diagnostics' state exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ENV = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+
+
+def main_cmd(*overrides):
+    return [sys.executable, "-m", "entropy_verl.main", "experiment=embedded_entropic", *overrides]
+
+
+@pytest.mark.slow
+def test_every_worker_uses_the_driver_coefficient(tmp_path, read_metrics):
+    run_dir = tmp_path / "coef"
+    out = subprocess.run(
+        main_cmd("trainer.total_training_steps=2", "trainer.n_gpus_per_node=2", f"entropy_verl.run_dir={run_dir}",
+                 # two data-parallel workers: 64 rollout samples and 16 samples per mini-batch each
+                 "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=64", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16"),
+        capture_output=True, text=True, timeout=1200, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-6000:]
+    for row in read_metrics(run_dir):
+        driver = row["entropy_verl/driver_coef/alpha"]
+        assert driver == row["entropy_control/pi/alpha"]
+        used = {k: v for k, v in row.items() if k.startswith("actor/entropy_verl/worker_coef/alpha/")}
+        assert sorted(used) == ["actor/entropy_verl/worker_coef/alpha/rank0", "actor/entropy_verl/worker_coef/alpha/rank1"]
+        assert all(v == pytest.approx(driver, abs=1e-12) for v in used.values()), (driver, used)
+        # the PI law on the driver, from the logged measurement
+        assert row["entropy_control/pi/error"] == pytest.approx(row["entropy_control/pi/measurement"] - 0.45)
+
+
+@pytest.mark.slow
+def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_metrics):
+    run_dir = tmp_path / "resume"
+    kp, ki = 2.0, 0.1  # pinned here so the test can apply the PI law itself; no integral clamp
+    overrides = ["trainer.total_training_steps=4", "trainer.save_freq=2", "trainer.resume_mode=auto", f"entropy_verl.run_dir={run_dir}",
+                 f"entropy_verl.controllers.pi.kp={kp}", f"entropy_verl.controllers.pi.ki={ki}", "entropy_verl.controllers.pi.integral_limit=null",
+                 # validate every step (8 prompts x 2 samples): the entropy law's pairs accumulate across the restart
+                 "trainer.test_freq=1", "data.val_max_samples=8", "actor_rollout_ref.rollout.val_kwargs.n=2"]
+    tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
+    first = subprocess.Popen(main_cmd(*overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    deadline = time.time() + 900
+    metrics = run_dir / "metrics.jsonl"
+    # kill once step 2 is checkpointed, validated and logged (verl logs a step after its validation)
+    while not (tracker.exists() and tracker.read_text().strip() == "2" and metrics.exists() and '"step":2,' in metrics.read_text()):
+        assert first.poll() is None and time.time() < deadline, "first run ended before its step-2 checkpoint"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it started
+    first.wait()
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ray"), "stop", "--force"], capture_output=True)
+    before = {r["step"]: r for r in read_metrics(run_dir)}
+    saved = json.loads((run_dir / "checkpoints" / "global_step_2" / "entropy_controllers.json").read_text())
+    assert saved["controllers"]["pi"]["integral"] == pytest.approx(before[2]["entropy_control/pi/integral"])
+
+    second = subprocess.run(main_cmd(*overrides), capture_output=True, text=True, timeout=1200, env=ENV)
+    assert second.returncode == 0, second.stderr[-6000:]
+    after = {r["step"]: r for r in read_metrics(run_dir)}
+    assert sorted(after) == [3, 4]  # resumed at step 3, not from scratch
+    # verl's file logger truncates metrics.jsonl when it opens it: the first launch's rows were moved aside first
+    assert f"metrics so far kept in {run_dir / 'metrics.1.jsonl'}" in second.stdout
+    from entropy_verl.diagnostics.run_summary import load_metrics
+
+    assert [r["step"] for r in load_metrics(str(run_dir))] == [1, 2, 3, 4]
+    integral = saved["controllers"]["pi"]["integral"]
+    for step in (3, 4):  # I_t = I_{t-1} + e_t, continuing from the checkpointed integral
+        integral += after[step]["entropy_control/pi/error"]
+        assert after[step]["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
+        expected_alpha = max(-1.0, min(1.0, kp * after[step]["entropy_control/pi/error"] + ki * integral))
+        assert after[step]["entropy_control/pi/alpha"] == pytest.approx(expected_alpha, abs=1e-12)
+
+    # Diagnostics. verl saves step 2's checkpoint before step 2's validation; its law pair is added to the saved state
+    # once that validation ends, so the restarted run fits on all four pairs.
+    assert len(saved["diagnostics"]["law"]["rewards"]) == 2
+    assert [after[s]["entropy_law/points"] for s in (3, 4)] == [3.0, 4.0]
+    entropy = {s: r["entropy_law/entropy"] for s, r in (*before.items(), *after.items())}
+    assert after[3]["entropy/measured_change"] == pytest.approx(entropy[3] - entropy[2], abs=1e-12)
+    assert "entropy/predicted_vs_measured_corr" in after[4]  # its 3rd pair: steps 2 and 3's came through the checkpoint
+    from entropy_verl.diagnostics.entropy_law import fit_entropy_law
+    from entropy_verl.law import law_pairs
+
+    offline = fit_entropy_law(*law_pairs([*before.values(), *after.values()]))  # what `python -m entropy_verl.law` fits
+    assert offline.points == 4
+    assert (offline.a, offline.b) == (pytest.approx(after[4]["entropy_law/a"], abs=1e-9), pytest.approx(after[4]["entropy_law/b"], abs=1e-9))
