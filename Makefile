@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP        := $(VENV)/.entropy_verl-installed
 ARGS         ?=
 
-.PHONY: install demo demo-grpo test smoke bench compare clean-runs
+.PHONY: install demo demo-grpo test lint format smoke bench compare clean-runs
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) -m entropy_verl.demo $(ARGS)
 
-# GRPO alone (the default config), e.g. ARGS="trainer.total_training_steps=20"
+# GRPO alone (the default run), e.g. ARGS="trainer.total_training_steps=20"; any method: ARGS="method=clip_b"
 demo-grpo: install
 	$(PY) -m entropy_verl.main $(ARGS)
 
@@ -33,12 +33,22 @@ demo-grpo: install
 test: install
 	$(PY) -m pytest -q -ra $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-# A 2-step run of every config in trainer_configs/ through the real CPU trainer (~65 s each; not part of `make test`)
+# ruff: formatting and lint (pycodestyle, pyflakes, imports, pyupgrade, bugbear; line length 120). CI runs it.
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+# rewrite the tree in ruff's format and apply its safe fixes
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# A 2-step run of every method file and experiment through the real CPU trainer (~65 s each; not part of `make test`)
 smoke: install
 	$(PY) -m pytest -q -ra -m zoo tests/test_smoke_methods.py $(ARGS)
 
 # GRPO, clip-higher, EntroPIC, NSR, W-REINFORCE, top_entropy and Clip-B on the embedded default, same seed and budget:
-# outputs/compare/{compare.png,results.md}. ARGS e.g. "--methods embedded_grpo nsr --steps 20 -- trainer.test_freq=5"
+# outputs/compare/{compare.png,results.md}. ARGS e.g. "--methods grpo nsr embedded_entropic --steps 20 -- trainer.test_freq=5"
 compare: install
 	$(PY) -m entropy_verl.compare $(ARGS)
 

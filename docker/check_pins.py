@@ -36,7 +36,9 @@ def exact_pins(requirements: list[str]) -> dict[str, str]:
 
 def verl_extra_pins(extra_prefix: str) -> dict[str, str]:
     """Pins verl declares for extras whose name starts with ``extra_prefix`` (from the installed verl's metadata)."""
-    reqs = [r for r in metadata.requires("verl") or [] if re.search(rf"extra == \"{re.escape(extra_prefix)}[^\"]*\"", r)]
+    reqs = [
+        r for r in metadata.requires("verl") or [] if re.search(rf"extra == \"{re.escape(extra_prefix)}[^\"]*\"", r)
+    ]
     return exact_pins(reqs)
 
 
@@ -46,7 +48,9 @@ def check(root: Path = ROOT) -> list[str]:
     gpu = exact_pins(project["optional-dependencies"]["gpu"])
     gpu_image = dockerfile_args(root / "docker" / "Dockerfile")
     cpu_image = dockerfile_args(root / "docker" / "Dockerfile.cpu")
-    make_torch = re.search(r"^TORCH_VERSION\s*\?=\s*(\S+)", (root / "Makefile").read_text(), flags=re.MULTILINE).group(1)
+    make_torch = re.search(r"^TORCH_VERSION\s*\?=\s*(\S+)", (root / "Makefile").read_text(), flags=re.MULTILINE).group(
+        1
+    )
     verl_vllm, verl_flash = verl_extra_pins("vllm"), verl_extra_pins("flash-attn")
     expected = [  # (what, image value, reference value, where the reference comes from)
         ("verl", gpu_image.get("VERL_VERSION"), deps.get("verl"), "pyproject.toml dependencies"),
@@ -57,8 +61,11 @@ def check(root: Path = ROOT) -> list[str]:
         ("torch (GPU image)", gpu_image.get("TORCH_VERSION"), verl_vllm.get("torch"), "verl's [vllm] extra"),
         ("torch (CPU image)", cpu_image.get("TORCH_VERSION"), make_torch, "Makefile TORCH_VERSION"),
     ]
-    return [f"{what}: {value!r} but {reference!r} in {source}" for what, value, reference, source in expected
-            if value is None or value != reference]
+    return [
+        f"{what}: {value!r} but {reference!r} in {source}"
+        for what, value, reference, source in expected
+        if value is None or value != reference
+    ]
 
 
 if __name__ == "__main__":

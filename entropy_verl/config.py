@@ -53,8 +53,13 @@ def field_docs(cls: type) -> dict[str, str]:
     for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
         body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
         for stmt, following in zip(body, [*body[1:], None], strict=True):
-            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(following, ast.Expr)
-                    and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)):
+            if (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
                 docs[stmt.target.id] = " ".join(following.value.value.split())
     return docs
 
@@ -67,6 +72,13 @@ def settable_fields(cls: type) -> dict[str, Any]:
 
 def _describe(value) -> str:
     return f"{value!r} ({type(value).__name__})"
+
+
+SCALARS = {  # type -> (accepts, what it expects): a bool is not a number, a string is not a bool
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
 
 
 def check_value(value, expected, key: str):
@@ -87,25 +99,22 @@ def check_value(value, expected, key: str):
     if origin is typing.Literal:
         if value in args and not isinstance(value, bool):
             return value
-        raise ConfigError(key, f"expected one of {', '.join(map(repr, args))}, got {_describe(value)}{closest(str(value), map(str, args))}")
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(key, f"expected true or false, got {_describe(value)}")
-    if expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(key, f"expected an integer, got {_describe(value)}")
+        raise ConfigError(
+            key,
+            f"expected one of {', '.join(map(repr, args))}, got {_describe(value)}"
+            f"{closest(str(value), map(str, args))}",
+        )
     if expected is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise ConfigError(key, f"expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(key, f"expected a number, got {_describe(value)}")
-    if expected is str:
-        if isinstance(value, str):
+    if expected in SCALARS:
+        accepts, what = SCALARS[expected]
+        if accepts(value):
             return value
-        raise ConfigError(key, f"expected a string, got {_describe(value)}")
+        raise ConfigError(key, f"expected {what}, got {_describe(value)}")
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(key, f"expected a list, got {_describe(value)}")
@@ -207,25 +216,48 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
     block = as_mapping(OmegaConf.select(config, "entropy_verl", default=None), "entropy_verl", "entropy_verl settings")
     for key in block:
         if key not in TOP_LEVEL:
-            raise ConfigError(f"entropy_verl.{key}", f"no such setting{closest(key, TOP_LEVEL)} (settings: {', '.join(TOP_LEVEL)})")
+            raise ConfigError(
+                f"entropy_verl.{key}", f"no such setting{closest(key, TOP_LEVEL)} (settings: {', '.join(TOP_LEVEL)})"
+            )
     entries = {}
     for name in ("methods", "controllers"):
-        mapping = as_mapping(block.get(name), f"entropy_verl.{name}", f"{name} {{name: settings}} (e.g. select "
-                             f"methods with method=clip_b or +entropy_verl.{name}.<name>={{}})")
+        mapping = as_mapping(
+            block.get(name),
+            f"entropy_verl.{name}",
+            f"{name} {{name: settings}} (e.g. select methods with method=clip_b or +entropy_verl.{name}.<name>={{}})",
+        )
         entries[name] = [build_entry(name, entry, values) for entry, values in mapping.items()]
     adv_estimator = str(OmegaConf.select(config, "algorithm.adv_estimator", default=None))
     estimator = None
     for spec, cfg in entries["methods"]:
         if spec.kind == "estimator":
             if spec.name != adv_estimator:
-                raise ConfigError(spec.key, f"an advantage estimator, but algorithm.adv_estimator is {adv_estimator!r}: "
-                                  f"set algorithm.adv_estimator={spec.name} (method={spec.name} does), or remove it")
+                raise ConfigError(
+                    spec.key,
+                    f"an advantage estimator, but algorithm.adv_estimator is {adv_estimator!r}: "
+                    f"set algorithm.adv_estimator={spec.name} (method={spec.name} does), or remove it",
+                )
             estimator = (spec, cfg)
-    if estimator is None and adv_estimator in registry.REGISTRY and registry.REGISTRY[adv_estimator].kind == "estimator":
+    if (
+        estimator is None
+        and adv_estimator in registry.REGISTRY
+        and registry.REGISTRY[adv_estimator].kind == "estimator"
+    ):
         estimator = build_entry("methods", adv_estimator, None)  # selected through verl's key alone: its defaults
-    task = build_config(TaskConfig, as_mapping(block.get("task"), "entropy_verl.task", "task settings"), "entropy_verl.task")
-    diagnostics = build_config(DiagnosticsConfig, as_mapping(block.get("diagnostics"), "entropy_verl.diagnostics",
-                                                              "diagnostics settings"), "entropy_verl.diagnostics")
+    task = build_config(
+        TaskConfig, as_mapping(block.get("task"), "entropy_verl.task", "task settings"), "entropy_verl.task"
+    )
+    diagnostics = build_config(
+        DiagnosticsConfig,
+        as_mapping(block.get("diagnostics"), "entropy_verl.diagnostics", "diagnostics settings"),
+        "entropy_verl.diagnostics",
+    )
     tuned_on = check_value(block.get("tuned_on"), str | None, "entropy_verl.tuned_on")
-    return EntropyVerlConfig(methods=entries["methods"], controllers=entries["controllers"], estimator=estimator,
-                             task=task, diagnostics=diagnostics, tuned_on=tuned_on)
+    return EntropyVerlConfig(
+        methods=entries["methods"],
+        controllers=entries["controllers"],
+        estimator=estimator,
+        task=task,
+        diagnostics=diagnostics,
+        tuned_on=tuned_on,
+    )

@@ -1,7 +1,8 @@
 """``python -m entropy_verl.demo`` (``make demo``): GRPO and EntroPIC back to back on the embedded default, same seed
 and budget, then a side-by-side summary of entropy and reward at the start, middle and end of each run.
 
-Extra arguments are Hydra overrides applied to both runs, e.g. ``python -m entropy_verl.demo trainer.total_training_steps=20``.
+Extra arguments are Hydra overrides applied to both runs, e.g.
+``python -m entropy_verl.demo trainer.total_training_steps=20``.
 """
 
 from __future__ import annotations
@@ -29,21 +30,30 @@ def side_by_side(results: dict[str, list[dict]], targets: dict[str, float], wind
     lines = [f"{'run':<10}{'phase':<8}{'steps':>9}{'entropy':>10}{'reward':>9}"]
     for label, rows in results.items():
         for phase in summarize(rows, window=window):
-            lines.append(f"{label:<10}{phase.name:<8}{phase.first_step:>4}-{phase.last_step:<4}"
-                         f"{phase.values[ENTROPY]:>10.3f}{phase.values[REWARD]:>9.3f}")
+            lines.append(
+                f"{label:<10}{phase.name:<8}{phase.first_step:>4}-{phase.last_step:<4}"
+                f"{phase.values[ENTROPY]:>10.3f}{phase.values[REWARD]:>9.3f}"
+            )
     lines.append("")
     for label, rows in results.items():
         last_third = rows[len(rows) * 2 // 3 :]
         step_time = window_mean(rows[1:], STEP_TIME)  # step 1 includes warm-up
         start, end = window_mean(rows[:window], ENTROPY), window_mean(rows[-window:], ENTROPY)
-        line = (f"{label}: mean step {step_time:.2f}s; entropy end/start {end / start:.2f} ({window}-step means); "
-                f"last third mean {window_mean(last_third, ENTROPY):.3f}")
+        line = (
+            f"{label}: mean step {step_time:.2f}s; entropy end/start {end / start:.2f} ({window}-step means); "
+            f"last third mean {window_mean(last_third, ENTROPY):.3f}"
+        )
         if label in targets:
             target = targets[label]
-            windows = [window_mean(last_third[i : i + window], ENTROPY) for i in range(max(1, len(last_third) - window + 1))]
+            windows = [
+                window_mean(last_third[i : i + window], ENTROPY) for i in range(max(1, len(last_third) - window + 1))
+            ]
             worst_window = max(abs(w - target) / target for w in windows)
             worst_step = max(abs(r[ENTROPY] - target) / target for r in last_third)
-            line += f" (target {target}; worst {window}-step mean off by {worst_window:.0%}, worst step by {worst_step:.0%})"
+            line += (
+                f" (target {target}; worst {window}-step mean off by {worst_window:.0%}, "
+                f"worst step by {worst_step:.0%})"
+            )
         lines.append(line)
     return "\n".join(lines)
 

@@ -33,20 +33,31 @@ def reward_key(rows: list[dict], requested: str | None = None) -> str:
         return LOGGED_REWARD
     found = sorted(k for k in keys if VERL_VAL_REWARD.match(k))
     if len(found) != 1:
-        raise ValueError(f"cannot tell the validation reward key ({'candidates: ' + ', '.join(found) if found else 'the run never validated'}); "
-                         "pass --reward-key")
+        raise ValueError(
+            "cannot tell the validation reward key "
+            f"({'candidates: ' + ', '.join(found) if found else 'the run never validated'}); "
+            "pass --reward-key"
+        )
     return found[0]
 
 
-def law_pairs(rows: list[dict], reward: str | None = None, entropy: str | None = None) -> tuple[list[float], list[float]]:
+def law_pairs(
+    rows: list[dict], reward: str | None = None, entropy: str | None = None
+) -> tuple[list[float], list[float]]:
     """(entropies, rewards) of every row that validated, in step order."""
     reward = reward_key(rows, reward)
     entropy = entropy or (LOGGED_ENTROPY if reward == LOGGED_REWARD else ENTROPY)
-    pairs = [(row[entropy], row[reward]) for row in rows if isinstance(row.get(reward), (int, float)) and isinstance(row.get(entropy), (int, float))]
+    pairs = [
+        (row[entropy], row[reward])
+        for row in rows
+        if isinstance(row.get(reward), (int, float)) and isinstance(row.get(entropy), (int, float))
+    ]
     return [h for h, _ in pairs], [r for _, r in pairs]
 
 
-def fit_run(rows: list[dict], fit_first: int | None = None, reward: str | None = None, entropy: str | None = None) -> dict:
+def fit_run(
+    rows: list[dict], fit_first: int | None = None, reward: str | None = None, entropy: str | None = None
+) -> dict:
     entropies, rewards = law_pairs(rows, reward, entropy)
     k = len(entropies) if fit_first is None else fit_first
     fit = fit_entropy_law(entropies[:k], rewards[:k])
@@ -71,7 +82,11 @@ def format_table(fits: dict[str, dict], fit_first: int | None) -> str:
             continue
         line = f"| {name} | {r['pairs']} | {fit.a:.4f} | {fit.b:.4f} | {fit.ceiling:.4f} | {fit.rmse:.4f} |"
         if fit_first is not None:
-            line += (f" {r['held_out_rmse']:.4f} | {r['last_predicted']:.3f} / {r['last_measured']:.3f} |" if "held_out_rmse" in r else " - | - |")
+            line += (
+                f" {r['held_out_rmse']:.4f} | {r['last_predicted']:.3f} / {r['last_measured']:.3f} |"
+                if "held_out_rmse" in r
+                else " - | - |"
+            )
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -96,9 +111,13 @@ def plot_fits(fits: dict[str, dict], out: str) -> str:
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(prog="python -m entropy_verl.law", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories (or metrics.jsonl files)")
-    parser.add_argument("--fit-first", type=int, help="fit on the first K validations only; report the rest as held out")
+    parser.add_argument(
+        "--fit-first", type=int, help="fit on the first K validations only; report the rest as held out"
+    )
     parser.add_argument("--reward-key", help="validation reward metric (default: see above)")
-    parser.add_argument("--entropy-key", help=f"entropy metric (default: {LOGGED_ENTROPY} with the logged pair, else {ENTROPY})")
+    parser.add_argument(
+        "--entropy-key", help=f"entropy metric (default: {LOGGED_ENTROPY} with the logged pair, else {ENTROPY})"
+    )
     parser.add_argument("--out", help="also draw reward against entropy with the fits (PNG)")
     args = parser.parse_args(argv)
     if args.fit_first is not None and args.fit_first < 1:

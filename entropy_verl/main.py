@@ -18,7 +18,14 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from entropy_verl.diagnostics.run_summary import METRICS_FILE, archive_for_resume, drop_segments, format_summary, load_metrics, summarize
+from entropy_verl.diagnostics.run_summary import (
+    METRICS_FILE,
+    archive_for_resume,
+    drop_segments,
+    format_summary,
+    load_metrics,
+    summarize,
+)
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
@@ -43,7 +50,8 @@ def _module_file(module: str) -> str:
 
 
 def run_name() -> str:
-    """``${entropy_verl_run_name:}``: the experiment chosen, else the method(s), e.g. ``clip_b`` or ``entropy_adv+steer``
+    """``${entropy_verl_run_name:}``: the experiment chosen, else the method(s), e.g. ``clip_b`` or
+    ``entropy_adv+steer``
     (Hydra records a list choice only among the overrides)."""
     hydra_config = HydraConfig.get()
     choices = hydra_config.runtime.choices
@@ -69,8 +77,10 @@ def selection(name: str) -> str:
         return name
     groups = [group for group in ("method", "experiment") if name in group_options(group)]
     if len(groups) != 1:
-        raise ValueError(f"{name!r} is {'both a method and an experiment' if groups else 'no method or experiment'}; "
-                         f"methods: {', '.join(group_options('method'))}; experiments: {', '.join(group_options('experiment'))}")
+        raise ValueError(
+            f"{name!r} is {'both a method and an experiment' if groups else 'no method or experiment'}; "
+            f"methods: {', '.join(group_options('method'))}; experiments: {', '.join(group_options('experiment'))}"
+        )
     return f"{groups[0]}={name}"
 
 
@@ -92,7 +102,8 @@ def pin_run_name(config: DictConfig) -> DictConfig:
 
 
 def resumes_from_checkpoint(config: DictConfig) -> bool:
-    """Whether verl's trainer will load a checkpoint at start (``trainer.resume_mode``, as its _load_checkpoint reads it)."""
+    """Whether verl's trainer will load a checkpoint at start (``trainer.resume_mode``, read as verl's
+    _load_checkpoint reads it)."""
     from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 
     mode = config.trainer.resume_mode
@@ -141,7 +152,12 @@ def prepare_config(config: DictConfig) -> DictConfig:
             print(f"[entropy_verl] starting afresh in {run_dir}: removed the earlier run's metric segments {dropped}")
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
-        OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH", os.path.join(run_dir, METRICS_FILE), force_add=True)
+        OmegaConf.update(
+            config,
+            "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH",
+            os.path.join(run_dir, METRICS_FILE),
+            force_add=True,
+        )
         if parsed.needs(VOCAB_STATS):  # Clip-V: workers build entropy_verl/engine/fsdp.py
             OmegaConf.update(config, ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR, force_add=True)
         if joins_existing_cluster(ray_init):

@@ -1,7 +1,8 @@
 """``python -m entropy_verl.plot RUN_DIR [RUN_DIR ...] --out figure.png``: entropy, reward and pass@k against step, one
 line per run, from any runs' ``metrics.jsonl`` (verl's file logger; CPU or GPU runs alike).
 
-Panels: token entropy (``actor/entropy``) and training reward (``critic/score/mean``), both smoothed over ``--smooth`` steps,
+Panels: token entropy (``actor/entropy``) and training reward (``critic/score/mean``), both smoothed over
+``--smooth`` steps,
 and the validation pass@k curves entropy_verl logs (``val/pass@1`` solid, ``val/pass@<n>`` dashed) when the runs
 validated. A run is labelled by its directory name unless ``--labels`` are given.
 """
@@ -70,7 +71,7 @@ def plot_runs(runs: dict[str, list[dict]], out: str, smooth: int = 5, title: str
         steps, reward = series(rows, REWARD)
         axes[1].plot(steps, smoothed(reward, smooth), color=color)
         if has_pass:
-            for key, style in zip(pass_at_keys(rows), ("-", "--"), strict=False):
+            for key, style in zip(pass_at_keys(rows), ("-", "--"), strict=True):
                 steps, values = series(rows, key)
                 axes[2].plot(steps, values, style, marker="o", markersize=3, color=color)
     axes[0].set(title=f"token entropy (nats, {smooth}-step mean)", xlabel="step")
@@ -97,7 +98,12 @@ def main(argv: list[str] | None = None) -> str:
     if args.labels and len(args.labels) != len(args.runs):
         parser.error(f"{len(args.labels)} labels for {len(args.runs)} runs")
     labels = args.labels or [run_label(r) for r in args.runs]
-    out = plot_runs({label: load_metrics(run) for label, run in zip(labels, args.runs, strict=True)}, args.out, args.smooth, args.title)
+    out = plot_runs(
+        {label: load_metrics(run) for label, run in zip(labels, args.runs, strict=True)},
+        args.out,
+        args.smooth,
+        args.title,
+    )
     print(out)
     return out
 

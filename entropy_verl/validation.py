@@ -74,35 +74,57 @@ def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig) -> None
         return
     mode_key = "trainer.v1.trainer_mode"
     if OmegaConf.select(config, mode_key) != TRAINER_NAME:
-        raise ConfigError(mode_key, f"entropy_verl's methods and controllers run in the {TRAINER_NAME!r} trainer, got "
-                          f"{OmegaConf.select(config, mode_key)!r}")
+        raise ConfigError(
+            mode_key,
+            f"entropy_verl's methods and controllers run in the {TRAINER_NAME!r} trainer, got "
+            f"{OmegaConf.select(config, mode_key)!r}",
+        )
     if OmegaConf.select(config, "algorithm.rollout_correction.bypass_mode", default=False):
-        raise ConfigError("algorithm.rollout_correction.bypass_mode", "entropy control needs the per-token entropy verl "
-                          "computes when it recomputes old log-probs, and bypass mode skips that recomputation")
+        raise ConfigError(
+            "algorithm.rollout_correction.bypass_mode",
+            "entropy control needs the per-token entropy verl "
+            "computes when it recomputes old log-probs, and bypass mode skips that recomputation",
+        )
     produced = {output: spec.name for spec, _ in parsed.controllers for output in spec.outputs}
     read = set()
     for spec, cfg in entries:
-        if ENTROPY in spec.needs and not OmegaConf.select(config, "actor_rollout_ref.actor.calculate_entropy", default=False):
-            raise ConfigError("actor_rollout_ref.actor.calculate_entropy", f"{spec.name!r} needs the current policy's "
-                              "entropy with gradient: set it to true (method files do)")
+        if ENTROPY in spec.needs and not OmegaConf.select(
+            config, "actor_rollout_ref.actor.calculate_entropy", default=False
+        ):
+            raise ConfigError(
+                "actor_rollout_ref.actor.calculate_entropy",
+                f"{spec.name!r} needs the current policy's entropy with gradient: set it to true (method files do)",
+            )
         mode_key = "actor_rollout_ref.actor.policy_loss.loss_mode"
         if spec.loss_mode and OmegaConf.select(config, mode_key) != spec.loss_mode:
-            raise ConfigError(mode_key, f"{spec.name!r} is defined with loss_mode {spec.loss_mode!r} (no PPO clip), got "
-                              f"{OmegaConf.select(config, mode_key)!r}")
+            raise ConfigError(
+                mode_key,
+                f"{spec.name!r} is defined with loss_mode {spec.loss_mode!r} (no PPO clip), got "
+                f"{OmegaConf.select(config, mode_key)!r}",
+            )
         if VOCAB_STATS in spec.needs:
             check_vocab_stats_engine(config, spec.name)
         if FINAL_ANSWERS in spec.needs and not parsed.task.final_answer:
-            raise ConfigError("entropy_verl.task.final_answer", f"{spec.name!r} needs each response's final answer, and "
-                              "the task names no final_answer extractor (module:function)")
+            raise ConfigError(
+                "entropy_verl.task.final_answer",
+                f"{spec.name!r} needs each response's final answer, and "
+                "the task names no final_answer extractor (module:function)",
+            )
         for output in spec.reads_of(cfg):
             if output not in produced:
-                raise ConfigError("entropy_verl.controllers", f"{spec.name!r} reads {output!r}, which no configured "
-                                  f"controller produces (configured: {sorted(s.name for s, _ in parsed.controllers) or 'none'})")
+                raise ConfigError(
+                    "entropy_verl.controllers",
+                    f"{spec.name!r} reads {output!r}, which no configured "
+                    f"controller produces (configured: {sorted(s.name for s, _ in parsed.controllers) or 'none'})",
+                )
             read.add(output)
     for output, controller in produced.items():
         if output not in read:
-            raise ConfigError(f"entropy_verl.controllers.{controller}", f"its output {output!r} is read by no configured "
-                              "method: add the method that uses it (e.g. method=entropic for pi) or remove the controller")
+            raise ConfigError(
+                f"entropy_verl.controllers.{controller}",
+                f"its output {output!r} is read by no configured "
+                "method: add the method that uses it (e.g. method=entropic for pi) or remove the controller",
+            )
 
 
 def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
@@ -112,12 +134,18 @@ def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
 
     key = "actor_rollout_ref.model.use_fused_kernels"
     if OmegaConf.select(config, key, default=False):
-        raise ConfigError(key, f"{method!r} needs full-vocabulary statistics of the logits, which fused kernels never "
-                          "materialise: set it to false")
+        raise ConfigError(
+            key,
+            f"{method!r} needs full-vocabulary statistics of the logits, which fused kernels never "
+            "materialise: set it to false",
+        )
     vendor = OmegaConf.select(config, ENGINE_VENDOR_KEY, default=None) or os.environ.get("VERL_ENGINE_VENDOR")
     if vendor not in (None, VOCAB_STATS_VENDOR):
-        raise ConfigError(ENGINE_VENDOR_KEY, f"{method!r} runs on entropy_verl's engine (vendor {VOCAB_STATS_VENDOR!r}), "
-                          f"which this run sets itself; got {vendor!r}")
+        raise ConfigError(
+            ENGINE_VENDOR_KEY,
+            f"{method!r} runs on entropy_verl's engine (vendor {VOCAB_STATS_VENDOR!r}), "
+            f"which this run sets itself; got {vendor!r}",
+        )
 
 
 def data_sources_of(module_name: str) -> tuple[str, ...] | None:
@@ -142,17 +170,25 @@ def check_task(config: DictConfig, parsed: EntropyVerlConfig) -> None:
 
     task = parsed.task
     if not task.data_source:
-        raise ConfigError("entropy_verl.task.data_source", "not set: the data_source value of the task's rows (task=<name> sets it)")
+        raise ConfigError(
+            "entropy_verl.task.data_source", "not set: the data_source value of the task's rows (task=<name> sets it)"
+        )
     reward_key = "reward.custom_reward_function"
     reward_path, reward_name = (OmegaConf.select(config, f"{reward_key}.{k}", default=None) for k in ("path", "name"))
     if task.scorer == "custom":
         for key, value in ((f"{reward_key}.path", reward_path), (f"{reward_key}.name", reward_name)):
             if not value:
-                raise ConfigError(key, "not set: the task is scored by a custom reward function (entropy_verl.task.scorer=custom); "
-                                  "name its file and function, or set the scorer to verl for a data_source verl scores")
+                raise ConfigError(
+                    key,
+                    "not set: the task is scored by a custom reward function (entropy_verl.task.scorer=custom); "
+                    "name its file and function, or set the scorer to verl for a data_source verl scores",
+                )
     elif reward_path:
-        raise ConfigError(f"{reward_key}.path", f"the task is scored by verl's default scorer for data_source "
-                          f"{task.data_source!r} (entropy_verl.task.scorer=verl), which a custom reward function would replace")
+        raise ConfigError(
+            f"{reward_key}.path",
+            f"the task is scored by verl's default scorer for data_source "
+            f"{task.data_source!r} (entropy_verl.task.scorer=verl), which a custom reward function would replace",
+        )
     functions = {f"entropy_verl.task.{name}": getattr(task, name) for name in ("answer_extractor", "final_answer")}
     reward_module = _package_module(str(reward_path)) if reward_path else None
     for key, spec in functions.items():
@@ -167,13 +203,19 @@ def check_task(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     for key, module in modules.items():
         sources = data_sources_of(module)
         if sources is not None and task.data_source not in sources:
-            raise ConfigError(key, f"{module} is written for data_source {', '.join(map(repr, sources))}, and this run's "
-                              f"task has data_source {task.data_source!r} (entropy_verl.task.data_source): use the task's "
-                              "own function (task=<name> sets it)")
+            raise ConfigError(
+                key,
+                f"{module} is written for data_source {', '.join(map(repr, sources))}, and this run's "
+                f"task has data_source {task.data_source!r} (entropy_verl.task.data_source): use the task's "
+                "own function (task=<name> sets it)",
+            )
     if parsed.tuned_on is not None and parsed.tuned_on != task.data_source:
-        raise ConfigError("entropy_verl.tuned_on", f"this experiment's values were tuned on data_source {parsed.tuned_on!r}, "
-                          f"and this run's task has {task.data_source!r}: select the method itself (method=...) and set "
-                          "its values for your task")
+        raise ConfigError(
+            "entropy_verl.tuned_on",
+            f"this experiment's values were tuned on data_source {parsed.tuned_on!r}, "
+            f"and this run's task has {task.data_source!r}: select the method itself (method=...) and set "
+            "its values for your task",
+        )
 
 
 def check_advantage_estimator(config: DictConfig) -> None:
@@ -187,9 +229,12 @@ def check_advantage_estimator(config: DictConfig) -> None:
     except ValueError as exc:
         raise ConfigError(key, f"unknown advantage estimator {name!r} ({exc})") from None
     if name == "gdpo" and OmegaConf.select(config, "trainer.use_v1", default=True):
-        raise ConfigError(key, "verl 0.9.1's 'gdpo' cannot run under the v1 trainer (its advantage step never passes the "
-                          "reward components, so it fails at the first step); method=gdpo runs entropy_verl's 'gdpo_v1', "
-                          "which hands verl's own function the components")
+        raise ConfigError(
+            key,
+            "verl 0.9.1's 'gdpo' cannot run under the v1 trainer (its advantage step never passes the "
+            "reward components, so it fails at the first step); method=gdpo runs entropy_verl's 'gdpo_v1', "
+            "which hands verl's own function the components",
+        )
 
 
 def check_batch_divisibility(config: DictConfig) -> None:
@@ -202,7 +247,11 @@ def check_batch_divisibility(config: DictConfig) -> None:
     mini = int(config.actor_rollout_ref.actor.ppo_mini_batch_size) * n
     checks = [
         ("data.train_batch_size", samples, "rollout samples per step (train_batch_size x rollout.n)"),
-        ("actor_rollout_ref.actor.ppo_mini_batch_size", mini, "samples per mini-batch (ppo_mini_batch_size x rollout.n)"),
+        (
+            "actor_rollout_ref.actor.ppo_mini_batch_size",
+            mini,
+            "samples per mini-batch (ppo_mini_batch_size x rollout.n)",
+        ),
     ]
     for key, total, what in checks:
         if total % world:

@@ -5,7 +5,8 @@ A job is what verl's multinode docs submit by hand:
     ray job submit --address=http://<head>:8265 --runtime-env=... -- python3 -m verl.trainer.main_ppo <overrides>
 
 here through Ray's job-submission SDK (``ray.job_submission.JobSubmissionClient``), with the entrypoint
-``python3 -m entropy_verl.main <overrides>`` (e.g. ``hardware=cluster_gpu task=gsm8k method=clip_b ...``) and a runtime env that uploads this checkout as the
+``python3 -m entropy_verl.main <overrides>`` (e.g. ``hardware=cluster_gpu task=gsm8k method=clip_b ...``) and a
+runtime env that uploads this checkout as the
 job's working directory (minus ``.git``, virtual envs, run outputs and checkpoints). verl's own driver (``run_ppo``)
 then joins the cluster the job runs on. This module imports Ray only, not verl or entropy_verl: the submitting machine
 needs neither a GPU nor the training stack.
@@ -27,11 +28,27 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 SELECTION_GROUPS = ("experiment", "method")  # a default run name is the experiment or method chosen
 # never uploaded: history, environments, run outputs, weights (Ray caps a working_dir at 500 MiB)
-WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "outputs", "checkpoints", "wandb", "__pycache__", ".pytest_cache",
-                        "*.pt", "*.safetensors", "*.bin", "*.parquet"]
+WORKING_DIR_EXCLUDES = [
+    ".git",
+    ".venv",
+    "venv",
+    "outputs",
+    "checkpoints",
+    "wandb",
+    "__pycache__",
+    ".pytest_cache",
+    "*.pt",
+    "*.safetensors",
+    "*.bin",
+    "*.parquet",
+]
 # the job-level variables verl recommends (verl.trainer.constants_ppo.PPO_RAY_RUNTIME_ENV, multinode docs)
-JOB_ENV_VARS = {"TOKENIZERS_PARALLELISM": "true", "NCCL_DEBUG": "WARN", "VLLM_LOGGING_LEVEL": "WARN",
-                "TORCH_NCCL_AVOID_RECORD_STREAMS": "1"}
+JOB_ENV_VARS = {
+    "TOKENIZERS_PARALLELISM": "true",
+    "NCCL_DEBUG": "WARN",
+    "VLLM_LOGGING_LEVEL": "WARN",
+    "TORCH_NCCL_AVOID_RECORD_STREAMS": "1",
+}
 RUN_ROOT_ENV = "ENTROPY_VERL_RUN_ROOT"  # trainer_configs: run_dir = $ENTROPY_VERL_RUN_ROOT/<project>/<experiment>
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
@@ -49,9 +66,16 @@ class JobSpec:
 
     def command(self) -> list[str]:
         cluster = ([f"trainer.nnodes={self.nnodes}"] if self.nnodes else []) + (
-            [f"trainer.n_gpus_per_node={self.gpus_per_node}"] if self.gpus_per_node else [])
-        return [self.python, "-m", "entropy_verl.main", *cluster,
-                f"trainer.experiment_name={self.name}", *self.overrides]
+            [f"trainer.n_gpus_per_node={self.gpus_per_node}"] if self.gpus_per_node else []
+        )
+        return [
+            self.python,
+            "-m",
+            "entropy_verl.main",
+            *cluster,
+            f"trainer.experiment_name={self.name}",
+            *self.overrides,
+        ]
 
     def entrypoint(self) -> str:
         return shlex.join(self.command())
@@ -73,8 +97,10 @@ def selection_of(overrides: list[str]) -> str:
 
 def check_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
-        raise SystemExit(f"launch: run name {name!r} must be letters, digits and _ . + - (it names a directory and is a "
-                         "Hydra override value)")
+        raise SystemExit(
+            f"launch: run name {name!r} must be letters, digits and _ . + - (it names a directory and is a "
+            "Hydra override value)"
+        )
     return name
 
 
@@ -87,8 +113,12 @@ def client_for(address: str):
 def submit(client, spec: JobSpec) -> str:
     """Submit ``spec``; returns the job's submission id."""
     submission_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
-    return client.submit_job(entrypoint=spec.entrypoint(), runtime_env=spec.runtime_env(), submission_id=submission_id,
-                             metadata={"run_name": spec.name, "selection": selection_of(spec.overrides)})
+    return client.submit_job(
+        entrypoint=spec.entrypoint(),
+        runtime_env=spec.runtime_env(),
+        submission_id=submission_id,
+        metadata={"run_name": spec.name, "selection": selection_of(spec.overrides)},
+    )
 
 
 def status_of(client, job_id: str) -> str:
@@ -98,6 +128,7 @@ def status_of(client, job_id: str) -> str:
 
 def follow(client, job_id: str) -> str:
     """Stream the job's logs to stdout until it ends; returns its final status."""
+
     async def tail():
         async for lines in client.tail_job_logs(job_id):
             print(lines, end="", flush=True)
@@ -120,14 +151,23 @@ def wait(client, job_ids: list[str], poll_s: float = 2.0, timeout_s: float | Non
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by launch/submit and launch/sweep."""
-    parser.add_argument("--address", default=os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS,
-                        help=f"Ray dashboard / job server (default: $RAY_ADDRESS or {DEFAULT_ADDRESS})")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS,
+        help=f"Ray dashboard / job server (default: $RAY_ADDRESS or {DEFAULT_ADDRESS})",
+    )
     parser.add_argument("--nnodes", type=int, help="trainer.nnodes")
     parser.add_argument("--gpus-per-node", type=int, help="trainer.n_gpus_per_node")
-    parser.add_argument("--run-root", help=f"where runs are written on the cluster (sets ${RUN_ROOT_ENV}; use shared storage)")
+    parser.add_argument(
+        "--run-root", help=f"where runs are written on the cluster (sets ${RUN_ROOT_ENV}; use shared storage)"
+    )
     parser.add_argument("--python", default="python3", help="interpreter on the cluster nodes (default: %(default)s)")
-    parser.add_argument("--working-dir", default=REPO_ROOT, help="uploaded as the job's working directory (default: this checkout)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra job environment variable (repeatable)")
+    parser.add_argument(
+        "--working-dir", default=REPO_ROOT, help="uploaded as the job's working directory (default: this checkout)"
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra job environment variable (repeatable)"
+    )
     parser.add_argument("--no-wait", action="store_true", help="print the job id(s) and return without waiting")
 
 
@@ -138,9 +178,16 @@ def spec_from(args, name: str, overrides: list[str]) -> JobSpec:
         if not sep or not key:
             raise SystemExit(f"launch: --env needs KEY=VALUE, got {item!r}")
         env_vars[key] = value
-    return JobSpec(name=check_name(name), overrides=list(overrides), nnodes=args.nnodes,
-                   gpus_per_node=args.gpus_per_node, run_root=args.run_root, python=args.python,
-                   working_dir=os.path.abspath(args.working_dir), env_vars=env_vars)
+    return JobSpec(
+        name=check_name(name),
+        overrides=list(overrides),
+        nnodes=args.nnodes,
+        gpus_per_node=args.gpus_per_node,
+        run_root=args.run_root,
+        python=args.python,
+        working_dir=os.path.abspath(args.working_dir),
+        env_vars=env_vars,
+    )
 
 
 def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str]):
@@ -155,8 +202,12 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str]):
 
 
 def submit_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="launch/submit", allow_abbrev=False, description="Submit one entropy_verl training job to a Ray "
-                                     "cluster; Hydra overrides (key=value) pass through unchanged.")
+    parser = argparse.ArgumentParser(
+        prog="launch/submit",
+        allow_abbrev=False,
+        description="Submit one entropy_verl training job to a Ray "
+        "cluster; Hydra overrides (key=value) pass through unchanged.",
+    )
     add_job_arguments(parser)
     parser.add_argument("--name", help="run name (trainer.experiment_name; default: <experiment or method>-<time>)")
     parser.add_argument("--dry-run", action="store_true", help="print the entrypoint and runtime env, submit nothing")

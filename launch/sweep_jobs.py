@@ -53,7 +53,11 @@ def run_name(prefix: str, index: int, swept: list[str]) -> str:
 def submit_command(args, spec) -> str:
     """The equivalent ``launch/submit`` command line (what --dry-run prints)."""
     options = ["--address", args.address, "--name", spec.name]
-    for flag, value in (("--nnodes", spec.nnodes), ("--gpus-per-node", spec.gpus_per_node), ("--run-root", spec.run_root)):
+    for flag, value in (
+        ("--nnodes", spec.nnodes),
+        ("--gpus-per-node", spec.gpus_per_node),
+        ("--run-root", spec.run_root),
+    ):
         if value is not None:
             options += [flag, str(value)]
     options += [f"--env={key}={value}" for key, value in spec.env_vars.items()]
@@ -61,14 +65,24 @@ def submit_command(args, spec) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="launch/sweep", allow_abbrev=False, description="Submit one Ray job per combination of Hydra sweep "
-                                     "overrides (a=1,2 b=x,y, range(...)).")
+    parser = argparse.ArgumentParser(
+        prog="launch/sweep",
+        allow_abbrev=False,
+        description="Submit one Ray job per combination of Hydra sweep overrides (a=1,2 b=x,y, range(...)).",
+    )
     add_job_arguments(parser)
     parser.add_argument("--name", default="sweep", help="run-name prefix (default: %(default)s)")
-    parser.add_argument("--max-concurrent", type=int, default=0, help="at most this many jobs running at once (0: no limit)")
-    parser.add_argument("--dry-run", action="store_true", help="print one launch/submit command per job, submit nothing")
+    parser.add_argument(
+        "--max-concurrent", type=int, default=0, help="at most this many jobs running at once (0: no limit)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print one launch/submit command per job, submit nothing"
+    )
     args, overrides = parse_with_overrides(parser, list(sys.argv[1:] if argv is None else argv))
-    specs = [spec_from(args, run_name(args.name, i, swept), swept + fixed) for i, (swept, fixed) in enumerate(expand(overrides))]
+    specs = [
+        spec_from(args, run_name(args.name, i, swept), swept + fixed)
+        for i, (swept, fixed) in enumerate(expand(overrides))
+    ]
     if args.dry_run:
         for spec in specs:
             print(submit_command(args, spec))
@@ -76,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     client = client_for(args.address)
     submitted: dict[str, str] = {}  # job id -> run name
     for spec in specs:
-        while args.max_concurrent and sum(status_of(client, j) not in TERMINAL for j in submitted) >= args.max_concurrent:
+        while (
+            args.max_concurrent and sum(status_of(client, j) not in TERMINAL for j in submitted) >= args.max_concurrent
+        ):
             time.sleep(2.0)
         job_id = submit(client, spec)
         submitted[job_id] = spec.name

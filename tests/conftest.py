@@ -1,5 +1,6 @@
 """Shared fixtures. Tests mirror the package (``tests/losses/`` for ``entropy_verl/losses/``, ...); ``tests/e2e/``
-holds the runs of verl's real trainer through Ray. ``toy_policy.py`` is the toy softmax policy of the direction tests."""
+holds the runs of verl's real trainer through Ray. ``toy_policy.py`` is the toy softmax policy of the direction
+tests."""
 
 from __future__ import annotations
 
@@ -14,8 +15,20 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ENV = {**os.environ, "HYDRA_FULL_ERROR": "1"}
 
 
-def make_token_ctx(probs, adv, mask, entropy=None, *, log_ratio=None, current_entropy=None, coefficients=None,
-                   step_stats=None, selections=None, global_batch_info=None, dtype=torch.float64):
+def make_token_ctx(
+    probs,
+    adv,
+    mask,
+    entropy=None,
+    *,
+    log_ratio=None,
+    current_entropy=None,
+    coefficients=None,
+    step_stats=None,
+    selections=None,
+    global_batch_info=None,
+    dtype=torch.float64,
+):
     """A one-row ``LossContext`` from per-token lists: the sampled tokens' old probabilities, advantages, mask (1 =
     valid), the sampling policy's entropies; the current log-probs are the old ones + ``log_ratio`` (default 0)."""
     from entropy_verl.losses import LossContext
@@ -25,10 +38,18 @@ def make_token_ctx(probs, adv, mask, entropy=None, *, log_ratio=None, current_en
 
     old_log_prob = torch.log(row(probs))
     log_prob = old_log_prob + (row(log_ratio) if log_ratio is not None else 0.0)
-    return LossContext(log_prob=log_prob, old_log_prob=old_log_prob, advantages=row(adv),
-                       response_mask=torch.tensor([mask], dtype=torch.bool), entropy=row(current_entropy),
-                       old_entropy=row(entropy), coefficients=dict(coefficients or {}), step_stats=dict(step_stats or {}),
-                       selections=dict(selections or {}), global_batch_info=dict(global_batch_info or {}))
+    return LossContext(
+        log_prob=log_prob,
+        old_log_prob=old_log_prob,
+        advantages=row(adv),
+        response_mask=torch.tensor([mask], dtype=torch.bool),
+        entropy=row(current_entropy),
+        old_entropy=row(entropy),
+        coefficients=dict(coefficients or {}),
+        step_stats=dict(step_stats or {}),
+        selections=dict(selections or {}),
+        global_batch_info=dict(global_batch_info or {}),
+    )
 
 
 @pytest.fixture
@@ -57,7 +78,9 @@ def actor_config():
     from verl.workers.config import FSDPActorConfig
 
     def make(**fields):
-        return FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1, **fields)
+        return FSDPActorConfig(
+            strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1, **fields
+        )
 
     return make
 
@@ -75,8 +98,14 @@ def run_main():
     """``run_main(*overrides, timeout=...)``: ``python -m entropy_verl.main`` in a subprocess (CompletedProcess)."""
 
     def run(*overrides, timeout=300):
-        return subprocess.run([sys.executable, "-m", "entropy_verl.main", *overrides], capture_output=True, text=True,
-                              timeout=timeout, env=ENV, cwd=REPO)
+        return subprocess.run(
+            [sys.executable, "-m", "entropy_verl.main", *overrides],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=ENV,
+            cwd=REPO,
+        )
 
     return run
 
@@ -89,7 +118,12 @@ def launch():
     env = {**{k: v for k, v in os.environ.items() if k not in drop}, "RAY_AUTH_MODE": "disabled"}
 
     def run(tool, *args, timeout=900):
-        return subprocess.run([sys.executable, os.path.join(REPO, "launch", tool), *args], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        return subprocess.run(
+            [sys.executable, os.path.join(REPO, "launch", tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
 
     return run

@@ -1,9 +1,9 @@
 """The contract every registered method, estimator and controller keeps, checked for each one the registry holds
 (a new method is covered the moment it is registered):
 
-- a ``method/*.yaml`` selects it, its own file with the paper's values equal to its config dataclass's defaults, every config
-  field has a one-line docstring, and validation accepts that file on the embedded default and under both hardware
-  groups;
+- a ``method/*.yaml`` selects it, its own file with the paper's values equal to its config dataclass's defaults,
+  every config field has a one-line docstring, and validation accepts that file on the embedded default and under
+  both hardware groups;
 - run the way the actor loss (or verl's advantage step) runs it, its output has the batch's shape, padding never
   counts (garbage at padded positions changes nothing), its inputs are not modified, and every metric is a finite
   number under its own name;
@@ -44,9 +44,28 @@ def selecting_files():
 
 
 def test_the_registry_holds_the_zoo():
-    expected = {"top_entropy", "entropy_adv", "pos_adv_reweight", "clip_b", "clip_v", "steer", "entropic",
-                "adaptive_entropy_bonus", "clip_cov_global", "kl_cov_global", "sent", "w_reinforce", "psr", "nsr",
-                "unlikeliness", "seed_grpo", "gdpo_v1", "pi", "adaptive_entropy", "lambda_schedule"}
+    expected = {
+        "top_entropy",
+        "entropy_adv",
+        "pos_adv_reweight",
+        "clip_b",
+        "clip_v",
+        "steer",
+        "entropic",
+        "adaptive_entropy_bonus",
+        "clip_cov_global",
+        "kl_cov_global",
+        "sent",
+        "w_reinforce",
+        "psr",
+        "nsr",
+        "unlikeliness",
+        "seed_grpo",
+        "gdpo_v1",
+        "pi",
+        "adaptive_entropy",
+        "lambda_schedule",
+    }
     assert expected <= set(NAMES)
 
 
@@ -69,7 +88,9 @@ def test_a_method_file_selects_it_with_the_papers_values(name, selecting_files):
             if isinstance(value, str) and value.startswith("${"):
                 continue  # read from the task (gdpo's reward components)
             default = defaults[field].default
-            assert value == default, f"method/{option}.yaml sets {spec.key}.{field}={value!r}, the dataclass default is {default!r}"
+            assert value == default, (
+                f"method/{option}.yaml sets {spec.key}.{field}={value!r}, the dataclass default is {default!r}"
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -95,9 +116,16 @@ def padded_batch(padding_value: float, seed: int = 0):
     old_log_prob = pad(-torch.rand(3, 5, generator=gen) * 2 - 0.01)
     advantages = pad(torch.tensor([[1.0], [-0.5], [-1.5]]).expand(3, 5).clone())
     p = torch.rand(3, 5, 6, generator=gen).softmax(-1)
-    return {"mask": mask, "old_log_prob": old_log_prob, "log_prob": pad(old_log_prob + 0.05 * torch.randn(3, 5, generator=gen)),
-            "advantages": advantages, "old_entropy": pad(-(p * p.log()).sum(-1)), "entropy": pad(-(p * p.log()).sum(-1) * 1.1),
-            "sum_p2": pad((p * p).sum(-1)), "sum_p2_logp": pad((p * p * p.log()).sum(-1))}
+    return {
+        "mask": mask,
+        "old_log_prob": old_log_prob,
+        "log_prob": pad(old_log_prob + 0.05 * torch.randn(3, 5, generator=gen)),
+        "advantages": advantages,
+        "old_entropy": pad(-(p * p.log()).sum(-1)),
+        "entropy": pad(-(p * p.log()).sum(-1) * 1.1),
+        "sum_p2": pad((p * p).sum(-1)),
+        "sum_p2_logp": pad((p * p * p.log()).sum(-1)),
+    }
 
 
 def run_loss_method(spec, cfg, padding_value):
@@ -105,14 +133,27 @@ def run_loss_method(spec, cfg, padding_value):
     from entropy_verl.losses import LossContext, run_method
 
     b = padded_batch(padding_value)
-    whole = LossContext.of_sampling_policy(b["old_log_prob"], b["advantages"], b["mask"], b["old_entropy"], b["sum_p2"], b["sum_p2_logp"])
+    whole = LossContext.of_sampling_policy(
+        b["old_log_prob"], b["advantages"], b["mask"], b["old_entropy"], b["sum_p2"], b["sum_p2_logp"]
+    )
     step_stats = {spec.name: spec.step_stats(whole, cfg)} if spec.step_stats else {}
-    selections = {spec.name: spec.step_selection(whole, cfg, torch.Generator().manual_seed(0))} if spec.step_selection else {}
+    selections = (
+        {spec.name: spec.step_selection(whole, cfg, torch.Generator().manual_seed(0))} if spec.step_selection else {}
+    )
     coefficients = {key: 0.3 for key in spec.reads_of(cfg)}
-    ctx = LossContext(log_prob=b["log_prob"].clone().requires_grad_(), old_log_prob=b["old_log_prob"], advantages=b["advantages"],
-                      response_mask=b["mask"], entropy=b["entropy"].clone().requires_grad_(), old_entropy=b["old_entropy"],
-                      coefficients=coefficients, step_stats=step_stats, selections=selections,
-                      old_sum_p2=b["sum_p2"], old_sum_p2_logp=b["sum_p2_logp"])
+    ctx = LossContext(
+        log_prob=b["log_prob"].clone().requires_grad_(),
+        old_log_prob=b["old_log_prob"],
+        advantages=b["advantages"],
+        response_mask=b["mask"],
+        entropy=b["entropy"].clone().requires_grad_(),
+        old_entropy=b["old_entropy"],
+        coefficients=coefficients,
+        step_stats=step_stats,
+        selections=selections,
+        old_sum_p2=b["sum_p2"],
+        old_sum_p2_logp=b["sum_p2_logp"],
+    )
     inputs = {k: v.clone() for k, v in b.items()}
     out, metrics = run_method(ctx, spec, cfg)
     for key in ("old_log_prob", "advantages", "old_entropy"):
@@ -156,12 +197,18 @@ def test_estimator_output_shape_padding_and_metrics(name, selecting_files):
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.float32)
     rewards = torch.zeros(4, 4)
     rewards[torch.arange(4), mask.sum(-1).long() - 1] = torch.tensor([1.0, 0.0, 1.0, 0.0])
-    inputs = {registry.SEQUENCE_MEAN_OLD_LOG_PROB: torch.tensor([-0.5, -1.0, -2.0, -0.1]),
-              registry.FINAL_ANSWERS: ["3", "4", "3", None],
-              registry.REWARD_COMPONENTS: {"accuracy_reward": [1.0, 0.0, 1.0, 0.0], "format_reward": [1.0, 1.0, 0.0, 0.0]}}
+    inputs = {
+        registry.SEQUENCE_MEAN_OLD_LOG_PROB: torch.tensor([-0.5, -1.0, -2.0, -0.1]),
+        registry.FINAL_ANSWERS: ["3", "4", "3", None],
+        registry.REWARD_COMPONENTS: {"accuracy_reward": [1.0, 0.0, 1.0, 0.0], "format_reward": [1.0, 1.0, 0.0, 0.0]},
+    }
     with estimator_inputs({name: cfg}, **{k: inputs[k] for k in spec.needs}) as metrics:
-        adv, _ = get_adv_estimator_fn(name)(token_level_rewards=rewards, response_mask=mask, index=np.array(["g"] * 4, dtype=object),
-                                            config=OmegaConf.create({"norm_adv_by_std_in_grpo": True}))
+        adv, _ = get_adv_estimator_fn(name)(
+            token_level_rewards=rewards,
+            response_mask=mask,
+            index=np.array(["g"] * 4, dtype=object),
+            config=OmegaConf.create({"norm_adv_by_std_in_grpo": True}),
+        )
     assert adv.shape == mask.shape and torch.isfinite(adv).all() and torch.all(adv[mask == 0] == 0)
     assert metrics and all(k.startswith(f"{name}/") and math.isfinite(v) for k, v in metrics.items()), metrics
 

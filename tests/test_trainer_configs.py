@@ -10,9 +10,33 @@ from omegaconf import OmegaConf
 from entropy_verl.main import CONFIG_DIR, group_options, selection
 from entropy_verl.validation import validate
 
-ZOO = {"grpo", "clip_higher", "cispo", "dr_grpo", "opo", "clip_cov", "kl_cov", "clip_cov_global", "kl_cov_global", "sent",
-       "top_entropy", "entropy_adv", "pos_adv_reweight", "pos_adv_reweight_guided", "clip_b", "clip_v", "steer", "entropic",
-       "adaptive_entropy", "w_reinforce", "psr", "nsr", "unlikeliness", "seed_grpo", "gdpo"}
+ZOO = {
+    "grpo",
+    "clip_higher",
+    "cispo",
+    "dr_grpo",
+    "opo",
+    "clip_cov",
+    "kl_cov",
+    "clip_cov_global",
+    "kl_cov_global",
+    "sent",
+    "top_entropy",
+    "entropy_adv",
+    "pos_adv_reweight",
+    "pos_adv_reweight_guided",
+    "clip_b",
+    "clip_v",
+    "steer",
+    "entropic",
+    "adaptive_entropy",
+    "w_reinforce",
+    "psr",
+    "nsr",
+    "unlikeliness",
+    "seed_grpo",
+    "gdpo",
+}
 METHOD_DIR = f"{CONFIG_DIR}/method"
 VERL_ONLY = [m for m in group_options("method") if not OmegaConf.load(f"{METHOD_DIR}/{m}.yaml").get("entropy_verl")]
 
@@ -62,8 +86,14 @@ def test_experiments_compose_and_say_what_they_were_tuned_on(name, hardware, run
 
 def test_the_embedded_entropic_experiment_overrides_the_papers_values(run_config):
     paper, tuned = run_config("method=entropic"), run_config("experiment=embedded_entropic")
-    assert paper.entropy_verl.controllers.pi.target_entropy == 0.1 and paper.entropy_verl.methods.entropic.prob_threshold == 0.95
-    assert tuned.entropy_verl.controllers.pi.target_entropy == 0.45 and tuned.entropy_verl.methods.entropic.prob_threshold == 0.5
+    assert (
+        paper.entropy_verl.controllers.pi.target_entropy == 0.1
+        and paper.entropy_verl.methods.entropic.prob_threshold == 0.95
+    )
+    assert (
+        tuned.entropy_verl.controllers.pi.target_entropy == 0.45
+        and tuned.entropy_verl.methods.entropic.prob_threshold == 0.5
+    )
 
 
 def test_method_files_carry_nothing_task_specific(run_config):
@@ -84,8 +114,15 @@ def test_real_tasks_on_the_cluster(task, run_config, tmp_path):
     for split in ("train", "val"):
         (tmp_path / f"{split}.parquet").touch()
         files.append(f"data.{split}_files={tmp_path / f'{split}.parquet'}")
-    custom = ["entropy_verl.task.data_source=mine", f"reward.custom_reward_function.path={tmp_path / 'reward.py'}",
-              "reward.custom_reward_function.name=score"] if task == "custom" else []
+    custom = (
+        [
+            "entropy_verl.task.data_source=mine",
+            f"reward.custom_reward_function.path={tmp_path / 'reward.py'}",
+            "reward.custom_reward_function.name=score",
+        ]
+        if task == "custom"
+        else []
+    )
     config = run_config("hardware=cluster_gpu", f"task={task}", "method=clip_b", *files, *custom)
     parsed = validate(config)
     assert config.actor_rollout_ref.rollout.name == "vllm" and config.data.max_response_length == 8192

@@ -30,8 +30,11 @@ def user_files(tmp_path):
     (tmp_path / "model").mkdir()
     for name in ("train.parquet", "val.parquet"):
         (tmp_path / name).touch()
-    return [f"actor_rollout_ref.model.path={tmp_path / 'model'}", f"data.train_files={tmp_path / 'train.parquet'}",
-            f"data.val_files={tmp_path / 'val.parquet'}"]
+    return [
+        f"actor_rollout_ref.model.path={tmp_path / 'model'}",
+        f"data.train_files={tmp_path / 'train.parquet'}",
+        f"data.val_files={tmp_path / 'val.parquet'}",
+    ]
 
 
 BAD = [
@@ -39,50 +42,130 @@ BAD = [
     (["+entropy_verl.methods.entropix={}"], "entropy_verl.methods.entropix", "did you mean 'entropic'"),
     (["+entropy_verl.controllers.pid.target_entropy=0.1"], "entropy_verl.controllers.pid", "did you mean 'pi'"),
     (["method=clip_b", "+entropy_verl.methods.clip_b.muu=1.0"], "entropy_verl.methods.clip_b.muu", "did you mean 'mu'"),
-    (["method=nsr", "+entropy_verl.methods.nsr.positive_weight=0.2"], "entropy_verl.methods.nsr.positive_weight", "no such setting"),
+    (
+        ["method=nsr", "+entropy_verl.methods.nsr.positive_weight=0.2"],
+        "entropy_verl.methods.nsr.positive_weight",
+        "no such setting",
+    ),
     (["+entropy_verl.method.clip_b={}"], "entropy_verl.method", "did you mean 'methods'"),
     (["entropy_verl.methods=clip_b"], "entropy_verl.methods", "expected a mapping"),
     (["method=clip_b", "entropy_verl.methods.clip_b.mu=true"], "entropy_verl.methods.clip_b.mu", "expected a number"),
     (["method=clip_b", "entropy_verl.methods.clip_b.scope=global"], "entropy_verl.methods.clip_b.scope", "'step'"),
-    (["method=entropic", "entropy_verl.controllers.pi.p_only='false'"], "entropy_verl.controllers.pi.p_only", "true or false"),
-    (["method=entropic", "entropy_verl.controllers.pi.target_entropy=nan"], "entropy_verl.controllers.pi.target_entropy", "finite"),
-    (["method=entropic", "entropy_verl.controllers.pi.target_entropy=-0.1"], "entropy_verl.controllers.pi", "target_entropy"),
+    (
+        ["method=entropic", "entropy_verl.controllers.pi.p_only='false'"],
+        "entropy_verl.controllers.pi.p_only",
+        "true or false",
+    ),
+    (
+        ["method=entropic", "entropy_verl.controllers.pi.target_entropy=nan"],
+        "entropy_verl.controllers.pi.target_entropy",
+        "finite",
+    ),
+    (
+        ["method=entropic", "entropy_verl.controllers.pi.target_entropy=-0.1"],
+        "entropy_verl.controllers.pi",
+        "target_entropy",
+    ),
     (["method=entropic", "entropy_verl.controllers.pi.kp=-1"], "entropy_verl.controllers.pi", "kp"),
     (["method=clip_v", "entropy_verl.methods.clip_v.max_frac=0"], "entropy_verl.methods.clip_v", "max_frac"),
-    (["method=w_reinforce", "entropy_verl.methods.w_reinforce.positive_weight=-1"], "entropy_verl.methods.w_reinforce", "positive_weight"),
+    (
+        ["method=w_reinforce", "entropy_verl.methods.w_reinforce.positive_weight=-1"],
+        "entropy_verl.methods.w_reinforce",
+        "positive_weight",
+    ),
     # what methods and controllers need from each other and from verl's settings
     (["method=entropic", "~entropy_verl.controllers.pi"], "entropy_verl.controllers", "reads 'alpha'"),
-    (["method=entropic", "~entropy_verl.methods.entropic"], "entropy_verl.controllers.pi", "read by no configured method"),
-    (["method=pos_adv_reweight", "entropy_verl.methods.pos_adv_reweight.lam=null"], "entropy_verl.controllers", "pos_adv_lambda"),
+    (
+        ["method=entropic", "~entropy_verl.methods.entropic"],
+        "entropy_verl.controllers.pi",
+        "read by no configured method",
+    ),
+    (
+        ["method=pos_adv_reweight", "entropy_verl.methods.pos_adv_reweight.lam=null"],
+        "entropy_verl.controllers",
+        "pos_adv_lambda",
+    ),
     (["method=nsr", "algorithm.adv_estimator=grpo"], "entropy_verl.methods.nsr", "algorithm.adv_estimator"),
-    (["method=adaptive_entropy", "actor_rollout_ref.actor.calculate_entropy=false"], "actor_rollout_ref.actor.calculate_entropy",
-     "adaptive_entropy_bonus"),
-    (["method=kl_cov_global", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"], "actor_rollout_ref.actor.policy_loss.loss_mode",
-     "pg_unclipped"),
-    (["method=entropic", "algorithm.rollout_correction.bypass_mode=true"], "algorithm.rollout_correction.bypass_mode", "entropy"),
+    (
+        ["method=adaptive_entropy", "actor_rollout_ref.actor.calculate_entropy=false"],
+        "actor_rollout_ref.actor.calculate_entropy",
+        "adaptive_entropy_bonus",
+    ),
+    (
+        ["method=kl_cov_global", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"],
+        "actor_rollout_ref.actor.policy_loss.loss_mode",
+        "pg_unclipped",
+    ),
+    (
+        ["method=entropic", "algorithm.rollout_correction.bypass_mode=true"],
+        "algorithm.rollout_correction.bypass_mode",
+        "entropy",
+    ),
     (["method=entropic", "trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
-    (["method=clip_v", "actor_rollout_ref.model.use_fused_kernels=true"], "actor_rollout_ref.model.use_fused_kernels", "'clip_v'"),
-    (["method=clip_v", "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR=metax"],
-     "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR", "'metax'"),
+    (
+        ["method=clip_v", "actor_rollout_ref.model.use_fused_kernels=true"],
+        "actor_rollout_ref.model.use_fused_kernels",
+        "'clip_v'",
+    ),
+    (
+        ["method=clip_v", "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR=metax"],
+        "ray_kwargs.ray_init.runtime_env.env_vars.VERL_ENGINE_VENDOR",
+        "'metax'",
+    ),
     (["algorithm.adv_estimator=w_reinforc"], "algorithm.adv_estimator", "unknown advantage estimator 'w_reinforc'"),
     (["algorithm.adv_estimator=gdpo"], "algorithm.adv_estimator", "gdpo_v1"),
     # the task: its functions fit its data, tuned values stay on the task they were tuned on
-    (["entropy_verl.task.final_answer=entropy_verl.tasks.gsm8k:final_answer"], "entropy_verl.task.final_answer", "'openai/gsm8k'"),
-    (["entropy_verl.task.answer_extractor=entropy_verl.tasks.countdown:nope"], "entropy_verl.task.answer_extractor", "nope"),
+    (
+        ["entropy_verl.task.final_answer=entropy_verl.tasks.gsm8k:final_answer"],
+        "entropy_verl.task.final_answer",
+        "'openai/gsm8k'",
+    ),
+    (
+        ["entropy_verl.task.answer_extractor=entropy_verl.tasks.countdown:nope"],
+        "entropy_verl.task.answer_extractor",
+        "nope",
+    ),
     (["+entropy_verl.task.extractor=x"], "entropy_verl.task.extractor", "did you mean"),
     (["+entropy_verl.diagnostics.quantiles=[0.5]"], "entropy_verl.diagnostics.quantiles", "no such setting"),
     (["task=gsm8k", "experiment=embedded_entropic", "FILES"], "entropy_verl.tuned_on", "'countdown3'"),
     (["task=gsm8k", "method=gdpo", "FILES"], "entropy_verl.methods.gdpo_v1", "reward_components"),
-    (["task=custom", "entropy_verl.task.data_source=mine", "reward.custom_reward_function.path=${module_file:entropy_verl.tasks.countdown}",
-      "reward.custom_reward_function.name=compute_score", "FILES"], "reward.custom_reward_function.path", "'countdown3'"),
-    (["task=gsm8k", "reward.custom_reward_function.path=/r.py", "FILES"], "reward.custom_reward_function.path", "verl's default scorer"),
-    (["task=custom", "method=seed_grpo", "entropy_verl.task.data_source=mine", "reward.custom_reward_function.path=/r.py",
-      "reward.custom_reward_function.name=f", "FILES"], "entropy_verl.task.final_answer", "seed_grpo"),
+    (
+        [
+            "task=custom",
+            "entropy_verl.task.data_source=mine",
+            "reward.custom_reward_function.path=${module_file:entropy_verl.tasks.countdown}",
+            "reward.custom_reward_function.name=compute_score",
+            "FILES",
+        ],
+        "reward.custom_reward_function.path",
+        "'countdown3'",
+    ),
+    (
+        ["task=gsm8k", "reward.custom_reward_function.path=/r.py", "FILES"],
+        "reward.custom_reward_function.path",
+        "verl's default scorer",
+    ),
+    (
+        [
+            "task=custom",
+            "method=seed_grpo",
+            "entropy_verl.task.data_source=mine",
+            "reward.custom_reward_function.path=/r.py",
+            "reward.custom_reward_function.name=f",
+            "FILES",
+        ],
+        "entropy_verl.task.final_answer",
+        "seed_grpo",
+    ),
     (["task=gsm8k"], "actor_rollout_ref.model.path", "not set"),
     (["task=custom", "FILES"], "entropy_verl.task.data_source", "not set"),
     (["task=custom", "entropy_verl.task.data_source=mine", "FILES"], "reward.custom_reward_function.path", "not set"),
     # verl settings that would fail inside a worker after start-up
-    (["trainer.n_gpus_per_node=2", "data.train_batch_size=16"], "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", "64 samples"),
+    (
+        ["trainer.n_gpus_per_node=2", "data.train_batch_size=16"],
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
+        "64 samples",
+    ),
     (["trainer.n_gpus_per_node=3"], "data.train_batch_size", "not divisible"),
 ]
 
@@ -101,5 +184,9 @@ def test_good_configs_pass(run_config, user_files):
     validate(run_config("method=[top_entropy,steer,pos_adv_reweight]"))
     validate(run_config("algorithm.adv_estimator=nsr"))  # verl's key alone: the estimator's defaults
     validate(run_config("task=gsm8k", "method=seed_grpo", *user_files))
-    parsed = validate(run_config("method=adaptive_entropy", "entropy_verl.controllers.adaptive_entropy.target_entropy=0.4"))
-    assert [s.name for s, _ in parsed.controllers] == ["adaptive_entropy"] and parsed.controllers[0][1].target_entropy == 0.4
+    parsed = validate(
+        run_config("method=adaptive_entropy", "entropy_verl.controllers.adaptive_entropy.target_entropy=0.4")
+    )
+    assert [s.name for s, _ in parsed.controllers] == ["adaptive_entropy"] and parsed.controllers[0][
+        1
+    ].target_entropy == 0.4

@@ -31,8 +31,19 @@ def grpo_advantages(reward: torch.Tensor) -> torch.Tensor:
     return (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-6)
 
 
-def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=None, advantages=grpo_advantages,
-          updates_per_batch=1, loss_mode="vanilla", optimizer_cls=torch.optim.SGD, actor_config=None):
+def train(
+    methods=(),
+    steps=40,
+    lr=5.0,
+    seed=0,
+    coefficients=None,
+    grad_probe=None,
+    advantages=grpo_advantages,
+    updates_per_batch=1,
+    loss_mode="vanilla",
+    optimizer_cls=torch.optim.SGD,
+    actor_config=None,
+):
     """Entropy of the toy policy after ``steps`` batches (mean over positions); same seed = same start and task.
     ``advantages(reward (K, G)) -> (K, G)`` replaces GRPO's group normalisation; each batch is used for
     ``updates_per_batch`` optimizer steps (PPO epochs), so ratios move away from 1 after the first. ``actor_config``:
@@ -42,8 +53,9 @@ def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=No
     correct = torch.rand(K, V, generator=gen) < 0.4
     correct[:, 0] = True  # every position has at least one correct token
     optimizer = optimizer_cls([logits], lr=lr)
-    config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1,
-                             **(actor_config or {}))  # e.g. clip_ratio_high, policy_loss (verl's own loss settings)
+    config = FSDPActorConfig(
+        strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1, **(actor_config or {})
+    )  # e.g. clip_ratio_high, policy_loss (verl's own loss settings)
     policy_loss = get_policy_loss_fn(loss_mode)
     for step in range(steps):
         with torch.no_grad():
@@ -55,9 +67,14 @@ def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=No
             sum_p2 = (p * p).sum(-1, keepdim=True).expand(K, G)  # Clip-V's full-vocabulary sums
             sum_p2_logp = (p * p * p.log()).sum(-1, keepdim=True).expand(K, G)
             old_log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)
-        whole_step = LossContext.of_sampling_policy(old_log_prob, adv.reshape(1, K * G).float(),
-                                                    torch.ones(1, K * G, dtype=torch.bool), entropy.reshape(1, K * G).float(),
-                                                    sum_p2.reshape(1, K * G).float(), sum_p2_logp.reshape(1, K * G).float())
+        whole_step = LossContext.of_sampling_policy(
+            old_log_prob,
+            adv.reshape(1, K * G).float(),
+            torch.ones(1, K * G, dtype=torch.bool),
+            entropy.reshape(1, K * G).float(),
+            sum_p2.reshape(1, K * G).float(),
+            sum_p2_logp.reshape(1, K * G).float(),
+        )
         step_stats, selections = {}, {}
         for spec, cfg in methods:  # what the trainer computes on the driver over the whole step
             if spec.step_stats:
@@ -67,15 +84,26 @@ def train(methods=(), steps=40, lr=5.0, seed=0, coefficients=None, grad_probe=No
         for _ in range(updates_per_batch):
             log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, K * G)
             ctx = LossContext(
-                log_prob=log_prob, old_log_prob=old_log_prob, advantages=adv.reshape(1, K * G).float(),
-                response_mask=torch.ones(1, K * G, dtype=torch.bool), entropy=None,
-                old_entropy=entropy.reshape(1, K * G).float(), coefficients=dict(coefficients or {}),
-                step_stats=step_stats, selections=selections,
+                log_prob=log_prob,
+                old_log_prob=old_log_prob,
+                advantages=adv.reshape(1, K * G).float(),
+                response_mask=torch.ones(1, K * G, dtype=torch.bool),
+                entropy=None,
+                old_entropy=entropy.reshape(1, K * G).float(),
+                coefficients=dict(coefficients or {}),
+                step_stats=step_stats,
+                selections=selections,
             )
             _, weights, _ = apply_loss_methods(ctx, methods)
-            loss, _ = policy_loss(old_log_prob=ctx.old_log_prob, log_prob=log_prob, advantages=ctx.advantages,
-                                  response_mask=ctx.response_mask, loss_agg_mode="token-mean", config=config,
-                                  rollout_is_weights=weights)
+            loss, _ = policy_loss(
+                old_log_prob=ctx.old_log_prob,
+                log_prob=log_prob,
+                advantages=ctx.advantages,
+                response_mask=ctx.response_mask,
+                loss_agg_mode="token-mean",
+                config=config,
+                rollout_is_weights=weights,
+            )
             loss = loss + apply_loss_terms(ctx, methods)[0]
             optimizer.zero_grad()
             loss.backward()

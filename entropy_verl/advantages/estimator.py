@@ -60,12 +60,16 @@ def verl_estimator(spec: registry.Spec):
 
     def estimate(token_level_rewards, response_mask, index=None, config=None, **kwargs):
         if _STEP is None or spec.name not in _STEP.configs:
-            raise RuntimeError(f"advantage estimator {spec.name!r} gets its settings ({spec.key}) and inputs from "
-                               "entropy_verl's trainer: set trainer.v1.trainer_mode=entropy_sync")
+            raise RuntimeError(
+                f"advantage estimator {spec.name!r} gets its settings ({spec.key}) and inputs from "
+                "entropy_verl's trainer: set trainer.v1.trainer_mode=entropy_sync"
+            )
         missing = [need for need in spec.needs if need not in _STEP.inputs]
         if missing:
             raise RuntimeError(f"advantage estimator {spec.name!r} needs {missing}, which the trainer did not provide")
-        ctx = EstimatorContext(token_level_rewards, response_mask, index, config, **{n: _STEP.inputs[n] for n in spec.needs})
+        ctx = EstimatorContext(
+            token_level_rewards, response_mask, index, config, **{n: _STEP.inputs[n] for n in spec.needs}
+        )
         advantages, metrics = spec.impl(ctx, _STEP.configs[spec.name])
         _STEP.metrics.update({f"{spec.name}/{k}": float(v) for k, v in metrics.items()})
         return advantages, advantages
@@ -92,5 +96,7 @@ def grpo_advantages(ctx: EstimatorContext, token_level_rewards: torch.Tensor | N
     algorithm = ctx.algorithm
     norm_by_std = True if algorithm is None else bool(algorithm.get("norm_adv_by_std_in_grpo", True))
     rewards = ctx.token_level_rewards if token_level_rewards is None else token_level_rewards
-    advantages, _ = compute_grpo_outcome_advantage(rewards, ctx.response_mask, ctx.index, norm_adv_by_std_in_grpo=norm_by_std)
+    advantages, _ = compute_grpo_outcome_advantage(
+        rewards, ctx.response_mask, ctx.index, norm_adv_by_std_in_grpo=norm_by_std
+    )
     return advantages

@@ -34,11 +34,15 @@ class GDPOConfig:
 
     def __post_init__(self):
         if not self.reward_keys:
-            raise ValueError("reward_keys: gdpo needs the reward components to normalise separately, and the task "
-                             "declares none (entropy_verl.task.reward_components); its reward function must return a "
-                             "dict with them")
+            raise ValueError(
+                "reward_keys: gdpo needs the reward components to normalise separately, and the task "
+                "declares none (entropy_verl.task.reward_components); its reward function must return a "
+                "dict with them"
+            )
         if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_keys):
-            raise ValueError(f"reward_weights has {len(self.reward_weights)} entries for {len(self.reward_keys)} reward_keys")
+            raise ValueError(
+                f"reward_weights has {len(self.reward_weights)} entries for {len(self.reward_keys)} reward_keys"
+            )
 
 
 @register("gdpo_v1", kind="estimator", config=GDPOConfig, needs=(REWARD_COMPONENTS,))
@@ -48,14 +52,17 @@ def gdpo_v1(ctx: EstimatorContext, cfg: GDPOConfig):
     components = ctx.reward_components  # key -> one value per response
     missing = [k for k in cfg.reward_keys if k not in components]
     if missing:
-        raise KeyError(f"gdpo_v1: reward components {missing} not returned by the reward function "
-                       f"(it returned {sorted(components)}); check entropy_verl.methods.gdpo_v1.reward_keys")
+        raise KeyError(
+            f"gdpo_v1: reward components {missing} not returned by the reward function "
+            f"(it returned {sorted(components)}); check entropy_verl.methods.gdpo_v1.reward_keys"
+        )
     non_tensor_batch = {k: np.asarray(components[k], dtype=np.float32) for k in cfg.reward_keys}
     # verl locates each response's last token as attention_mask[:, prompt_len:].sum(1) - 1: a zero-width prompt and
     # the response mask give exactly that
     mask = ctx.response_mask
     batch = {"prompts": mask.new_zeros(mask.shape[0], 0), "attention_mask": mask.long()}
     config = {"gdpo_reward_keys": list(cfg.reward_keys), "gdpo_reward_weights": cfg.reward_weights}
-    advantages, _ = compute_gdpo_outcome_advantage(ctx.token_level_rewards, mask, ctx.index, config=config,
-                                                   non_tensor_batch=non_tensor_batch, batch=batch)
+    advantages, _ = compute_gdpo_outcome_advantage(
+        ctx.token_level_rewards, mask, ctx.index, config=config, non_tensor_batch=non_tensor_batch, batch=batch
+    )
     return advantages, {f"{k}/mean": float(np.mean(non_tensor_batch[k])) for k in cfg.reward_keys}

@@ -59,5 +59,8 @@ def seed_grpo(ctx: EstimatorContext, cfg: SeedGRPOConfig):
     max_entropy = torch.log(size.clamp(min=2.0))  # a group of one has SE 0
     scale = (1.0 - cfg.alpha * se / max_entropy).to(advantages.dtype).unsqueeze(-1)
     no_answer = sum(a is None for a in ctx.final_answers) / max(len(ctx.final_answers), 1)
-    return advantages * scale, {"semantic_entropy_mean": float(se.mean()), "advantage_scale_mean": float(scale.mean()),
-                                "no_answer_frac": no_answer}
+    return advantages * scale, {
+        "semantic_entropy_mean": float(se.mean()),
+        "advantage_scale_mean": float(scale.mean()),
+        "no_answer_frac": no_answer,
+    }

@@ -49,7 +49,9 @@ class AdaptiveEntropyController(EntropyController):
         cfg = self.config
         below = measurement < cfg.target_entropy
         self.coef = min(max(self.coef + (cfg.delta if below else -cfg.delta), cfg.coef_min), cfg.coef_max)
-        return self._record(measurement, float(measurement) - cfg.target_entropy, {"entropy_coef": self.coef if below else 0.0})
+        return self._record(
+            measurement, float(measurement) - cfg.target_entropy, {"entropy_coef": self.coef if below else 0.0}
+        )
 
     def _state(self):
         return {"coef": self.coef}

@@ -11,6 +11,7 @@ import abc
 import math
 from typing import Any
 
+
 class EntropyController(abc.ABC):
     """``update(measurement) -> coefficients``; ``state_dict`` / ``load_state_dict`` for checkpoints.
 

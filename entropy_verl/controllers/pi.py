@@ -12,6 +12,7 @@ controller on the driver, fed with the global batch entropy, and its state goes 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from entropy_verl.registry import register
 
 from .base import EntropyController

@@ -68,8 +68,13 @@ class OnlineEntropyLaw:
         fit = fit_entropy_law(self.entropies, self.rewards)
         if fit is None:
             return {}
-        return {f"{prefix}/a": fit.a, f"{prefix}/b": fit.b, f"{prefix}/ceiling": fit.ceiling, f"{prefix}/rmse": fit.rmse,
-                f"{prefix}/points": float(fit.points)}
+        return {
+            f"{prefix}/a": fit.a,
+            f"{prefix}/b": fit.b,
+            f"{prefix}/ceiling": fit.ceiling,
+            f"{prefix}/rmse": fit.rmse,
+            f"{prefix}/points": float(fit.points),
+        }
 
     def state_dict(self) -> dict:
         return {"entropies": list(self.entropies), "rewards": list(self.rewards)}

@@ -24,8 +24,9 @@ def k_values(n: int) -> list[int]:
     return ks + ([n] if ks and ks[-1] != n else [])
 
 
-def pass_at_k_metrics(correct: Sequence[Sequence[bool]], answers: Sequence[Sequence[str | None]] | None = None,
-                      prefix: str = "val") -> dict[str, float]:
+def pass_at_k_metrics(
+    correct: Sequence[Sequence[bool]], answers: Sequence[Sequence[str | None]] | None = None, prefix: str = "val"
+) -> dict[str, float]:
     """Mean pass@k over prompts for k in k_values(n) (every prompt has the same n samples), and the mean number of
     distinct correct answers per prompt when ``answers`` (canonical answer strings) are given."""
     if not correct:
@@ -33,8 +34,14 @@ def pass_at_k_metrics(correct: Sequence[Sequence[bool]], answers: Sequence[Seque
     n = len(correct[0])
     if any(len(c) != n for c in correct):
         raise ValueError("every prompt needs the same number of samples")
-    metrics = {f"{prefix}/pass@{k}": sum(pass_at_k(n, sum(map(bool, c)), k) for c in correct) / len(correct) for k in k_values(n)}
+    metrics = {
+        f"{prefix}/pass@{k}": sum(pass_at_k(n, sum(map(bool, c)), k) for c in correct) / len(correct)
+        for k in k_values(n)
+    }
     if answers is not None:
-        distinct = [len({a for a, ok in zip(ans, c, strict=True) if ok and a is not None}) for ans, c in zip(answers, correct, strict=True)]
+        distinct = [
+            len({a for a, ok in zip(ans, c, strict=True) if ok and a is not None})
+            for ans, c in zip(answers, correct, strict=True)
+        ]
         metrics[f"{prefix}/distinct_correct"] = sum(distinct) / len(distinct)
     return metrics

@@ -28,7 +28,8 @@ def segments(run_dir: str) -> list[tuple[int, str]]:
 
 def archive_for_resume(run_dir: str) -> str | None:
     """verl's file logger truncates its file on open, so before a run resumes in ``run_dir`` the metrics of the
-    launches so far move to the next ``metrics.<k>.jsonl``; ``load_metrics`` reads them all back. Returns the new name."""
+    launches so far move to the next ``metrics.<k>.jsonl``; ``load_metrics`` reads them all back. Returns the new
+    name."""
     path = os.path.join(run_dir, METRICS_FILE)
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return None
@@ -101,7 +102,9 @@ def summarize(rows: list[dict], keys=(ENTROPY, REWARD), window: int = 10) -> lis
     window = max(1, min(window, len(rows) // 3 or 1))
     mid = max(0, len(rows) // 2 - window // 2)
     spans = [("start", rows[:window]), ("middle", rows[mid : mid + window]), ("end", rows[-window:])]
-    return [Phase(name, span[0]["step"], span[-1]["step"], {k: window_mean(span, k) for k in keys}) for name, span in spans]
+    return [
+        Phase(name, span[0]["step"], span[-1]["step"], {k: window_mean(span, k) for k in keys}) for name, span in spans
+    ]
 
 
 def format_summary(phases: list[Phase], keys=(ENTROPY, REWARD)) -> str:

@@ -69,8 +69,12 @@ class StepDiagnostics:
         return metrics
 
     def state_dict(self) -> dict:
-        return {"tracker": self.tracker.state_dict(), "law": self.law.state_dict(), "entropy": self.entropy,
-                "law_step": self.law_step}
+        return {
+            "tracker": self.tracker.state_dict(),
+            "law": self.law.state_dict(),
+            "entropy": self.entropy,
+            "law_step": self.law_step,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.tracker.load_state_dict(state["tracker"])

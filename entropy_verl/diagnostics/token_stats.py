@@ -31,7 +31,9 @@ def entropy_distribution(ctx: LossContext) -> dict[str, float]:
     values = ctx.old_entropy[ctx.response_mask].double().cpu().numpy()
     if values.size == 0:
         return {}
-    metrics = {f"entropy/p{round(q * 100)}": float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)}
+    metrics = {
+        f"entropy/p{round(q * 100)}": float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
+    }
     metrics.update({f"entropy/frac_above_{t:g}": float((values > t).mean()) for t in THRESHOLDS})
     return metrics
 
@@ -64,10 +66,15 @@ def step_diagnostics(ctx: LossContext) -> dict[str, float]:
     metrics = {**entropy_distribution(ctx), **entropy_by_advantage_sign(ctx)}
     if ctx.response_mask.any():
         valid = discriminator_s(ctx)[ctx.response_mask]
-        metrics.update({"entropy/cov_logp_adv": logp_advantage_covariance(ctx),
-                        "entropy/s_mean": float(valid.mean()), "entropy/s_std": float(valid.std(unbiased=False)),
-                        "entropy/s_neg_frac": float((valid < 0).double().mean()),
-                        "entropy/predicted_change": predicted_entropy_change(ctx)})
+        metrics.update(
+            {
+                "entropy/cov_logp_adv": logp_advantage_covariance(ctx),
+                "entropy/s_mean": float(valid.mean()),
+                "entropy/s_std": float(valid.std(unbiased=False)),
+                "entropy/s_neg_frac": float((valid < 0).double().mean()),
+                "entropy/predicted_change": predicted_entropy_change(ctx),
+            }
+        )
     return metrics
 
 

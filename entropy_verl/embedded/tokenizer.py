@@ -44,9 +44,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     to code points from 256 up, which is why space is stored as "Ġ" and newline as "Ċ".
     """
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     table: dict[int, str] = {}
     shift = 0

@@ -32,8 +32,10 @@ class VocabStatsFSDPEngine(FSDPEngineWithLMHead):
         if not tu.get_non_tensor_data(data=micro_batch, key=VOCAB_STATS_FLAG, default=False):
             return super().prepare_model_outputs(output, output_args, micro_batch, logits_processor_func)
         if tu.get_non_tensor_data(data=micro_batch, key="use_fused_kernels", default=False):
-            raise NotImplementedError("Clip-V's vocabulary statistics need the full logits, which fused kernels never "
-                                      "materialise: set actor_rollout_ref.model.use_fused_kernels=false")
+            raise NotImplementedError(
+                "Clip-V's vocabulary statistics need the full logits, which fused kernels never "
+                "materialise: set actor_rollout_ref.model.use_fused_kernels=false"
+            )
         wants_entropy = tu.get_non_tensor_data(data=micro_batch, key="calculate_entropy", default=False)
         # Our pass yields the entropy too, but without gradient: only a forward-only pass may take it from us.
         fused = wants_entropy and not torch.is_grad_enabled()
@@ -75,5 +77,9 @@ def register_vocab_stats_engine() -> None:
     """Register under (device, VOCAB_STATS_VENDOR) for every device; selected only through VERL_ENGINE_VENDOR."""
     registry = EngineRegistry._engines.get("language_model", {}).get("fsdp2", {})
     if (ENGINE_DEVICES[0], VOCAB_STATS_VENDOR) not in registry:
-        EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device=list(ENGINE_DEVICES),
-                                vendor=VOCAB_STATS_VENDOR)(VocabStatsFSDPEngine)
+        EngineRegistry.register(
+            model_type="language_model",
+            backend=["fsdp", "fsdp2"],
+            device=list(ENGINE_DEVICES),
+            vendor=VOCAB_STATS_VENDOR,
+        )(VocabStatsFSDPEngine)

@@ -16,8 +16,9 @@ def _row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 
-def entropy_and_vocab_stats(logits: torch.Tensor, chunk_size: int = 2048, temperature: torch.Tensor | None = None
-                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def entropy_and_vocab_stats(
+    logits: torch.Tensor, chunk_size: int = 2048, temperature: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(H, sum p^2, sum p^2 log p) of softmax(logits / temperature), each of shape logits.shape[:-1], in float32.
     No gradient flows through them. ``temperature`` broadcasts to logits.shape[:-1] + (1,) (per position); it is
     applied chunk by chunk, so no scaled copy of the logits is made.

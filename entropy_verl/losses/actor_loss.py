@@ -67,7 +67,9 @@ def _with_token_fields(data, advantages: torch.Tensor | None, weights: torch.Ten
         data["advantages"] = to_layout(advantages)
     if weights is not None:
         if "rollout_is_weights" in data.keys():
-            weights = weights * data.select("rollout_is_weights", "response_mask").to_padded_tensor()["rollout_is_weights"]
+            weights = (
+                weights * data.select("rollout_is_weights", "response_mask").to_padded_tensor()["rollout_is_weights"]
+            )
         data["rollout_is_weights"] = to_layout(weights)
     return data
 
@@ -92,5 +94,7 @@ def entropy_aware_loss(config, model_output, data, dp_group=None, *, methods=())
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     broadcast = {**ctx.coefficients, **{f"{m}/{k}": v for m, stats in ctx.step_stats.items() for k, v in stats.items()}}
     for key, value in broadcast.items():  # what this worker used: checked against the driver's value
-        metrics[f"entropy_verl/worker_coef/{key}/rank{rank}"] = Metric(value=float(value), aggregation=AggregationType.MEAN)
+        metrics[f"entropy_verl/worker_coef/{key}/rank{rank}"] = Metric(
+            value=float(value), aggregation=AggregationType.MEAN
+        )
     return loss, metrics

@@ -45,8 +45,10 @@ class ClipVConfig:
 def expected_discriminator(ctx: LossContext) -> torch.Tensor:
     """N_t = E_{i~pi_t}[S_i] = H sum p^2 + sum p^2 log p, from the sampling policy's full-vocabulary sums."""
     if ctx.old_sum_p2 is None or ctx.old_sum_p2_logp is None:
-        raise RuntimeError("clip_v needs the sampling policy's sum p^2 and sum p^2 log p per token, which the entropy_sync "
-                           "trainer asks verl's old-log-prob forward for; none arrived")
+        raise RuntimeError(
+            "clip_v needs the sampling policy's sum p^2 and sum p^2 log p per token, which the entropy_sync "
+            "trainer asks verl's old-log-prob forward for; none arrived"
+        )
     return ctx.old_entropy * ctx.old_sum_p2 + ctx.old_sum_p2_logp
 
 

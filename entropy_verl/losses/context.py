@@ -41,13 +41,21 @@ class LossContext:
     selection: torch.Tensor | None = None
 
     @classmethod
-    def of_sampling_policy(cls, old_log_prob, advantages, response_mask, old_entropy, old_sum_p2=None,
-                           old_sum_p2_logp=None) -> LossContext:
+    def of_sampling_policy(
+        cls, old_log_prob, advantages, response_mask, old_entropy, old_sum_p2=None, old_sum_p2_logp=None
+    ) -> LossContext:
         """The whole step's batch as the driver sees it before the update: only the sampling policy's quantities
         (what selection statistics and driver-side token selections are computed from)."""
-        return cls(log_prob=old_log_prob, old_log_prob=old_log_prob, advantages=advantages,
-                   response_mask=response_mask.to(bool), entropy=None, old_entropy=old_entropy,
-                   old_sum_p2=old_sum_p2, old_sum_p2_logp=old_sum_p2_logp)
+        return cls(
+            log_prob=old_log_prob,
+            old_log_prob=old_log_prob,
+            advantages=advantages,
+            response_mask=response_mask.to(bool),
+            entropy=None,
+            old_entropy=old_entropy,
+            old_sum_p2=old_sum_p2,
+            old_sum_p2_logp=old_sum_p2_logp,
+        )
 
     def for_method(self, spec, cfg) -> LossContext:
         """The view the registered method ``spec`` sees: its own ``stats`` and ``selection``, and every controller
@@ -59,15 +67,21 @@ class LossContext:
             elif spec.name in self.step_stats:
                 stats = self.step_stats[spec.name]
             else:
-                raise RuntimeError(f"{spec.name} with scope 'step' needs the whole-step statistics the entropy_sync "
-                                   "trainer broadcasts; none arrived (trainer.v1.trainer_mode=entropy_sync, or scope: micro_batch)")
+                raise RuntimeError(
+                    f"{spec.name} with scope 'step' needs the whole-step statistics the entropy_sync "
+                    "trainer broadcasts; none arrived (trainer.v1.trainer_mode=entropy_sync, or scope: micro_batch)"
+                )
         if spec.step_selection is not None and spec.name not in self.selections:
-            raise RuntimeError(f"{spec.name} needs the token selection the entropy_sync trainer writes into the batch each "
-                               "step; none arrived (set trainer.v1.trainer_mode=entropy_sync)")
+            raise RuntimeError(
+                f"{spec.name} needs the token selection the entropy_sync trainer writes into the batch each "
+                "step; none arrived (set trainer.v1.trainer_mode=entropy_sync)"
+            )
         missing = [key for key in spec.reads_of(cfg) if key not in self.coefficients]
         if missing:
-            raise RuntimeError(f"{spec.name} reads the controller output(s) {missing}, which the driver did not "
-                               f"broadcast this step (broadcast: {sorted(self.coefficients) or 'none'})")
+            raise RuntimeError(
+                f"{spec.name} reads the controller output(s) {missing}, which the driver did not "
+                f"broadcast this step (broadcast: {sorted(self.coefficients) or 'none'})"
+            )
         return dataclasses.replace(self, stats=stats, selection=self.selections.get(spec.name))
 
     @property
@@ -108,9 +122,13 @@ def build_loss_context(config, model_output: dict, data) -> LossContext:
         entropy = no_padding_2_padding(entropy, data)
     keys = list(data.keys())
     selection_fields = [k for k in keys if isinstance(k, str) and k.startswith(SELECTION_PREFIX)]
-    fields = ["response_mask", "old_log_probs", "advantages"] + (["entropy"] if "entropy" in keys else []) + selection_fields
+    fields = (
+        ["response_mask", "old_log_probs", "advantages"] + (["entropy"] if "entropy" in keys else []) + selection_fields
+    )
     padded = data.select(*fields).to_padded_tensor()
-    coefficients, step_stats = split_broadcast(dict(tu.get_non_tensor_data(data=data, key=COEFFICIENTS_KEY, default=None) or {}))
+    coefficients, step_stats = split_broadcast(
+        dict(tu.get_non_tensor_data(data=data, key=COEFFICIENTS_KEY, default=None) or {})
+    )
     return LossContext(
         log_prob=log_prob,
         old_log_prob=padded["old_log_probs"],
@@ -121,5 +139,5 @@ def build_loss_context(config, model_output: dict, data) -> LossContext:
         coefficients=coefficients,
         global_batch_info=dict(config.global_batch_info),
         step_stats=step_stats,
-        selections={k[len(SELECTION_PREFIX):]: padded[k] for k in selection_fields},
+        selections={k[len(SELECTION_PREFIX) :]: padded[k] for k in selection_fields},
     )

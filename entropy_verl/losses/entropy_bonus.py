@@ -23,10 +23,14 @@ class AdaptiveEntropyBonusConfig:
     """No settings of its own: the coefficient is the adaptive_entropy controller's."""
 
 
-@register("adaptive_entropy_bonus", kind="term", config=AdaptiveEntropyBonusConfig, reads=("entropy_coef",), needs=(ENTROPY,))
+@register(
+    "adaptive_entropy_bonus", kind="term", config=AdaptiveEntropyBonusConfig, reads=("entropy_coef",), needs=(ENTROPY,)
+)
 def adaptive_entropy_bonus_term(ctx: LossContext, cfg: AdaptiveEntropyBonusConfig):
     if ctx.entropy is None:
         raise RuntimeError("adaptive_entropy_bonus needs actor_rollout_ref.actor.calculate_entropy=True")
     coef = float(ctx.coefficients["entropy_coef"])
-    mean_entropy = agg_loss(loss_mat=ctx.entropy, loss_mask=ctx.response_mask, loss_agg_mode="token-mean", **ctx.global_batch_info)
+    mean_entropy = agg_loss(
+        loss_mat=ctx.entropy, loss_mask=ctx.response_mask, loss_agg_mode="token-mean", **ctx.global_batch_info
+    )
     return -coef * mean_entropy, {"coef": coef, "bonus": mean_entropy.item()}

@@ -15,8 +15,9 @@ LOSS_MODE = "pg_unclipped"
 
 
 @register_policy_loss(LOSS_MODE)
-def compute_policy_loss_pg_unclipped(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
-                                     config=None, rollout_is_weights=None):
+def compute_policy_loss_pg_unclipped(
+    old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean", config=None, rollout_is_weights=None
+):
     log_ratio = log_prob - old_log_prob
     pg_losses = -advantages * torch.exp(log_ratio)
     if rollout_is_weights is not None:

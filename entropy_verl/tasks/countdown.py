@@ -70,13 +70,13 @@ def _evaluate(operands: list[int], operators: list[str]) -> int:
     """Evaluate with normal precedence: fold ``*`` runs into terms, then add/subtract left to right."""
     terms = [operands[0]]
     signs = [1]
-    for op, value in zip(operators, operands[1:]):
+    for op, value in zip(operators, operands[1:], strict=True):
         if op == "*":
             terms[-1] *= value
         else:
             terms.append(value)
             signs.append(1 if op == "+" else -1)
-    return sum(s * t for s, t in zip(signs, terms))
+    return sum(s * t for s, t in zip(signs, terms, strict=True))
 
 
 def evaluate_expression(expr: str) -> int | None:
@@ -110,7 +110,7 @@ def parse_ground_truth(ground_truth: str) -> Problem:
     return Problem(numbers, int(target_text))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _solution_table(numbers: tuple[int, ...]) -> dict[int, tuple[str, ...]]:
     """All values reachable from ``numbers`` -> sorted distinct expressions reaching them.
 
@@ -120,7 +120,7 @@ def _solution_table(numbers: tuple[int, ...]) -> dict[int, tuple[str, ...]]:
     table: dict[int, set[str]] = {}
     for perm in itertools.permutations(numbers):
         for ops in itertools.product(OPERATORS, repeat=len(numbers) - 1):
-            expr = str(perm[0]) + "".join(op + str(n) for op, n in zip(ops, perm[1:]))
+            expr = str(perm[0]) + "".join(op + str(n) for op, n in zip(ops, perm[1:], strict=True))
             table.setdefault(_evaluate(list(perm), list(ops)), set()).add(expr)
     return {value: tuple(sorted(exprs)) for value, exprs in table.items()}
 
@@ -139,7 +139,7 @@ def split_of(numbers, target: int) -> str:
     return "val" if digest[0] % VAL_BUCKETS == 0 else "train"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _problem_pool(split: str | None) -> tuple[Problem, ...]:
     """Every solvable problem (optionally of one split), in a fixed order. 6396 in total."""
     out = []

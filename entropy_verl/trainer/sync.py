@@ -63,7 +63,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.step_entropy: float | None = None  # global token-mean entropy of this step's rollout
         self._val_outputs: list[str] | None = None
         self._state_written_at: int | None = None  # the step whose checkpoint holds the latest entropy_verl state
-        self.selection_seed = int(OmegaConf.select(config, "data.seed", default=0) or 0)  # seeds driver-side token picks
+        self.selection_seed = int(
+            OmegaConf.select(config, "data.seed", default=0) or 0
+        )  # seeds driver-side token picks
         # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
         # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
         run_dir = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
@@ -82,7 +84,9 @@ class EntropySyncTrainer(PPOTrainerSync):
     def on_init_end(self):
         if self.loss_methods:
             actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-            self.actor_rollout_wg.set_loss_fn(partial(entropy_aware_loss, config=actor_config, methods=tuple(self.loss_methods)))
+            self.actor_rollout_wg.set_loss_fn(
+                partial(entropy_aware_loss, config=actor_config, methods=tuple(self.loss_methods))
+            )
         super().on_init_end()
 
     # ---- per step ---------------------------------------------------------------------------------------------
@@ -108,17 +112,28 @@ class EntropySyncTrainer(PPOTrainerSync):
         """The engine's per-token sums, cut to the response tokens as verl does with the entropy."""
         missing = [name for name in VOCAB_STATS_OUTPUTS if name not in batch.fields]
         if missing:
-            raise RuntimeError(f"the actor's old-log-prob forward returned no {missing}: the workers did not run "
-                               "entropy_verl's vocabulary-statistics engine (VERL_ENGINE_VENDOR is set by entropy_verl.main "
-                               "when a method needs it; start runs with python -m entropy_verl.main)")
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=[*VOCAB_STATS_OUTPUTS, "response_mask"])
-        fields = {old: response_from_nested(data[name], data["response_mask"]) for old, name in zip(OLD_VOCAB_STATS, VOCAB_STATS_OUTPUTS, strict=True)}
-        return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(fields, batch_size=len(batch)))
+            raise RuntimeError(
+                f"the actor's old-log-prob forward returned no {missing}: the workers did not run "
+                "entropy_verl's vocabulary-statistics engine (VERL_ENGINE_VENDOR is set by entropy_verl.main "
+                "when a method needs it; start runs with python -m entropy_verl.main)"
+            )
+        data = tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=[*VOCAB_STATS_OUTPUTS, "response_mask"]
+        )
+        fields = {
+            old: response_from_nested(data[name], data["response_mask"])
+            for old, name in zip(OLD_VOCAB_STATS, VOCAB_STATS_OUTPUTS, strict=True)
+        }
+        return tq.kv_batch_put(
+            keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(fields, batch_size=len(batch))
+        )
 
     @staticmethod
     def _global_token_mean_entropy(batch) -> float:
         """Token-mean over every valid response token of the step (all ranks' samples), whatever loss_agg_mode is."""
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["entropy", "response_mask"])
+        data = tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=["entropy", "response_mask"]
+        )
         entropy, mask = data["entropy"], data["response_mask"]
         entropy = entropy.values() if entropy.is_nested else entropy
         mask = (mask.values() if mask.is_nested else mask).to(entropy.dtype)
@@ -128,21 +143,34 @@ class EntropySyncTrainer(PPOTrainerSync):
         """What needs the whole step's batch (all ranks' samples), read once: selection statistics (``scope: step``,
         broadcast as coefficients), per-token selections (written into the batch as fields) and the step's entropy
         diagnostics (into ``metrics``). Returns (statistics, batch meta that carries the new fields)."""
-        with_stats = [(s, c) for s, c in self.loss_methods if s.step_stats and getattr(c, "scope", None) == "step"]
+        with_stats = [(s, c) for s, c in self.loss_methods if s.step_stats and getattr(c, "scope", "step") == "step"]
         with_selection = [(s, c) for s, c in self.loss_methods if s.step_selection]
         if not with_stats and not with_selection and not self.diagnostics:
             return {}, batch
-        fields = ["entropy", "old_log_probs", "advantages", "response_mask"] + (list(OLD_VOCAB_STATS) if self.needs_vocab_stats else [])
+        fields = ["entropy", "old_log_probs", "advantages", "response_mask"] + (
+            list(OLD_VOCAB_STATS) if self.needs_vocab_stats else []
+        )
         nested = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         data = nested.to_padded_tensor()
-        ctx = LossContext.of_sampling_policy(data["old_log_probs"], data["advantages"], data["response_mask"], data["entropy"],
-                                             *(data.get(name, None) for name in OLD_VOCAB_STATS))
+        ctx = LossContext.of_sampling_policy(
+            data["old_log_probs"],
+            data["advantages"],
+            data["response_mask"],
+            data["entropy"],
+            *(data.get(name, None) for name in OLD_VOCAB_STATS),
+        )
         stats = {f"{spec.name}/{k}": v for spec, cfg in with_stats for k, v in spec.step_stats(ctx, cfg).items()}
         if with_selection:
             generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
-            selections = {SELECTION_PREFIX + spec.name: response_to_nested(spec.step_selection(ctx, cfg, generator), nested["response_mask"])
-                          for spec, cfg in with_selection}
-            batch = tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch)))
+            selections = {
+                SELECTION_PREFIX + spec.name: response_to_nested(
+                    spec.step_selection(ctx, cfg, generator), nested["response_mask"]
+                )
+                for spec, cfg in with_selection
+            }
+            batch = tq.kv_batch_put(
+                keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch))
+            )
         if self.diagnostics and self.step_entropy is not None:
             with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
                 metrics.update(self.diagnostics.step(ctx, self.step_entropy))
@@ -155,18 +183,28 @@ class EntropySyncTrainer(PPOTrainerSync):
         spec, cfg = self.entropy_config.estimator
         inputs = {}
         if SEQUENCE_MEAN_OLD_LOG_PROB in spec.needs:
-            data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["old_log_probs", "response_mask"])
+            data = tq.kv_batch_get(
+                keys=batch.keys, partition_id=batch.partition_id, select_fields=["old_log_probs", "response_mask"]
+            )
             padded = data.to_padded_tensor()
             mask = padded["response_mask"].to(padded["old_log_probs"].dtype)
             inputs[SEQUENCE_MEAN_OLD_LOG_PROB] = (padded["old_log_probs"] * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
         if FINAL_ANSWERS in spec.needs:
             final_answer = load_task_function(self.entropy_config.task.final_answer)
-            responses = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["responses"])["responses"]
+            responses = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["responses"])[
+                "responses"
+            ]
             texts = self.tokenizer.batch_decode([r.tolist() for r in responses.unbind()], skip_special_tokens=True)
             inputs[FINAL_ANSWERS] = [final_answer(text) for text in texts]
-        if REWARD_COMPONENTS in spec.needs:  # what the reward function returned, stored by verl's reward loop per sample
-            extra = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"]).pop("extra_fields")
-            infos = [(fields or {}).get("reward_extra_info", {}) for fields in extra.tolist()]  # as verl's _validate reads them
+        if (
+            REWARD_COMPONENTS in spec.needs
+        ):  # what the reward function returned, stored by verl's reward loop per sample
+            extra = tq.kv_batch_get(
+                keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"]
+            ).pop("extra_fields")
+            infos = [
+                (fields or {}).get("reward_extra_info", {}) for fields in extra.tolist()
+            ]  # as verl's _validate reads them
             inputs[REWARD_COMPONENTS] = {key: [info.get(key) for info in infos] for key in set().union(*infos)}
         with estimator_inputs({spec.name: cfg}, **inputs) as estimator_metrics:
             batch = super()._compute_advantage(batch, metrics=metrics)
@@ -189,12 +227,17 @@ class EntropySyncTrainer(PPOTrainerSync):
         self._val_outputs = list(outputs)  # verl hands the decoded validation samples here, row-aligned with the uids
         return super()._maybe_log_val_generations(inputs=inputs, outputs=outputs, scores=scores)
 
-    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns, expected_acc_counts=None):
-        metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns,
-                                              expected_acc_counts=expected_acc_counts)
+    def _val_metrics_update(
+        self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns, expected_acc_counts=None
+    ):
+        metrics = super()._val_metrics_update(
+            data_sources, sample_uids, reward_extra_infos_dict, sample_turns, expected_acc_counts=expected_acc_counts
+        )
         outputs, self._val_outputs = self._val_outputs, None
         if self.diagnostics and outputs is not None and len(outputs) == len(sample_uids):
-            metrics.update(self.diagnostics.validation(self.global_steps, sample_uids, reward_extra_infos_dict["reward"], outputs))
+            metrics.update(
+                self.diagnostics.validation(self.global_steps, sample_uids, reward_extra_infos_dict["reward"], outputs)
+            )
         return metrics
 
     # ---- checkpoints: controller state lives next to verl's checkpoint of the same step ------------------------
@@ -205,9 +248,12 @@ class EntropySyncTrainer(PPOTrainerSync):
     def _write_state(self) -> None:
         folder = self._step_folder(self.global_steps)
         os.makedirs(folder, exist_ok=True)
-        state = {"global_steps": self.global_steps, "coefficients": self.coefficients,
-                 "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
-                 "diagnostics": self.diagnostics.state_dict() if self.diagnostics else None}
+        state = {
+            "global_steps": self.global_steps,
+            "coefficients": self.coefficients,
+            "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
+            "diagnostics": self.diagnostics.state_dict() if self.diagnostics else None,
+        }
         path = os.path.join(folder, CONTROLLER_STATE_FILE)
         with open(path + ".tmp", "w") as f:
             json.dump(state, f, indent=1)
@@ -230,11 +276,19 @@ class EntropySyncTrainer(PPOTrainerSync):
         result = super()._load_checkpoint()
         if (self.controllers or self.diagnostics) and self.global_steps > 0:
             resume_path = self.config.trainer.get("resume_from_path", None)
-            folder = resume_path if self.config.trainer.resume_mode == "resume_path" and resume_path else self._step_folder(self.global_steps)
+            folder = (
+                resume_path
+                if self.config.trainer.resume_mode == "resume_path" and resume_path
+                else self._step_folder(self.global_steps)
+            )
             path = os.path.join(folder, CONTROLLER_STATE_FILE)
             if not os.path.exists(path):
                 if not self.controllers:  # diagnostics only: a checkpoint from before they existed; start them afresh
-                    logger.warning("resuming step %d: no entropy_verl state at %s; diagnostics start afresh", self.global_steps, path)
+                    logger.warning(
+                        "resuming step %d: no entropy_verl state at %s; diagnostics start afresh",
+                        self.global_steps,
+                        path,
+                    )
                     return result
                 raise FileNotFoundError(f"resuming step {self.global_steps}: no controller state at {path}")
             with open(path) as f:

@@ -31,14 +31,18 @@ def estimate(method):
     def run(name, rewards, mask, index, settings=None, algorithm=None, **inputs):
         _, cfg = method(name, **(settings or {}))
         with estimator_inputs({name: cfg}, **inputs) as metrics:
-            adv, returns = get_adv_estimator_fn(name)(token_level_rewards=rewards, response_mask=mask, index=index, config=algorithm)
+            adv, returns = get_adv_estimator_fn(name)(
+                token_level_rewards=rewards, response_mask=mask, index=index, config=algorithm
+            )
         assert torch.equal(adv, returns)
         return adv, metrics
 
     return run
 
 
-@pytest.mark.parametrize("name,per_response", [("w_reinforce", [0.1, -1.0, 0.1]), ("psr", [1.0, 0.0, 1.0]), ("nsr", [0.0, -1.0, 0.0])])
+@pytest.mark.parametrize(
+    "name,per_response", [("w_reinforce", [0.1, -1.0, 0.1]), ("psr", [1.0, 0.0, 1.0]), ("nsr", [0.0, -1.0, 0.0])]
+)
 def test_sample_polarity_values(estimate, name, per_response):
     adv, metrics = estimate(name, REWARDS, MASK, np.array(["a", "a", "b"]))
     assert torch.equal(adv, torch.tensor(per_response).unsqueeze(-1) * MASK)
@@ -46,8 +50,10 @@ def test_sample_polarity_values(estimate, name, per_response):
 
 
 def test_estimator_settings_come_from_the_trainer_through_verls_compute_advantage(method):
-    data = DataProto.from_dict(tensors={"token_level_rewards": REWARDS, "response_mask": MASK},
-                               non_tensors={"uid": np.array(["a", "a", "b"], dtype=object)})
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": REWARDS, "response_mask": MASK},
+        non_tensors={"uid": np.array(["a", "a", "b"], dtype=object)},
+    )
     algorithm = OmegaConf.create({"adv_estimator": "w_reinforce"})
     _, cfg = method("w_reinforce", positive_weight=0.3, correct_threshold=0.95)
     with estimator_inputs({"w_reinforce": cfg}):
@@ -64,7 +70,11 @@ def estimator_on_toy(method, name):
 
     def advantages(reward):
         with estimator_inputs({name: cfg}):
-            adv, _ = fn(token_level_rewards=reward.reshape(-1, 1).float(), response_mask=torch.ones(reward.numel(), 1), config=None)
+            adv, _ = fn(
+                token_level_rewards=reward.reshape(-1, 1).float(),
+                response_mask=torch.ones(reward.numel(), 1),
+                config=None,
+            )
         return adv.reshape(reward.shape)
 
     return advantages
@@ -77,16 +87,19 @@ def test_nsr_keeps_entropy_psr_collapses_it_w_reinforce_in_between(method):
     seeds = (0, 1, 2)
     adam = {"optimizer_cls": torch.optim.Adam, "lr": 0.05}
     grpo = sum(train(seed=s, **adam) for s in seeds) / 3
-    nsr, psr, w = (sum(train(seed=s, advantages=estimator_on_toy(method, name), **adam) for s in seeds) / 3
-                   for name in ("nsr", "psr", "w_reinforce"))
+    nsr, psr, w = (
+        sum(train(seed=s, advantages=estimator_on_toy(method, name), **adam) for s in seeds) / 3
+        for name in ("nsr", "psr", "w_reinforce")
+    )
     # measured (40 steps, mean of 3 seeds): PSR 1.19 < GRPO 1.21 < W-REINFORCE 1.29 < NSR 1.31; start 1.70.
-    # NSR only removes mass from wrong tokens, so it tends to the uniform policy over the correct ones, not to one token.
+    # NSR only removes mass from wrong tokens: it tends to the uniform policy over the correct ones, not to one token.
     assert psr < grpo - 0.015, (psr, grpo)
     assert nsr > grpo + 0.06, (nsr, grpo)
     assert psr < w < nsr, (psr, w, nsr)
 
 
 # ---- estimators that read driver inputs: unlikeliness, SEED-GRPO, GDPO ------------------------------------------
+
 
 def test_unlikeliness_ranks_by_likelihood_within_each_group():
     from entropy_verl.advantages.unlikeliness import likelihood_rank_in_group, unlikeliness_scaled_rewards
@@ -104,8 +117,13 @@ def test_unlikeliness_up_weights_the_rare_correct_answer(estimate, method):
     """A group with two correct answers: GRPO gives both the same advantage; unlikeliness favours the unlikely one."""
     rewards = torch.tensor([[1.0], [1.0], [0.0], [0.0]])
     index = np.array(["g"] * 4, dtype=object)
-    adv, metrics = estimate("unlikeliness", rewards, torch.ones(4, 1), index,
-                            **{SEQUENCE_MEAN_OLD_LOG_PROB: torch.tensor([-0.2, -3.0, -1.0, -1.5])})
+    adv, metrics = estimate(
+        "unlikeliness",
+        rewards,
+        torch.ones(4, 1),
+        index,
+        **{SEQUENCE_MEAN_OLD_LOG_PROB: torch.tensor([-0.2, -3.0, -1.0, -1.5])},
+    )
     likely_correct, rare_correct = adv[0, 0].item(), adv[1, 0].item()
     assert rare_correct > likely_correct > 0
     assert metrics["unlikeliness/correct_reward_scale_mean"] == pytest.approx((1 - 0.25 * 3 / 4 + 1.0) / 2)
@@ -146,13 +164,14 @@ def test_gdpo_v1_normalises_each_component_in_its_group_then_whitens_the_weighte
     def group_norm(values):
         out = []
         for g in ("a", "b"):
-            v = [x for x, i in zip(values, index) if i == g]
+            v = [x for x, i in zip(values, index, strict=True) if i == g]
             mean, std = sum(v) / 3, math.sqrt(sum((x - sum(v) / 3) ** 2 for x in v) / 2)
             out += [(x - mean) / (std + 1e-6) for x in v]
         return out
 
-    total = [a + 0.5 * f for a, f in zip(group_norm(acc), group_norm(fmt))]
-    tokens = [t for t, n in zip(total, lengths) for _ in range(n)]  # every valid token carries its response's value
+    total = [a + 0.5 * f for a, f in zip(group_norm(acc), group_norm(fmt), strict=True)]
+    # every valid token carries its response's value
+    tokens = [t for t, n in zip(total, lengths, strict=True) for _ in range(n)]
     mu = sum(tokens) / len(tokens)
     var = sum((t - mu) ** 2 for t in tokens) / (len(tokens) - 1)  # masked_whiten: unbiased variance
     expected = [(t - mu) / math.sqrt(var + 1e-8) for t in total]
@@ -168,7 +187,13 @@ def test_gdpo_v1_normalises_each_component_in_its_group_then_whitens_the_weighte
 
 def test_gdpo_v1_names_a_component_the_reward_function_did_not_return(estimate, method):
     with pytest.raises(KeyError, match="length_reward"):
-        estimate("gdpo_v1", torch.ones(2, 1), torch.ones(2, 1), np.array(["a", "a"], dtype=object),
-                 {"reward_keys": ["accuracy_reward", "length_reward"]}, **{REWARD_COMPONENTS: {"accuracy_reward": [1.0, 0.0]}})
+        estimate(
+            "gdpo_v1",
+            torch.ones(2, 1),
+            torch.ones(2, 1),
+            np.array(["a", "a"], dtype=object),
+            {"reward_keys": ["accuracy_reward", "length_reward"]},
+            **{REWARD_COMPONENTS: {"accuracy_reward": [1.0, 0.0]}},
+        )
     with pytest.raises(ValueError, match="reward_components"):  # a task without components: caught when built
         method("gdpo_v1")

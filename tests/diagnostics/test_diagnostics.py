@@ -12,7 +12,9 @@ from entropy_verl.diagnostics.pass_at_k import k_values, pass_at_k, pass_at_k_me
 from entropy_verl.losses import LossContext
 
 
-@pytest.mark.parametrize("n,c,k", [(8, 0, 1), (8, 1, 1), (8, 3, 2), (8, 3, 4), (8, 6, 4), (8, 8, 8), (5, 2, 5), (16, 1, 16)])
+@pytest.mark.parametrize(
+    "n,c,k", [(8, 0, 1), (8, 1, 1), (8, 3, 2), (8, 3, 4), (8, 6, 4), (8, 8, 8), (5, 2, 5), (16, 1, 16)]
+)
 def test_pass_at_k_is_the_fraction_of_k_subsets_with_a_correct_sample(n, c, k):
     samples = [True] * c + [False] * (n - c)
     subsets = list(combinations(range(n), k))
@@ -61,6 +63,7 @@ def test_law_fit_needs_points_and_spread_and_online_state_round_trips():
 
 # ---- per-step token diagnostics ------------------------------------------------------------------------------------
 
+
 def test_token_diagnostics_hand_computed_with_padding():
     import torch
 
@@ -77,13 +80,15 @@ def test_token_diagnostics_hand_computed_with_padding():
     assert m["entropy/pos_adv_mean"] == pytest.approx(0.85) and m["entropy/neg_adv_mean"] == pytest.approx(0.325)
     lp = [math.log(x) for x in (0.9, 0.2, 0.5, 0.99)]
     a = [1.0, 1.0, -1.0, -1.0]
-    cov = sum((x - sum(lp) / 4) * (y - 0.0) for x, y in zip(lp, a)) / 4
+    cov = sum((x - sum(lp) / 4) * (y - 0.0) for x, y in zip(lp, a, strict=True)) / 4
     assert m["entropy/cov_logp_adv"] == pytest.approx(cov, rel=1e-5)
-    s = [math.exp(x) * (h + x) for x, h in zip(lp, valid_h)]
+    s = [math.exp(x) * (h + x) for x, h in zip(lp, valid_h, strict=True)]
     assert m["entropy/s_mean"] == pytest.approx(sum(s) / 4, rel=1e-5)
     assert m["entropy/s_neg_frac"] == pytest.approx(sum(v < 0 for v in s) / 4)
     # predicted change with the batch mean of S as E[S]: -mean(A (S - mean S))
-    assert m["entropy/predicted_change"] == pytest.approx(-sum(ai * (si - sum(s) / 4) for ai, si in zip(a, s)) / 4, rel=1e-5)
+    assert m["entropy/predicted_change"] == pytest.approx(
+        -sum(ai * (si - sum(s) / 4) for ai, si in zip(a, s, strict=True)) / 4, rel=1e-5
+    )
 
 
 def test_token_diagnostics_with_nothing_valid_are_empty_not_nan():
@@ -91,8 +96,11 @@ def test_token_diagnostics_with_nothing_valid_are_empty_not_nan():
 
     from entropy_verl.diagnostics.token_stats import step_diagnostics
 
-    m = step_diagnostics(LossContext.of_sampling_policy(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool),
-                                                        torch.ones(2, 3)))
+    m = step_diagnostics(
+        LossContext.of_sampling_policy(
+            torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool), torch.ones(2, 3)
+        )
+    )
     assert m == {}
 
 
@@ -117,12 +125,21 @@ def test_predicted_entropy_change_matches_a_small_policy_gradient_step_on_a_soft
     old_lp = p.log().gather(1, tokens).reshape(1, -1)
     expand = lambda x: x[:, None].expand(k, g).reshape(1, -1)
     mask = torch.ones(1, k * g, dtype=torch.bool)
-    predicted = predicted_entropy_change(LossContext.of_sampling_policy(old_lp, adv.reshape(1, -1), mask, expand(h),
-                                                                        expand((p * p).sum(-1)), expand((p * p * p.log()).sum(-1))))
+    predicted = predicted_entropy_change(
+        LossContext.of_sampling_policy(
+            old_lp, adv.reshape(1, -1), mask, expand(h), expand((p * p).sum(-1)), expand((p * p * p.log()).sum(-1))
+        )
+    )
     config = FSDPActorConfig(strategy="fsdp2", ppo_mini_batch_size=1, ppo_micro_batch_size_per_gpu=1, rollout_n=1)
     log_prob = torch.log_softmax(logits, -1).gather(1, tokens).reshape(1, -1)
-    loss, _ = get_policy_loss_fn("vanilla")(old_log_prob=old_lp, log_prob=log_prob, advantages=adv.reshape(1, -1),
-                                            response_mask=mask, loss_agg_mode="token-mean", config=config)
+    loss, _ = get_policy_loss_fn("vanilla")(
+        old_log_prob=old_lp,
+        log_prob=log_prob,
+        advantages=adv.reshape(1, -1),
+        response_mask=mask,
+        loss_agg_mode="token-mean",
+        config=config,
+    )
     loss.backward()
     with torch.no_grad():
         q = torch.softmax(logits - lr * logits.grad, -1)
@@ -163,7 +180,10 @@ def test_validation_pass_at_k_distinct_answers_and_the_law_from_grouped_samples(
         diag.entropy = h
         m = diag.validation(step, ["a", "a"], [r * 2, 0.0], ["7*3-5", "x"])
     assert m["entropy_law/points"] == 3.0 and "entropy_law/ceiling" in m
-    assert (m["entropy_law/entropy"], m["entropy_law/reward"]) == (0.4, pytest.approx(0.38))  # the pair, for offline fits
+    assert (m["entropy_law/entropy"], m["entropy_law/reward"]) == (
+        0.4,
+        pytest.approx(0.38),
+    )  # the pair, for offline fits
     resumed = StepDiagnostics(DiagnosticsConfig(), extract_answer)
     resumed.load_state_dict(diag.state_dict())
     m = resumed.validation(3, ["a", "a"], [1.0, 0.0], ["7*3-5", "x"])  # a resumed run re-validating its checkpoint step
@@ -185,13 +205,26 @@ def test_offline_law_fit_reads_the_logged_pairs_and_falls_back_to_verls_validati
 
     a, b = 0.5, 1.2
     hs = [0.9, 0.8, 0.7, 0.6, 0.5]
-    logged = [{"actor/entropy": h + 0.3, "entropy_law/entropy": h, "entropy_law/reward": -a * math.exp(h) + b} for h in hs]
+    logged = [
+        {"actor/entropy": h + 0.3, "entropy_law/entropy": h, "entropy_law/reward": -a * math.exp(h) + b} for h in hs
+    ]
     logged.insert(2, {"actor/entropy": 0.75})  # a step without validation contributes no pair
     verl_only = [{"actor/entropy": h, "val-aux/countdown3/reward/mean@8": -a * math.exp(h) + b} for h in hs]
-    fits = main([str(write_run(tmp_path / "ours", logged)), str(write_run(tmp_path / "plain_verl", verl_only)),
-                 "--out", str(tmp_path / "law.png")])
+    fits = main(
+        [
+            str(write_run(tmp_path / "ours", logged)),
+            str(write_run(tmp_path / "plain_verl", verl_only)),
+            "--out",
+            str(tmp_path / "law.png"),
+        ]
+    )
     for fit in (fits["ours"]["fit"], fits["plain_verl"]["fit"]):
-        assert fit.points == 5 and fit.a == pytest.approx(a) and fit.b == pytest.approx(b) and fit.ceiling == pytest.approx(b - a)
+        assert (
+            fit.points == 5
+            and fit.a == pytest.approx(a)
+            and fit.b == pytest.approx(b)
+            and fit.ceiling == pytest.approx(b - a)
+        )
     assert (tmp_path / "law.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -10,7 +10,11 @@ def test_summary_window_means(tmp_path):
             f.write(json.dumps({"step": step, "data": {"actor/entropy": float(step), "critic/score/mean": 0.5}}) + "\n")
     rows = load_metrics(str(tmp_path))
     phases = summarize(rows, window=10)
-    assert [(p.name, p.first_step, p.last_step) for p in phases] == [("start", 1, 10), ("middle", 11, 20), ("end", 21, 30)]
+    assert [(p.name, p.first_step, p.last_step) for p in phases] == [
+        ("start", 1, 10),
+        ("middle", 11, 20),
+        ("end", 21, 30),
+    ]
     assert [p.values["actor/entropy"] for p in phases] == [5.5, 15.5, 25.5]
     assert "end" in format_summary(phases) and "25.500" in format_summary(phases)
 

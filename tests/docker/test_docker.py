@@ -33,8 +33,10 @@ def test_a_drifted_pin_is_reported_with_its_source(tmp_path):
     cpu = tmp_path / "docker" / "Dockerfile.cpu"
     cpu.write_text(re.sub(r"ARG TORCH_VERSION=\S+", "ARG TORCH_VERSION=2.9.0", cpu.read_text()))
     problems = check_pins.check(tmp_path)
-    assert problems == ["vllm: '0.11.0' but '0.24.0' in pyproject.toml [gpu] extra",
-                        "torch (CPU image): '2.9.0' but '2.13.0' in Makefile TORCH_VERSION"]
+    assert problems == [
+        "vllm: '0.11.0' but '0.24.0' in pyproject.toml [gpu] extra",
+        "torch (CPU image): '2.9.0' but '2.13.0' in Makefile TORCH_VERSION",
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu"])

@@ -15,16 +15,22 @@ ENV = {**os.environ, "HYDRA_FULL_ERROR": "1"}
 
 # 4 prompts x 4 samples a step: each 2-step run is mostly start-up (~60 s on 2 cores)
 SMOKE = [
-    "trainer.total_training_steps=2", "data.train_batch_size=4", "actor_rollout_ref.rollout.n=4",
-    "actor_rollout_ref.actor.ppo_mini_batch_size=2", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16", "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
+    "trainer.total_training_steps=2",
+    "data.train_batch_size=4",
+    "actor_rollout_ref.rollout.n=4",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
     "actor_rollout_ref.rollout.agent.num_workers=1",
 ]
 
 
 def metrics_rows(run_dir) -> list[dict]:
     """metrics.jsonl of a run directory, one dict per step with its step number under "step"."""
-    return [{"step": r["step"], **r["data"]} for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+    return [
+        {"step": r["step"], **r["data"]} for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+    ]
 
 
 @pytest.fixture
@@ -42,10 +48,17 @@ def read_metrics():
 def smoke_run(tmp_path):
     """``smoke_run(*overrides)``: a 2-step run on the smoke batch; asserts it succeeded with finite losses and returns
     its metric rows."""
+
     def run(*overrides, name="run"):
         run_dir = tmp_path / name
-        out = subprocess.run([sys.executable, "-m", "entropy_verl.main", *SMOKE, *overrides, f"entropy_verl.run_dir={run_dir}"],
-                             capture_output=True, text=True, timeout=900, env=ENV, cwd=REPO)
+        out = subprocess.run(
+            [sys.executable, "-m", "entropy_verl.main", *SMOKE, *overrides, f"entropy_verl.run_dir={run_dir}"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=ENV,
+            cwd=REPO,
+        )
         assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-5000:])
         rows = metrics_rows(run_dir)
         assert len(rows) == 2

@@ -14,19 +14,42 @@ import pytest
 STEPS = 3
 METHODS = ("grpo", "seed_grpo")
 # 8 prompts x 4 samples a step, pass@k at the last step on 8 validation prompts x 4 samples
-SMALL = ["data.train_batch_size=8", "actor_rollout_ref.rollout.n=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8", "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
-         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16", "actor_rollout_ref.rollout.agent.num_workers=1",
-         "data.val_max_samples=8", "actor_rollout_ref.rollout.val_kwargs.n=4"]
+SMALL = [
+    "data.train_batch_size=8",
+    "actor_rollout_ref.rollout.n=4",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
+    "actor_rollout_ref.rollout.agent.num_workers=1",
+    "data.val_max_samples=8",
+    "actor_rollout_ref.rollout.val_kwargs.n=4",
+]
 
 
 @pytest.fixture(scope="module")
 def compare_out(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("compare")
     out = subprocess.run(
-        [sys.executable, "-m", "entropy_verl.compare", "--methods", *METHODS, "--steps", str(STEPS), "--window", "2",
-         "--out", str(out_dir), "--", *SMALL],
-        capture_output=True, text=True, timeout=1800, env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        [
+            sys.executable,
+            "-m",
+            "entropy_verl.compare",
+            "--methods",
+            *METHODS,
+            "--steps",
+            str(STEPS),
+            "--window",
+            "2",
+            "--out",
+            str(out_dir),
+            "--",
+            *SMALL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
     )
     assert out.returncode == 0, (out.stdout[-4000:], out.stderr[-6000:])
     for name in METHODS:
@@ -57,8 +80,16 @@ def test_jsonl_has_reward_and_entropy_every_step(compare_out):
     assert [row["step"] for row in rows] == list(range(1, STEPS + 1))
     for row in rows:
         metrics = row["data"]
-        for key in ("actor/entropy", "critic/score/mean", "actor/pg_loss", "timing_s/gen", "timing_s/update_actor",
-                    "entropy/p50", "entropy/cov_logp_adv", "timing_s/entropy_diagnostics"):
+        for key in (
+            "actor/entropy",
+            "critic/score/mean",
+            "actor/pg_loss",
+            "timing_s/gen",
+            "timing_s/update_actor",
+            "entropy/p50",
+            "entropy/cov_logp_adv",
+            "timing_s/entropy_diagnostics",
+        ):
             assert key in metrics and math.isfinite(metrics[key]), key
         assert 0.05 < metrics["actor/entropy"] < 3.2  # a warm-started policy: neither random (ln 22) nor collapsed
         assert 0.0 < metrics["critic/score/mean"] < 1.0  # the warm start solves some prompts, not all
@@ -80,5 +111,7 @@ def test_rollout_serves_the_weights_the_trainer_just_updated(compare_out):
 def test_seed_grpo_gets_each_responses_answer_from_the_trainer(compare_out):
     """The trainer hands verl's advantage step each response's final answer; the estimator's metric comes back."""
     for row in rows_of(compare_out / "seed_grpo"):
-        assert 0.5 <= row["data"]["entropy_verl/seed_grpo/advantage_scale_mean"] <= 1.0  # 1 - alpha * SE / log G, alpha 0.5
+        assert (
+            0.5 <= row["data"]["entropy_verl/seed_grpo/advantage_scale_mean"] <= 1.0
+        )  # 1 - alpha * SE / log G, alpha 0.5
         assert math.isfinite(row["data"]["critic/advantages/mean"])

@@ -21,17 +21,28 @@ def main_cmd(*overrides):
 def test_every_worker_uses_the_driver_coefficient(tmp_path, read_metrics):
     run_dir = tmp_path / "coef"
     out = subprocess.run(
-        main_cmd("trainer.total_training_steps=2", "trainer.n_gpus_per_node=2", f"entropy_verl.run_dir={run_dir}",
-                 # two data-parallel workers: 64 rollout samples and 16 samples per mini-batch each
-                 "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=64", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16"),
-        capture_output=True, text=True, timeout=1200, env=ENV,
+        main_cmd(
+            "trainer.total_training_steps=2",
+            "trainer.n_gpus_per_node=2",
+            f"entropy_verl.run_dir={run_dir}",
+            # two data-parallel workers: 64 rollout samples and 16 samples per mini-batch each
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=64",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=ENV,
     )
     assert out.returncode == 0, out.stderr[-6000:]
     for row in read_metrics(run_dir):
         driver = row["entropy_verl/driver_coef/alpha"]
         assert driver == row["entropy_control/pi/alpha"]
         used = {k: v for k, v in row.items() if k.startswith("actor/entropy_verl/worker_coef/alpha/")}
-        assert sorted(used) == ["actor/entropy_verl/worker_coef/alpha/rank0", "actor/entropy_verl/worker_coef/alpha/rank1"]
+        assert sorted(used) == [
+            "actor/entropy_verl/worker_coef/alpha/rank0",
+            "actor/entropy_verl/worker_coef/alpha/rank1",
+        ]
         assert all(v == pytest.approx(driver, abs=1e-12) for v in used.values()), (driver, used)
         # the PI law on the driver, from the logged measurement
         assert row["entropy_control/pi/error"] == pytest.approx(row["entropy_control/pi/measurement"] - 0.45)
@@ -41,16 +52,32 @@ def test_every_worker_uses_the_driver_coefficient(tmp_path, read_metrics):
 def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_metrics):
     run_dir = tmp_path / "resume"
     kp, ki = 2.0, 0.1  # pinned here so the test can apply the PI law itself; no integral clamp
-    overrides = ["trainer.total_training_steps=4", "trainer.save_freq=2", "trainer.resume_mode=auto", f"entropy_verl.run_dir={run_dir}",
-                 f"entropy_verl.controllers.pi.kp={kp}", f"entropy_verl.controllers.pi.ki={ki}", "entropy_verl.controllers.pi.integral_limit=null",
-                 # validate every step (8 prompts x 2 samples): the entropy law's pairs accumulate across the restart
-                 "trainer.test_freq=1", "data.val_max_samples=8", "actor_rollout_ref.rollout.val_kwargs.n=2"]
+    overrides = [
+        "trainer.total_training_steps=4",
+        "trainer.save_freq=2",
+        "trainer.resume_mode=auto",
+        f"entropy_verl.run_dir={run_dir}",
+        f"entropy_verl.controllers.pi.kp={kp}",
+        f"entropy_verl.controllers.pi.ki={ki}",
+        "entropy_verl.controllers.pi.integral_limit=null",
+        # validate every step (8 prompts x 2 samples): the entropy law's pairs accumulate across the restart
+        "trainer.test_freq=1",
+        "data.val_max_samples=8",
+        "actor_rollout_ref.rollout.val_kwargs.n=2",
+    ]
     tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
-    first = subprocess.Popen(main_cmd(*overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    first = subprocess.Popen(
+        main_cmd(*overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True
+    )
     deadline = time.time() + 900
     metrics = run_dir / "metrics.jsonl"
     # kill once step 2 is checkpointed, validated and logged (verl logs a step after its validation)
-    while not (tracker.exists() and tracker.read_text().strip() == "2" and metrics.exists() and '"step":2,' in metrics.read_text()):
+    while not (
+        tracker.exists()
+        and tracker.read_text().strip() == "2"
+        and metrics.exists()
+        and '"step":2,' in metrics.read_text()
+    ):
         assert first.poll() is None and time.time() < deadline, "first run ended before its step-2 checkpoint"
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it started
@@ -88,4 +115,7 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
 
     offline = fit_entropy_law(*law_pairs([*before.values(), *after.values()]))  # what `python -m entropy_verl.law` fits
     assert offline.points == 4
-    assert (offline.a, offline.b) == (pytest.approx(after[4]["entropy_law/a"], abs=1e-9), pytest.approx(after[4]["entropy_law/b"], abs=1e-9))
+    assert (offline.a, offline.b) == (
+        pytest.approx(after[4]["entropy_law/a"], abs=1e-9),
+        pytest.approx(after[4]["entropy_law/b"], abs=1e-9),
+    )

@@ -18,7 +18,9 @@ def check_diagnostics(rows):
     for row in rows:
         assert 0.0 <= row["entropy/p10"] <= row["entropy/p50"] <= row["entropy/p90"] <= row["entropy/p99"]
         assert math.isfinite(row["entropy/predicted_change"]) and math.isfinite(row["entropy/cov_logp_adv"])
-    assert rows[1]["entropy/measured_change"] == pytest.approx(rows[1]["actor/entropy"] - rows[0]["actor/entropy"], abs=0.02)
+    assert rows[1]["entropy/measured_change"] == pytest.approx(
+        rows[1]["actor/entropy"] - rows[0]["actor/entropy"], abs=0.02
+    )
     assert 0.0 <= rows[1]["val/pass@1"] <= rows[1]["val/pass@2"] <= rows[1]["val/pass@4"] <= 1.0
     assert 0.0 <= rows[1]["val/distinct_correct"] <= 4.0
 
@@ -31,7 +33,9 @@ def test_composed_token_weights_and_advantage_shaping(smoke_run):
     check_diagnostics(rows)
     for row in rows:
         for stat in ("top_entropy/threshold", "steer/omega_max", "clip_b/s_mean", "clip_b/s_std"):
-            assert row[f"actor/entropy_verl/worker_coef/{stat}/rank0"] == pytest.approx(row[f"entropy_verl/driver_coef/{stat}"])
+            assert row[f"actor/entropy_verl/worker_coef/{stat}/rank0"] == pytest.approx(
+                row[f"entropy_verl/driver_coef/{stat}"]
+            )
         assert 0.1 < row["actor/top_entropy/kept_frac"] < 0.3
         assert row["actor/pos_adv_reweight/lambda"] == pytest.approx(0.1)
         assert 0.8 <= row["actor/steer/mean_lambda"] <= 1.0
@@ -42,9 +46,12 @@ def test_driver_side_token_selections_reach_every_worker(smoke_run):
     """clip_cov_global + kl_cov_global + sent under pg_unclipped: the driver writes each method's per-token selection
     into the batch (TransferQueue) and the workers' losses read it; ratios raised so a 16-sample step selects tokens."""
     rows = smoke_run(
-        "method=[clip_cov_global,kl_cov_global,sent]", "entropy_verl.methods.clip_cov_global.ratio=0.05",
-        "entropy_verl.methods.clip_cov_global.lower_bound=-100.0", "entropy_verl.methods.clip_cov_global.upper_bound=100.0",
-        "entropy_verl.methods.kl_cov_global.ratio=0.05", "entropy_verl.methods.sent.k=0.1",
+        "method=[clip_cov_global,kl_cov_global,sent]",
+        "entropy_verl.methods.clip_cov_global.ratio=0.05",
+        "entropy_verl.methods.clip_cov_global.lower_bound=-100.0",
+        "entropy_verl.methods.clip_cov_global.upper_bound=100.0",
+        "entropy_verl.methods.kl_cov_global.ratio=0.05",
+        "entropy_verl.methods.sent.k=0.1",
     )
     for row in rows:
         assert 0.0 < row["actor/clip_cov_global/detached_frac"] < 0.2
@@ -69,17 +76,32 @@ def test_clip_v_gets_vocabulary_statistics_from_the_old_log_prob_forward(smoke_r
 def test_w_reinforce(smoke_run):
     rows = smoke_run("method=w_reinforce")
     for row in rows:  # +0.1 for correct responses, -1 for wrong ones, nothing else
-        assert row["critic/advantages/max"] == pytest.approx(0.1) and row["critic/advantages/min"] == pytest.approx(-1.0)
+        assert row["critic/advantages/max"] == pytest.approx(0.1) and row["critic/advantages/min"] == pytest.approx(
+            -1.0
+        )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,metric,low,high", [
-    pytest.param("unlikeliness", "unlikeliness/correct_reward_scale_mean", 0.75, 1.0,  # 1 - beta * rank / G, beta 0.25
-                 marks=pytest.mark.zoo),  # same driver-input path as seed_grpo; in `make smoke`
-    pytest.param("seed_grpo", "seed_grpo/advantage_scale_mean", 0.5, 1.0,  # 1 - alpha * SE / log G, alpha 0.5
-                 marks=pytest.mark.zoo),  # make test runs it as the second method of tests/e2e/test_compare_harness.py
-    ("gdpo", "gdpo_v1/format_reward/mean", 0.5, 1.0),  # the task's reward components, from verl's reward loop
-])
+@pytest.mark.parametrize(
+    "name,metric,low,high",
+    [
+        pytest.param(
+            "unlikeliness",
+            "unlikeliness/correct_reward_scale_mean",
+            0.75,
+            1.0,  # 1 - beta * rank / G, beta 0.25
+            marks=pytest.mark.zoo,
+        ),  # same driver-input path as seed_grpo; in `make smoke`
+        pytest.param(
+            "seed_grpo",
+            "seed_grpo/advantage_scale_mean",
+            0.5,
+            1.0,  # 1 - alpha * SE / log G, alpha 0.5
+            marks=pytest.mark.zoo,
+        ),  # make test runs it as the second method of tests/e2e/test_compare_harness.py
+        ("gdpo", "gdpo_v1/format_reward/mean", 0.5, 1.0),  # the task's reward components, from verl's reward loop
+    ],
+)
 def test_estimators_with_driver_inputs(smoke_run, name, metric, low, high):
     """The trainer hands verl's advantage step each response's mean old log-prob / final answer / reward components,
     and the estimator's own metrics come back to the logger."""
@@ -89,8 +111,10 @@ def test_estimators_with_driver_inputs(smoke_run, name, metric, low, high):
 
 @pytest.mark.slow
 @pytest.mark.zoo
-@pytest.mark.parametrize("selection", [f"method={m}" for m in group_options("method")]
-                         + [f"experiment={e}" for e in group_options("experiment")])
+@pytest.mark.parametrize(
+    "selection",
+    [f"method={m}" for m in group_options("method")] + [f"experiment={e}" for e in group_options("experiment")],
+)
 def test_every_method_and_experiment_runs_two_steps(smoke_run, selection):
     """Every shipped method file and experiment, as shipped, for 2 steps on the smoke batch. ~65 s each, so outside
     ``make test``: ``make smoke`` runs them all."""

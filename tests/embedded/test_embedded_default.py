@@ -112,7 +112,7 @@ def test_model_shape_and_param_count(tokenizer):
 
 def test_model_init_depends_only_on_seed(tokenizer):
     a, b, c = make_model(tokenizer, 0), make_model(tokenizer, 0), make_model(tokenizer, 1)
-    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
     assert not torch.equal(a.model.embed_tokens.weight, c.model.embed_tokens.weight)
 
 

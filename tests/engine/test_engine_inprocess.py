@@ -41,8 +41,9 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def worker(model_dir):
-    import entropy_verl.plugin as plugin
     import verl  # noqa: F401  (loads the verl.plugins entry points)
+
+    import entropy_verl.plugin as plugin
 
     plugin.check_loaded()
     if dist.is_initialized():
@@ -155,7 +156,7 @@ def _reference_loss(model_dir, tokenizer) -> float:
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     data = _batch(tokenizer)
     nll, n = 0.0, 0
-    for ids, mask in zip(data["input_ids"].unbind(), data["loss_mask"].unbind()):
+    for ids, mask in zip(data["input_ids"].unbind(), data["loss_mask"].unbind(), strict=True):
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids[None]).logits[0, :-1].float(), -1)
         tok_nll = -logp.gather(-1, ids[1:, None]).squeeze(-1)

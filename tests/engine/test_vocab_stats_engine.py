@@ -39,19 +39,30 @@ def inputs(use_remove_padding: bool, flag: bool):
     rolled = torch.cat([torch.roll(t, -1) for t in ids])
     nnz = sum(LENGTHS)
     micro_batch = TensorDict({"input_ids": input_ids}, batch_size=[len(LENGTHS)])
-    tu.assign_non_tensor(micro_batch, use_remove_padding=use_remove_padding, calculate_entropy=True,
-                         **({VOCAB_STATS_FLAG: True} if flag else {}))
+    tu.assign_non_tensor(
+        micro_batch,
+        use_remove_padding=use_remove_padding,
+        calculate_entropy=True,
+        **({VOCAB_STATS_FLAG: True} if flag else {}),
+    )
     packed = torch.randn(nnz, VOCAB, generator=gen) * 3
     if use_remove_padding:
         logits = packed.unsqueeze(0)  # (1, total_nnz, vocab)
-        args = {"input_ids_rmpad_rolled": rolled, "temperature_rmpad": torch.full((nnz,), TEMPERATURE), "pad_size": 0,
-                "temperature_is_one": False}
+        args = {
+            "input_ids_rmpad_rolled": rolled,
+            "temperature_rmpad": torch.full((nnz,), TEMPERATURE),
+            "pad_size": 0,
+            "temperature_is_one": False,
+        }
     else:
         logits = torch.full((len(LENGTHS), max(LENGTHS), VOCAB), 7.0)  # padding columns hold junk
         for i, (start, n) in enumerate(zip((0, LENGTHS[0]), LENGTHS, strict=True)):
-            logits[i, :n] = packed[start:start + n]
-        args = {"input_ids_rmpad_rolled": rolled, "temperature": torch.full((len(LENGTHS),), TEMPERATURE),
-                "temperature_is_one": False}
+            logits[i, :n] = packed[start : start + n]
+        args = {
+            "input_ids_rmpad_rolled": rolled,
+            "temperature": torch.full((len(LENGTHS),), TEMPERATURE),
+            "temperature_is_one": False,
+        }
     return SimpleNamespace(logits=logits), args, micro_batch, packed
 
 

@@ -5,29 +5,56 @@ from __future__ import annotations
 
 import shlex
 
+
 def test_sweep_dry_run_expands_methods_times_seeds_into_4_submit_commands(launch):
     out = launch("sweep", "--dry-run", "method=grpo,clip_b", "data.seed=1,2")
     assert out.returncode == 0, out.stderr
     commands = [shlex.split(line) for line in out.stdout.splitlines()]
-    assert [c[-2:] for c in commands] == [["method=grpo", "data.seed=1"], ["method=grpo", "data.seed=2"],
-                                          ["method=clip_b", "data.seed=1"], ["method=clip_b", "data.seed=2"]]
-    assert [c[c.index("--name") + 1] for c in commands] == ["sweep-0-method_grpo-seed_1", "sweep-1-method_grpo-seed_2",
-                                                           "sweep-2-method_clip_b-seed_1", "sweep-3-method_clip_b-seed_2"]
+    assert [c[-2:] for c in commands] == [
+        ["method=grpo", "data.seed=1"],
+        ["method=grpo", "data.seed=2"],
+        ["method=clip_b", "data.seed=1"],
+        ["method=clip_b", "data.seed=2"],
+    ]
+    assert [c[c.index("--name") + 1] for c in commands] == [
+        "sweep-0-method_grpo-seed_1",
+        "sweep-1-method_grpo-seed_2",
+        "sweep-2-method_clip_b-seed_1",
+        "sweep-3-method_clip_b-seed_2",
+    ]
 
 
 def test_sweep_dry_run_expands_a_settings_grid_and_passes_fixed_overrides_unchanged(launch):
-    out = launch("sweep", "--dry-run", "--name", "grid", "--nnodes", "2", "--gpus-per-node", "8", "method=clip_b",
-                 "entropy_verl.methods.clip_b.mu=1.5,2.5", "data.seed=range(1,3)", "trainer.total_training_steps=5",
-                 "+trainer.tags=[a,b]")
+    out = launch(
+        "sweep",
+        "--dry-run",
+        "--name",
+        "grid",
+        "--nnodes",
+        "2",
+        "--gpus-per-node",
+        "8",
+        "method=clip_b",
+        "entropy_verl.methods.clip_b.mu=1.5,2.5",
+        "data.seed=range(1,3)",
+        "trainer.total_training_steps=5",
+        "+trainer.tags=[a,b]",
+    )
     assert out.returncode == 0, out.stderr
     commands = [shlex.split(line) for line in out.stdout.splitlines()]
     assert len(commands) == 4
     names = [c[c.index("--name") + 1] for c in commands]
     assert names == ["grid-0-mu_1.5-seed_1", "grid-1-mu_1.5-seed_2", "grid-2-mu_2.5-seed_1", "grid-3-mu_2.5-seed_2"]
     combos = {(c[-5], c[-4]) for c in commands}
-    assert combos == {(f"entropy_verl.methods.clip_b.mu={mu}", f"data.seed={seed}") for mu in ("1.5", "2.5") for seed in (1, 2)}
+    assert combos == {
+        (f"entropy_verl.methods.clip_b.mu={mu}", f"data.seed={seed}") for mu in ("1.5", "2.5") for seed in (1, 2)
+    }
     for c in commands:  # fixed overrides reach every job unchanged (a list is one value, not a sweep)
-        assert c[0] == "launch/submit" and c[-3:] == ["method=clip_b", "trainer.total_training_steps=5", "+trainer.tags=[a,b]"]
+        assert c[0] == "launch/submit" and c[-3:] == [
+            "method=clip_b",
+            "trainer.total_training_steps=5",
+            "+trainer.tags=[a,b]",
+        ]
         assert c[c.index("--nnodes") + 1] == "2" and c[c.index("--gpus-per-node") + 1] == "8"
 
 
@@ -39,8 +66,16 @@ def test_submit_refuses_an_unknown_option_and_a_name_that_is_not_a_directory_nam
 
 
 def test_submit_dry_run_runs_entropy_verls_entry_point_with_the_overrides(launch):
-    out = launch("submit", "--dry-run", "--nnodes", "2", "hardware=cluster_gpu", "method=[entropy_adv,steer]", "data.seed=3")
+    out = launch(
+        "submit", "--dry-run", "--nnodes", "2", "hardware=cluster_gpu", "method=[entropy_adv,steer]", "data.seed=3"
+    )
     assert out.returncode == 0, out.stderr
     command = shlex.split(out.stdout.splitlines()[0])
-    assert command[1:3] == ["-m", "entropy_verl.main"] and command[-3:] == ["hardware=cluster_gpu", "method=[entropy_adv,steer]", "data.seed=3"]
-    assert "trainer.nnodes=2" in command and next(c for c in command if c.startswith("trainer.experiment_name=entropy_adv+steer-"))
+    assert command[1:3] == ["-m", "entropy_verl.main"] and command[-3:] == [
+        "hardware=cluster_gpu",
+        "method=[entropy_adv,steer]",
+        "data.seed=3",
+    ]
+    assert "trainer.nnodes=2" in command and next(
+        c for c in command if c.startswith("trainer.experiment_name=entropy_adv+steer-")
+    )

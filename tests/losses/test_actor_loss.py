@@ -29,12 +29,16 @@ def micro_batch(response_log_probs, advantages, prompt_len=2):
         responses.append([2] * len(lp))
         seq_values += [0.0] * (prompt_len - 1) + list(lp) + [0.0]
     values = torch.tensor(seq_values, dtype=torch.float32, requires_grad=True)
-    data = TensorDict({
-        "prompts": nested(prompts), "responses": nested(responses),
-        "response_mask": nested([[1] * len(lp) for lp in response_log_probs]),
-        "old_log_probs": nested([[float(x) for x in lp] for lp in response_log_probs]),
-        "advantages": nested(advantages),
-    }, batch_size=len(response_log_probs))
+    data = TensorDict(
+        {
+            "prompts": nested(prompts),
+            "responses": nested(responses),
+            "response_mask": nested([[1] * len(lp) for lp in response_log_probs]),
+            "old_log_probs": nested([[float(x) for x in lp] for lp in response_log_probs]),
+            "advantages": nested(advantages),
+        },
+        batch_size=len(response_log_probs),
+    )
     for key, val in {"dp_size": 1, "batch_num_tokens": None, "global_batch_size": None}.items():
         tu.assign_non_tensor_data(data, key, val)
     return values, data
@@ -48,8 +52,9 @@ def test_entropy_aware_loss_applies_weights_inside_verls_ppo_loss(method):
     lp = [[math.log(0.5), math.log(0.25), math.log(0.8)], [math.log(0.4), math.log(0.9)]]
     adv = [[1.0, 1.0, 1.0], [-1.0, -1.0]]
     values, data = micro_batch(lp, adv)
-    loss, metrics = entropy_aware_loss(ppo_actor_config(), {"log_probs": values}, data,
-                                       methods=(method("pos_adv_reweight", lam=0.25),))
+    loss, metrics = entropy_aware_loss(
+        ppo_actor_config(), {"log_probs": values}, data, methods=(method("pos_adv_reweight", lam=0.25),)
+    )
     # on-policy r = 1: vanilla token-mean of -A*r*w = -(3*0.25*1 + 2*1*(-1)) / 5
     assert loss.item() == pytest.approx(-(0.75 - 2.0) / 5, rel=1e-6)
     loss.backward()
@@ -64,7 +69,9 @@ def test_entropy_aware_loss_shaped_advantages_reach_verls_loss(method):
     lp = [[math.log(0.5), math.log(0.5)]]
     values, data = micro_batch(lp, [[1.0, -1.0]])
     data["entropy"] = nested([[1.0, 1.0]])
-    loss, _ = entropy_aware_loss(ppo_actor_config(), {"log_probs": values}, data, methods=(method("entropy_adv", alpha=0.4, kappa=2.0),))
+    loss, _ = entropy_aware_loss(
+        ppo_actor_config(), {"log_probs": values}, data, methods=(method("entropy_adv", alpha=0.4, kappa=2.0),)
+    )
     assert loss.item() == pytest.approx(-(1.4 - 0.6) / 2, rel=1e-6)
 
 
@@ -77,9 +84,14 @@ def test_the_drivers_broadcast_reaches_each_method_under_its_name_and_is_logged_
     tu.assign_non_tensor_data(data, COEFFICIENTS_KEY, broadcast)
     methods = (method("top_entropy"), method("entropic"))
     loss, metrics = entropy_aware_loss(ppo_actor_config(), {"log_probs": values}, data, methods=methods)
-    assert metrics["actor/top_entropy/threshold"].aggregate() == 0.4 and metrics["actor/entropic/alpha"].aggregate() == 0.5
+    assert (
+        metrics["actor/top_entropy/threshold"].aggregate() == 0.4 and metrics["actor/entropic/alpha"].aggregate() == 0.5
+    )
     assert {f"entropy_verl/worker_coef/{k}/rank0" for k in broadcast} <= set(metrics)
-    assert split_broadcast(broadcast) == ({"alpha": 0.5}, {"top_entropy": {"threshold": 0.4}, "clip_b": {"s_mean": 0.0, "s_std": 1.0}})
+    assert split_broadcast(broadcast) == (
+        {"alpha": 0.5},
+        {"top_entropy": {"threshold": 0.4}, "clip_b": {"s_mean": 0.0, "s_std": 1.0}},
+    )
     # kept tokens (H >= 0.4): the second and third; EntroPIC's term on p > 0.95 tokens (1st and 3rd), alpha 0.5
     pg = -(1.0 * 0 + (-1.0) * 1 + 2.0 * 1) / 3
     term = 0.5 * -(1.0 + 2.0) / 2

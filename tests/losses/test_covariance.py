@@ -15,7 +15,7 @@ def test_token_covariance_hand_computed_and_padding_never_selected(token_ctx):
     ctx = token_ctx([0.5, 0.25, 0.125, 0.9], [2.0, 0.0, -2.0, 5.0], [1, 1, 1, 0], [0.5] * 4)
     lp = [math.log(0.5), math.log(0.25), math.log(0.125)]
     a_mean, lp_mean = 0.0, sum(lp) / 3
-    expected = [(a - a_mean) * (x - lp_mean) for a, x in zip([2.0, 0.0, -2.0], lp)]
+    expected = [(a - a_mean) * (x - lp_mean) for a, x in zip([2.0, 0.0, -2.0], lp, strict=True)]
     cov = token_covariance(ctx)
     assert cov[0, :3].tolist() == pytest.approx(expected) and cov[0, 3].item() == float("-inf")
 
@@ -45,8 +45,9 @@ def test_clip_cov_with_no_candidates_selects_nothing_and_without_the_trainer_fai
 
 
 def test_kl_cov_global_top_k_and_penalty_value(token_ctx, method):
-    ctx = token_ctx([0.5, 0.25, 0.125, 0.9], [2.0, 0.0, -2.0, 1.0], [1, 1, 1, 1], [0.5] * 4,
-                    log_ratio=[0.1, -0.3, 0.2, -0.05])
+    ctx = token_ctx(
+        [0.5, 0.25, 0.125, 0.9], [2.0, 0.0, -2.0, 1.0], [1, 1, 1, 1], [0.5] * 4, log_ratio=[0.1, -0.3, 0.2, -0.05]
+    )
     spec, cfg = method("kl_cov_global", ratio=0.5, coef=2.0)
     sel = spec.step_selection(ctx, cfg, torch.Generator())
     # A - mean(A) = [1.75, -0.25, -2.25, 0.75], logp - mean(logp) = [0.373, -0.320, -1.013, 0.961]
@@ -88,6 +89,12 @@ def test_pg_unclipped_has_no_clip(actor_config):
     old = torch.log(torch.tensor([[0.2, 0.5]]))
     new = (old + torch.tensor([[math.log(2.0), math.log(0.5)]])).requires_grad_()
     adv = torch.tensor([[1.0, -1.0]])
-    loss, _ = get_policy_loss_fn("pg_unclipped")(old_log_prob=old, log_prob=new, advantages=adv, response_mask=torch.ones(1, 2, dtype=torch.bool),
-                                                  loss_agg_mode="token-mean", config=actor_config())
+    loss, _ = get_policy_loss_fn("pg_unclipped")(
+        old_log_prob=old,
+        log_prob=new,
+        advantages=adv,
+        response_mask=torch.ones(1, 2, dtype=torch.bool),
+        loss_agg_mode="token-mean",
+        config=actor_config(),
+    )
     assert loss.item() == pytest.approx((-2.0 + 0.5) / 2)  # vanilla PPO would clip r=2 to 1.2 and r=0.5 to 0.8

@@ -11,9 +11,15 @@ from entropy_verl.losses import LossContext, run_method
 
 def test_entropic_hand_computed(method):
     log_prob = torch.log(torch.tensor([[0.97, 0.5, 0.99, 0.96]]))  # current probabilities; ratios e^0.1, 1, e^-0.2, 1
-    ctx = LossContext(log_prob=log_prob, old_log_prob=log_prob - torch.tensor([[0.1, 0.0, -0.2, 0.0]]),
-                      advantages=torch.tensor([[-2.0, 1.0, 0.5, 3.0]]), response_mask=torch.tensor([[1, 1, 1, 0]], dtype=torch.bool),
-                      entropy=None, old_entropy=None, coefficients={"alpha": 0.3})
+    ctx = LossContext(
+        log_prob=log_prob,
+        old_log_prob=log_prob - torch.tensor([[0.1, 0.0, -0.2, 0.0]]),
+        advantages=torch.tensor([[-2.0, 1.0, 0.5, 3.0]]),
+        response_mask=torch.tensor([[1, 1, 1, 0]], dtype=torch.bool),
+        entropy=None,
+        old_entropy=None,
+        coefficients={"alpha": 0.3},
+    )
     spec, cfg = method("entropic", prob_threshold=0.95)
     loss, metrics = run_method(ctx, spec, cfg)
     # selected: tokens 0 and 2 (token 3 is padding); mean of -r|A| over them
@@ -37,7 +43,9 @@ def test_entropic_edge_cases_are_finite_zero_and_a_missing_alpha_is_an_error(tok
 
 
 def test_adaptive_entropy_bonus_hand_computed(token_ctx, method):
-    ctx = token_ctx([0.5] * 4, [0.0] * 4, [1, 1, 1, 0], current_entropy=[0.5, 1.0, 0.2, 9.0], coefficients={"entropy_coef": 0.01})
+    ctx = token_ctx(
+        [0.5] * 4, [0.0] * 4, [1, 1, 1, 0], current_entropy=[0.5, 1.0, 0.2, 9.0], coefficients={"entropy_coef": 0.01}
+    )
     spec, cfg = method("adaptive_entropy_bonus")
     loss, metrics = run_method(ctx, spec, cfg)
     assert loss.item() == pytest.approx(-0.01 * (0.5 + 1.0 + 0.2) / 3)
@@ -64,8 +72,12 @@ def test_entropic_direction_on_toy_softmax(alpha, direction, method):
         tokens = torch.multinomial(torch.softmax(logits.detach(), -1), 64, replacement=True)
         log_prob = torch.log_softmax(logits, -1)[tokens][None]
         ctx = LossContext(
-            log_prob=log_prob, old_log_prob=log_prob.detach(), advantages=torch.randn(1, 64),
-            response_mask=torch.ones(1, 64, dtype=torch.bool), entropy=None, old_entropy=None,
+            log_prob=log_prob,
+            old_log_prob=log_prob.detach(),
+            advantages=torch.randn(1, 64),
+            response_mask=torch.ones(1, 64, dtype=torch.bool),
+            entropy=None,
+            old_entropy=None,
             coefficients={"alpha": alpha},
         )
         loss, _ = run_method(ctx, spec, cfg)

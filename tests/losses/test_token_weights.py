@@ -63,13 +63,13 @@ def test_clip_b_drops_only_negative_tokens_far_below_the_batch_mean(token_ctx, m
     h = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
     adv = [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
     ctx = token_ctx(p, adv, [1] * 6, h)
-    s = [pi * (hi + math.log(pi)) for pi, hi in zip(p, h)]
+    s = [pi * (hi + math.log(pi)) for pi, hi in zip(p, h, strict=True)]
     mean = sum(s) / 6
     std = math.sqrt(sum((x - mean) ** 2 for x in s) / 6)
     # S(0.9) = 0.9 * (0.5 + ln 0.9) = 0.355, S(0.05) = 0.05 * (0.5 + ln 0.05) = -0.125: only the p=0.05 tokens are
     # more than 0.5 sigma below the mean, and of those only the negative-advantage one is dropped
     w, m = run_method(ctx, *method("clip_b", mu=0.5, scope="micro_batch"))
-    expected = [0.0 if (a < 0 and (x - mean) < -0.5 * std) else 1.0 for a, x in zip(adv, s)]
+    expected = [0.0 if (a < 0 and (x - mean) < -0.5 * std) else 1.0 for a, x in zip(adv, s, strict=True)]
     assert w.tolist() == [expected] and expected == [1.0, 1.0, 1.0, 1.0, 0.0, 1.0]
     assert m["clip_b/dropped_frac"] == pytest.approx(1 / 6)
     # scope step: the same drop from the driver's whole-step numbers
@@ -96,17 +96,19 @@ def test_clip_v_drops_negative_tokens_far_above_their_positions_expectation(toke
     q, r = [0.82, 0.30, 0.30, 0.40, 0.40, 0.40], [-0.05, -0.20, -0.20, -0.20, -0.20, 0.50]
     adv = [-1.0, -1.0, 1.0, -1.0, 1.0, -1.0]
     mask = [1, 1, 1, 1, 1, 0]  # the last (padding) token would qualify and must not count
-    x = [hi * qi + ri - pi * (hi + math.log(pi)) for pi, hi, qi, ri in zip(p, h, q, r)]
+    x = [hi * qi + ri - pi * (hi + math.log(pi)) for pi, hi, qi, ri in zip(p, h, q, r, strict=True)]
     # x = 0.0208, 0.2219, 0.2219, 0.0766, 0.0766 on the valid tokens (0.7766 on the padding): mean 0.1235, sigma 0.0828
     valid = x[:5]
     mean = sum(valid) / 5
     sigma = math.sqrt(sum((v - mean) ** 2 for v in valid) / 5)
-    assert sigma == pytest.approx(0.0828, abs=1e-4) and x[1] == pytest.approx(0.3 * 1.0 - 0.2 - 0.2 * (1.0 + math.log(0.2)))
+    assert sigma == pytest.approx(0.0828, abs=1e-4) and x[1] == pytest.approx(
+        0.3 * 1.0 - 0.2 - 0.2 * (1.0 + math.log(0.2))
+    )
     ctx = clip_v_ctx(token_ctx, p, adv, mask, h, q, r)
     spec, cfg = method("clip_v", mu=1.0, max_frac=1.0)
     ctx.selections = {"clip_v": spec.step_selection(ctx, cfg, None)}  # what the driver computes and the workers read
     w, m = run_method(ctx, spec, cfg)
-    expected = [0.0 if (a < 0 and v > 1.0 * sigma and k) else 1.0 for a, v, k in zip(adv, x, mask)]
+    expected = [0.0 if (a < 0 and v > 1.0 * sigma and k) else 1.0 for a, v, k in zip(adv, x, mask, strict=True)]
     assert expected == [1.0, 0.0, 1.0, 1.0, 1.0, 1.0]  # token 2 has the same x but a positive advantage
     assert w.tolist() == [expected] and m["clip_v/dropped_frac"] == pytest.approx(1 / 5)
 
@@ -117,7 +119,11 @@ def test_clip_v_caps_the_dropped_tokens_at_max_frac_keeping_the_largest_gaps(tok
     r = [-0.2] * 17 + [0.5, 0.9, 0.7]  # three tokens far above their expectation, all with A < 0
     ctx = clip_v_ctx(token_ctx, p, [-1.0] * n, [1] * n, h, q, r)
     spec, _ = method("clip_v")
-    assert spec.step_selection(ctx, method("clip_v", mu=1.0, max_frac=0.15)[1], None).tolist()[0][17:] == [1.0, 1.0, 1.0]
+    assert spec.step_selection(ctx, method("clip_v", mu=1.0, max_frac=0.15)[1], None).tolist()[0][17:] == [
+        1.0,
+        1.0,
+        1.0,
+    ]
     capped = spec.step_selection(ctx, method("clip_v", mu=1.0, max_frac=0.1)[1], None)  # cap int(0.1 * 20) = 2
     assert capped.tolist()[0][17:] == [0.0, 1.0, 1.0] and capped.sum() == 2
     one = spec.step_selection(ctx, method("clip_v", mu=1.0, max_frac=1e-4)[1], None)  # below one token: still one
@@ -140,7 +146,7 @@ def test_clip_v_zero_spread_empty_and_missing_statistics(token_ctx, method):
 def test_steer_hand_computed_exp_and_linear(token_ctx, method):
     p, h, adv = [0.5, 0.9, 0.2, 0.5], [1.0, 0.3, 1.2, 9.0], [1.0, -2.0, 0.5, 3.0]
     ctx = token_ctx(p, adv, [1, 1, 1, 0], h)
-    omega = [a * (1 - pi) * (math.log(pi) + hi) for pi, hi, a in zip(p, h, adv)][:3]
+    omega = [a * (1 - pi) * (math.log(pi) + hi) for pi, hi, a in zip(p, h, adv, strict=True)][:3]
     scale = max(max(abs(o) for o in omega), 0.02)
     k = -math.log(0.8) / scale
     w, m = run_method(ctx, *method("steer", lambda_min=0.8, scope="micro_batch"))
@@ -161,8 +167,11 @@ def test_steer_tiny_changes_are_not_stretched_to_lambda_min(token_ctx, method):
 
 def test_token_weights_multiply_and_advantages_chain(token_ctx, method):
     ctx = token_ctx([0.5] * 4, [1.0, -1.0, 1.0, -1.0], [1] * 4, [0.1, 0.9, 0.8, 0.2])
-    methods = [method("top_entropy", rho=0.5, scope="micro_batch"), method("pos_adv_reweight", lam=0.5),
-               method("entropy_adv", alpha=0.4, kappa=2.0)]
+    methods = [
+        method("top_entropy", rho=0.5, scope="micro_batch"),
+        method("pos_adv_reweight", lam=0.5),
+        method("entropy_adv", alpha=0.4, kappa=2.0),
+    ]
     shaped, weights, metrics = apply_loss_methods(ctx, methods)
     # advantages first (min(0.4H, 0.5)): 1.04, -0.64, 1.32, -0.92; then weights: top-50% entropy x lambda on A > 0
     assert shaped[0].tolist() == pytest.approx([1.04, -0.64, 1.32, -0.92])

@@ -76,7 +76,13 @@ def test_gpu_platform_is_kept_when_cuda_is_available():
                           "hf": ("hf", "async") in _ROLLOUT_REGISTRY}))
         """
     )
-    assert result == {"platform": "PlatformCUDA", "device": "cuda", "cpu_registered": False, "cpu_active": False, "hf": True}
+    assert result == {
+        "platform": "PlatformCUDA",
+        "device": "cuda",
+        "cpu_registered": False,
+        "cpu_active": False,
+        "hf": True,
+    }
 
 
 def test_gloo_process_group_initialises_through_verl():
@@ -91,7 +97,10 @@ def test_gloo_process_group_initialises_through_verl():
         print(json.dumps({"backend": dist.get_backend(), "sum": t.tolist()}))
         dist.destroy_process_group()
         """,
-        RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29631",
+        RANK="0",
+        WORLD_SIZE="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT="29631",
     )
     assert result == {"backend": "gloo", "sum": [1.0, 1.0]}
 
@@ -112,7 +121,9 @@ def test_plugin_failure_is_loud():
             print("RAISED", exc)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=dict(os.environ))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=dict(os.environ)
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "plugin failed to register with verl" in out.stderr
     assert "RAISED entropy_verl's verl plugin failed to load" in out.stdout

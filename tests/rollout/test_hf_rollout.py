@@ -21,7 +21,9 @@ def tiny_model(tmp_path_factory):
 
 
 def make_engine(model, tokenizer, seed=0):
-    return HFGenerationEngine(model=model, eos_token_ids=(tokenizer.eos_token_id,), pad_token_id=tokenizer.pad_token_id, seed=seed)
+    return HFGenerationEngine(
+        model=model, eos_token_ids=(tokenizer.eos_token_id,), pad_token_id=tokenizer.pad_token_id, seed=seed
+    )
 
 
 def teacher_forced_logprobs(model, prompt, response, temperature):
@@ -38,7 +40,7 @@ def test_logprobs_match_teacher_forcing(tiny_model, temperature, top_k, top_p):
     engine = make_engine(model, tokenizer)
     params = [SamplingParams(max_tokens=8, temperature=temperature, top_k=top_k, top_p=top_p, ignore_eos=True)]
     results = engine.generate(PROMPTS, params * len(PROMPTS))  # ragged prompts: exercises left padding + KV cache
-    for prompt, result in zip(PROMPTS, results):
+    for prompt, result in zip(PROMPTS, results, strict=True):
         assert len(result.token_ids) == 8 and result.finish_reason == "length"
         expected = teacher_forced_logprobs(model, prompt, result.token_ids, temperature)
         assert torch.allclose(torch.tensor(result.log_probs), expected, atol=1e-4), (result.log_probs, expected)
@@ -49,7 +51,7 @@ def test_greedy_is_argmax_and_top_k_one_is_greedy(tiny_model):
     engine = make_engine(model, tokenizer)
     greedy = engine.generate(PROMPTS, [SamplingParams(max_tokens=6, temperature=0.0, ignore_eos=True)] * 3)
     top1 = engine.generate(PROMPTS, [SamplingParams(max_tokens=6, temperature=1.0, top_k=1, ignore_eos=True)] * 3)
-    for prompt, g, t in zip(PROMPTS, greedy, top1):
+    for prompt, g, t in zip(PROMPTS, greedy, top1, strict=True):
         assert g.token_ids == t.token_ids
         ids = list(prompt)
         for token in g.token_ids:  # step-by-step argmax without a cache
@@ -69,14 +71,18 @@ def test_top_k_and_top_p_restrict_support(tiny_model):
     assert firsts_k <= set(order[:3]) and len(firsts_k) > 1
     cum = probs[order].cumsum(0)
     nucleus = set(order[: int((cum < 0.5).sum()) + 1])
-    firsts_p = {r.token_ids[0] for r in engine.generate([prompt] * 200, [SamplingParams(max_tokens=1, top_p=0.5)] * 200)}
+    firsts_p = {
+        r.token_ids[0] for r in engine.generate([prompt] * 200, [SamplingParams(max_tokens=1, top_p=0.5)] * 200)
+    }
     assert firsts_p <= nucleus
 
 
 def test_stops_at_eos_and_respects_per_request_max_tokens(tiny_model):
     model, tokenizer = tiny_model
     engine = make_engine(model, tokenizer)
-    results = engine.generate(PROMPTS[:2], [SamplingParams(max_tokens=3, ignore_eos=True), SamplingParams(max_tokens=5, ignore_eos=True)])
+    results = engine.generate(
+        PROMPTS[:2], [SamplingParams(max_tokens=3, ignore_eos=True), SamplingParams(max_tokens=5, ignore_eos=True)]
+    )
     assert [len(r.token_ids) for r in results] == [3, 5]
     # Declare the greedy first token an EOS: generation must stop right after it and report "stop".
     greedy_first = engine.generate([PROMPTS[0]], [SamplingParams(max_tokens=1, temperature=0.0)])[0].token_ids[0]
@@ -96,7 +102,7 @@ def test_weight_update_changes_generation(tiny_model):
     assert engine.load_weights(new) == len(new)
     after = engine.generate(PROMPTS, params)
     assert [r.token_ids for r in before] != [r.token_ids for r in after]
-    for prompt, result in zip(PROMPTS, after):  # and the log-probs are those of the new weights
+    for prompt, result in zip(PROMPTS, after, strict=True):  # and the log-probs are those of the new weights
         expected = teacher_forced_logprobs(model, prompt, result.token_ids, 0.0)
         assert torch.allclose(torch.tensor(result.log_probs), expected, atol=1e-4)
     with pytest.raises(KeyError, match="not_a_weight"):

@@ -7,7 +7,6 @@ import pytest
 
 from entropy_verl.tasks import countdown as cd
 
-
 # --- parsing and checking, hand-checked cases ---------------------------------------------------------
 
 
@@ -222,6 +221,14 @@ def test_countdown_final_answer_is_the_value():
 def test_countdown_reward_components():
     from entropy_verl.tasks.countdown import compute_score_components
 
-    assert compute_score_components("countdown", "7*3-5", "3,7,5:16") == {"score": 1.0, "accuracy_reward": 1.0, "format_reward": 1.0}
-    assert compute_score_components("countdown", "7*3+5", "3,7,5:16") == {"score": 0.0, "accuracy_reward": 0.0, "format_reward": 1.0}
+    assert compute_score_components("countdown", "7*3-5", "3,7,5:16") == {
+        "score": 1.0,
+        "accuracy_reward": 1.0,
+        "format_reward": 1.0,
+    }
+    assert compute_score_components("countdown", "7*3+5", "3,7,5:16") == {
+        "score": 0.0,
+        "accuracy_reward": 0.0,
+        "format_reward": 1.0,
+    }
     assert compute_score_components("countdown", "7*3-", "3,7,5:16")["format_reward"] == 0.0

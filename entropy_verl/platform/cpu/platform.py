@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from verl.plugin.platform import PlatformBase, PlatformRegistry
@@ -25,7 +25,7 @@ PLATFORM_NAME = "cpu"
 def _has_accelerator() -> bool:
     if torch.cuda.is_available():
         return True
-    if hasattr(torch, "npu") and getattr(torch, "npu").is_available():
+    if hasattr(torch, "npu") and torch.npu.is_available():
         return True
     # A CPU-only Ray actor on a GPU node reports no CUDA; nvidia-smi still tells the truth about the node.
     return shutil.which("nvidia-smi") is not None or shutil.which("rocm-smi") is not None
@@ -73,7 +73,7 @@ class PlatformCPU(PlatformBase):
     def set_device(self, device_index: int) -> None:
         return None
 
-    def synchronize(self, device_index: Optional[int] = None) -> None:
+    def synchronize(self, device_index: int | None = None) -> None:
         return None
 
     def manual_seed(self, seed: int) -> None:
@@ -88,7 +88,7 @@ class PlatformCPU(PlatformBase):
     def empty_cache(self) -> None:
         return None
 
-    def get_device_capability(self, device_index: int = 0) -> tuple[Optional[int], Optional[int]]:
+    def get_device_capability(self, device_index: int = 0) -> tuple[int | None, int | None]:
         return None, None
 
     def communication_backend_name(self) -> str:
@@ -124,7 +124,7 @@ class PlatformCPU(PlatformBase):
         return None
 
 
-def _dedupe_backend(backend: Optional[str]) -> Optional[str]:
+def _dedupe_backend(backend: str | None) -> str | None:
     """verl builds ``f"cpu:gloo,{device}:{backend}"``; with device ``cpu`` that names cpu twice and torch refuses."""
     if not backend or "," not in backend:
         return backend
@@ -141,7 +141,7 @@ def _install_backend_dedupe() -> None:
         return
 
     @functools.wraps(init)
-    def init_process_group(*args, backend: Optional[str] = None, **kwargs):
+    def init_process_group(*args, backend: str | None = None, **kwargs):
         return init(*args, backend=_dedupe_backend(backend), **kwargs)
 
     init_process_group._entropy_verl_dedupe = True

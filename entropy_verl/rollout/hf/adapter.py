@@ -7,7 +7,7 @@ the first rank of each replica forwards them to that replica's server actor.
 from __future__ import annotations
 
 import os
-from typing import Generator
+from collections.abc import Generator
 
 import ray
 import torch

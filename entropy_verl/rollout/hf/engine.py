@@ -8,7 +8,6 @@ Top-k/top-p only restrict which tokens may be drawn. With ``T == 0`` decoding is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
@@ -37,7 +36,7 @@ class HFGenerationEngine:
     eos_token_ids: tuple[int, ...]
     pad_token_id: int
     seed: int = 0
-    _generator: Optional[torch.Generator] = field(default=None, init=False, repr=False)
+    _generator: torch.Generator | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.model.eval()
@@ -58,7 +57,9 @@ class HFGenerationEngine:
                 raise KeyError(f"hf rollout: weight {name!r} does not exist in the rollout model")
             target = params[name]
             if tuple(target.shape) != tuple(tensor.shape):
-                raise ValueError(f"hf rollout: weight {name!r} has shape {tuple(tensor.shape)}, expected {tuple(target.shape)}")
+                raise ValueError(
+                    f"hf rollout: weight {name!r} has shape {tuple(tensor.shape)}, expected {tuple(target.shape)}"
+                )
             target.copy_(tensor.to(device=target.device, dtype=target.dtype))
             loaded += 1
         return loaded
@@ -106,7 +107,11 @@ class HFGenerationEngine:
             attention = torch.cat([attention, active.long()[:, None]], dim=1)
             positions = positions[:, -1:] + 1
             out = self.model(
-                input_ids=token[:, None], attention_mask=attention, position_ids=positions, past_key_values=past, use_cache=True
+                input_ids=token[:, None],
+                attention_mask=attention,
+                position_ids=positions,
+                past_key_values=past,
+                use_cache=True,
             )
             past = out.past_key_values
             logits = out.logits[:, -1, :].float()

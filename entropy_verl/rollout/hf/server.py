@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from verl.workers.rollout.replica import TokenOutput
@@ -27,7 +27,7 @@ class HFRolloutServer:
         model_config = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.config = config
         self.replica_rank = replica_rank
-        self.global_steps: Optional[int] = None
+        self.global_steps: int | None = None
         self.weights_version = 0
         self.max_batch = int(getattr(config, "max_num_seqs", 256) or 256)
         engine_kwargs = dict((getattr(config, "engine_kwargs", None) or {}).get("hf", None) or {})
@@ -37,7 +37,10 @@ class HFRolloutServer:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.float32 if device == "cpu" else getattr(torch, str(config.dtype))
         model = AutoModelForCausalLM.from_pretrained(
-            model_config.local_path, torch_dtype=dtype, attn_implementation="sdpa", trust_remote_code=model_config.trust_remote_code
+            model_config.local_path,
+            torch_dtype=dtype,
+            attn_implementation="sdpa",
+            trust_remote_code=model_config.trust_remote_code,
         ).to(device)
         tokenizer = model_config.tokenizer
         eos = _as_list(model.generation_config.eos_token_id) + _as_list(getattr(tokenizer, "eos_token_id", None))
@@ -47,7 +50,7 @@ class HFRolloutServer:
             model=model, eos_token_ids=tuple(dict.fromkeys(eos)), pad_token_id=pad, seed=int(config.seed) + replica_rank
         )
         self._queue: asyncio.Queue = None
-        self._batcher: Optional[asyncio.Task] = None  # held so the batcher task is not garbage-collected
+        self._batcher: asyncio.Task | None = None  # held so the batcher task is not garbage-collected
 
     # ---- generation -------------------------------------------------------------------------------------------
 
@@ -73,7 +76,9 @@ class HFRolloutServer:
     def _sampling_params(self, prompt_ids: list[int], sp: dict[str, Any]) -> SamplingParams:
         room = self.max_model_len - len(prompt_ids)
         if room < 1:
-            raise ValueError(f"prompt of {len(prompt_ids)} tokens leaves no room within max_model_len={self.max_model_len}")
+            raise ValueError(
+                f"prompt of {len(prompt_ids)} tokens leaves no room within max_model_len={self.max_model_len}"
+            )
         max_tokens = sp.get("max_tokens", sp.get("max_new_tokens", self.config.response_length))
         return SamplingParams(
             max_tokens=max(1, min(int(max_tokens), int(self.config.response_length), room)),
@@ -97,13 +102,13 @@ class HFRolloutServer:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, _, future), result in zip(wave, results):
+            for (_, _, future), result in zip(wave, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
     # ---- weights ----------------------------------------------------------------------------------------------
 
-    async def update_weights(self, named_tensors: list[tuple[str, torch.Tensor]], global_steps: Optional[int] = None):
+    async def update_weights(self, named_tensors: list[tuple[str, torch.Tensor]], global_steps: int | None = None):
         loaded = await asyncio.to_thread(self.engine.load_weights, named_tensors)
         self.weights_version += 1
         if global_steps is not None:
@@ -115,7 +120,7 @@ class HFRolloutServer:
 
     # ---- verl's replica control surface: memory and scheduling are trivial here ------------------------------
 
-    async def wake_up(self, tags: Optional[list[str]] = None):
+    async def wake_up(self, tags: list[str] | None = None):
         if torch.cuda.is_available():
             self.engine.model.to("cuda")
 
