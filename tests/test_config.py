@@ -93,3 +93,11 @@ def test_field_docs_include_the_base_classes_fields():
         "limit": "Clamp, or null.",
         "keys": "Some keys.",
     }
+
+
+def test_every_block_of_the_entropy_verl_config_documents_its_fields():
+    from entropy_verl.config import TaskConfig, settable_fields
+    from entropy_verl.diagnostics.step import DiagnosticsConfig
+
+    for cls in (TaskConfig, DiagnosticsConfig):  # the registered entries' configs: tests/test_registry.py
+        assert set(field_docs(cls)) == set(settable_fields(cls)), cls.__name__
