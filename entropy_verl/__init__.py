@@ -3,11 +3,17 @@
 Importing any part of entropy_verl first imports verl, which loads our ``verl.plugins`` entry point
 (``entropy_verl.plugin``). Doing it here, before any of our modules that subclass verl's classes, keeps the import
 order the same whichever side is imported first; the explicit plugin import also registers us when
-``VERL_USE_EXTERNAL_PLUGINS`` does not name entropy_verl.
+``VERL_USE_EXTERNAL_PLUGINS`` does not name entropy_verl. Where only torch is installed (an accelerator machine
+running ``make bench``), the pure-torch modules (losses, engine/vocab_stats, trainer/whole_step, diagnostics) still
+import, and there is nothing to register with.
 """
 
-import verl  # noqa: F401
+try:
+    import verl  # noqa: F401
+except ImportError:  # torch alone: no verl to extend
+    verl = None
 
-from entropy_verl import plugin  # noqa: F401,E402
+if verl is not None:
+    from entropy_verl import plugin  # noqa: F401
 
 __version__ = "0.1.0"

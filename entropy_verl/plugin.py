@@ -48,7 +48,7 @@ def _register_rollout() -> None:
 
 
 def _register_trainer() -> None:
-    import entropy_verl.trainer  # noqa: F401  - @register_trainer("entropy_sync") runs on import
+    import entropy_verl.trainer.sync  # noqa: F401  - @register_trainer("entropy_sync") runs on import
 
 
 def _register_advantages() -> None:

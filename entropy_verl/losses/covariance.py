@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from verl.trainer.ppo.core_algos import agg_loss
 
 from entropy_verl.registry import register
 
 from .context import LossContext
-from .masked import selection_count, valid_token_mean
+from .masked import selected_token_mean, selection_count, valid_token_mean
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
 
 
@@ -94,8 +93,7 @@ def kl_cov_selection(ctx: LossContext, cfg: KLCovConfig, generator: torch.Genera
 
 def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch.Tensor:
     """token-mean over all valid tokens of per_token_coef * |log pi - log pi_old| (verl's normaliser)."""
-    penalty = per_token_coef * (ctx.log_prob - ctx.old_log_prob).abs()
-    return agg_loss(loss_mat=penalty, loss_mask=ctx.response_mask, loss_agg_mode="token-mean", **ctx.global_batch_info)
+    return selected_token_mean(per_token_coef * (ctx.log_prob - ctx.old_log_prob).abs(), ctx.response_mask, ctx)
 
 
 @register("kl_cov_global", kind="term", config=KLCovConfig, step_selection=kl_cov_selection, loss_mode=PG_UNCLIPPED)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from verl.trainer.ppo.core_algos import agg_loss
-
 from entropy_verl.registry import ENTROPY, register
 
 from .context import LossContext
+from .masked import selected_token_mean
 
 
 @dataclass
@@ -30,7 +29,5 @@ def adaptive_entropy_bonus_term(ctx: LossContext, cfg: AdaptiveEntropyBonusConfi
     if ctx.entropy is None:
         raise RuntimeError("adaptive_entropy_bonus needs actor_rollout_ref.actor.calculate_entropy=True")
     coef = float(ctx.coefficients["entropy_coef"])
-    mean_entropy = agg_loss(
-        loss_mat=ctx.entropy, loss_mask=ctx.response_mask, loss_agg_mode="token-mean", **ctx.global_batch_info
-    )
+    mean_entropy = selected_token_mean(ctx.entropy, ctx.response_mask, ctx)  # verl's token-mean normaliser
     return -coef * mean_entropy, {"coef": coef, "bonus": mean_entropy.item()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .context import LossContext
@@ -37,3 +38,27 @@ def masked_mean_std(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Ten
 def selection_count(fraction: float, n: int) -> int:
     """How many of ``n`` tokens a method selecting ``fraction`` of them picks: at least one when there are any."""
     return max(int(fraction * n), 1) if n > 0 else 0
+
+
+TORCH_QUANTILE_MAX = 2**24  # torch.quantile refuses larger inputs ("quantile() input tensor is too large")
+
+
+def quantile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """``torch.quantile(values, q)`` (linear interpolation) of a 1-D tensor of any size: bit-identical to torch's
+    up to 2^24 elements, where torch computes the rank q * (n - 1) in the values' dtype; above, where torch refuses,
+    the rank is exact (float64). On the CPU (the driver's whole-step statistics) the two order statistics come from
+    numpy's introselect, linear time on any input (torch's ``kthvalue`` is quadratic on sorted input, a sort of 2^25
+    tokens takes seconds); elsewhere from a sort."""
+    n = values.numel()
+    if n == 0:
+        return torch.tensor(float("nan"), dtype=values.dtype, device=values.device)
+    if n <= TORCH_QUANTILE_MAX:
+        rank = torch.tensor(q, dtype=values.dtype) * (n - 1)  # torch's own arithmetic
+    else:
+        rank = torch.tensor(q * (n - 1), dtype=torch.float64)
+    below, above = int(rank.floor()), min(int(rank.ceil()), n - 1)
+    if values.device.type == "cpu":
+        ordered = torch.from_numpy(np.partition(values.detach().flatten().numpy(), (below, above)))
+    else:
+        ordered = torch.sort(values.flatten()).values
+    return torch.lerp(ordered[below], ordered[above], (rank - below).to(values.dtype).to(values.device))

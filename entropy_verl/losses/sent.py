@@ -16,7 +16,7 @@ from entropy_verl.registry import register
 
 from .context import LossContext
 from .covariance import selected_kl_penalty, token_covariance
-from .masked import valid_token_mean
+from .masked import quantile, valid_token_mean
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
 
 HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
@@ -46,17 +46,16 @@ def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator
     weights = torch.zeros_like(ctx.advantages)
     if not mask.any():
         return weights
-    threshold = torch.quantile(ctx.old_entropy[mask].float(), cfg.low_entropy_fraction)
+    threshold = quantile(ctx.old_entropy[mask].float(), cfg.low_entropy_fraction)
     low = mask & (ctx.old_entropy <= threshold)
     m = int(cfg.k * int(low.sum()))
     if m == 0:
         return weights
-    cov = token_covariance(ctx).masked_fill(~low, float("nan")).flatten()
-    order = torch.argsort(torch.nan_to_num(cov, nan=float("-inf")), descending=True)  # low-entropy tokens first, by Cov
-    n_low = int(low.sum())
+    cov = token_covariance(ctx).flatten()
+    low = low.flatten()
     flat = weights.flatten()
-    flat[order[n_low - m : n_low]] = LOW_COV_WEIGHT
-    flat[order[:m]] = HIGH_COV_WEIGHT  # wins if the two sets overlap
+    flat[torch.topk(cov.masked_fill(~low, float("inf")), m, largest=False).indices] = LOW_COV_WEIGHT
+    flat[torch.topk(cov.masked_fill(~low, float("-inf")), m).indices] = HIGH_COV_WEIGHT  # wins if the sets overlap
     return flat.view_as(weights)
 
 

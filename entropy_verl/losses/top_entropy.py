@@ -13,12 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
 from entropy_verl.registry import register
 
 from .context import LossContext
-from .masked import valid_token_mean
+from .masked import quantile, valid_token_mean
 
 
 @dataclass
@@ -37,7 +35,7 @@ def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, 
     valid = ctx.old_entropy[ctx.response_mask]
     if valid.numel() == 0:
         return {"threshold": float("inf")}
-    return {"threshold": torch.quantile(valid.float(), 1.0 - cfg.rho).item()}
+    return {"threshold": quantile(valid.float(), 1.0 - cfg.rho).item()}
 
 
 @register("top_entropy", kind="weight", config=TopEntropyConfig, step_stats=top_entropy_threshold)

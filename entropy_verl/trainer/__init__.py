@@ -1,5 +1,3 @@
-"""entropy_verl's trainers: subclasses of verl's v1 trainers, registered with ``register_trainer``."""
-
-from .sync import TRAINER_NAME, EntropySyncTrainer
-
-__all__ = ["TRAINER_NAME", "EntropySyncTrainer"]
+"""entropy_verl's trainer: ``sync.py``, verl's v1 sync trainer extended with driver-side entropy control (registered
+as ``entropy_sync`` when the plugin imports it), and ``whole_step.py``, the driver's whole-step computations in plain
+torch."""

@@ -16,6 +16,7 @@ polls every 2 s for finished rollouts, noise on a GPU step but half of a CPU ste
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,14 +37,15 @@ from entropy_verl.config import parse
 from entropy_verl.diagnostics.run_summary import METRICS_FILE
 from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
-from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, LossContext, entropy_aware_loss
+from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_aware_loss
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
 from entropy_verl.tasks import load_task_function
+
+from .whole_step import StepFields, whole_step_values
 
 logger = logging.getLogger(__name__)
 
 TRAINER_NAME = "entropy_sync"
-OLD_VOCAB_STATS = tuple(f"old_{name}" for name in VOCAB_STATS_OUTPUTS)  # response-level fields, like verl's "entropy"
 DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
 CONTROLLER_STATE_FILE = "entropy_controllers.json"
 
@@ -55,17 +57,20 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.controllers = {spec.name: spec.impl(cfg) for spec, cfg in self.entropy_config.controllers}
         self.loss_methods = self.entropy_config.loss_methods
         self.needs_vocab_stats = self.entropy_config.needs(VOCAB_STATS)
+        self.step_fields: StepFields | None = None  # the step's per-token fields, read once (_read_step_fields)
         self.coefficients: dict[str, float] = {}
         task = self.entropy_config.task
         diagnostics = self.entropy_config.diagnostics
         extract = load_task_function(task.answer_extractor) if task.answer_extractor else None
         self.diagnostics = StepDiagnostics(diagnostics, extract) if diagnostics.enable else None
+        estimator = self.entropy_config.estimator
+        reads_log_probs = estimator is not None and SEQUENCE_MEAN_OLD_LOG_PROB in estimator[0].needs
+        self.needs_step_fields = bool(self.controllers or self.loss_methods or self.diagnostics or reads_log_probs)
         self.step_entropy: float | None = None  # global token-mean entropy of this step's rollout
         self._val_outputs: list[str] | None = None
         self._state_written_at: int | None = None  # the step whose checkpoint holds the latest entropy_verl state
-        self.selection_seed = int(
-            OmegaConf.select(config, "data.seed", default=0) or 0
-        )  # seeds driver-side token picks
+        # seeds the driver-side token selections (with the step)
+        self.selection_seed = int(OmegaConf.select(config, "data.seed", default=0) or 0)
         # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
         # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
         run_dir = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
@@ -97,80 +102,65 @@ class EntropySyncTrainer(PPOTrainerSync):
         batch = super()._compute_old_log_prob(batch, metrics=metrics)
         if self.needs_vocab_stats:
             batch.extra_info[VOCAB_STATS_FLAG] = False  # the actor update does not need them
-            batch = self._keep_response_vocab_stats(batch)
+        if self.needs_step_fields:
+            with marked_timer("entropy_step_read", self.timing_raw, color="green"):
+                self.step_fields = self._read_step_fields(batch)
+            if self.needs_vocab_stats:  # driver-only: the workers' update must not fetch them
+                batch = dataclasses.replace(batch, fields=[f for f in batch.fields if f not in VOCAB_STATS_OUTPUTS])
         if self.controllers or self.diagnostics:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
-                self.step_entropy = entropy = self._global_token_mean_entropy(batch)
+                self.step_entropy = entropy = self.step_fields.token_mean_entropy()
                 self.coefficients = {}
                 for name, controller in self.controllers.items():
                     self.coefficients.update(controller.update(entropy))
                     metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
         return batch
 
-    @staticmethod
-    def _keep_response_vocab_stats(batch):
-        """The engine's per-token sums, cut to the response tokens as verl does with the entropy."""
-        missing = [name for name in VOCAB_STATS_OUTPUTS if name not in batch.fields]
-        if missing:
-            raise RuntimeError(
-                f"the actor's old-log-prob forward returned no {missing}: the workers did not run "
-                "entropy_verl's vocabulary-statistics engine (VERL_ENGINE_VENDOR is set by entropy_verl.main "
-                "when a method needs it; start runs with python -m entropy_verl.main)"
-            )
-        data = tq.kv_batch_get(
-            keys=batch.keys, partition_id=batch.partition_id, select_fields=[*VOCAB_STATS_OUTPUTS, "response_mask"]
+    def _read_step_fields(self, batch) -> StepFields:
+        """The step's per-token fields, read from TransferQueue once and padded once: every driver-side consumer
+        (controllers, estimators, selections, diagnostics) shares them. The engine's full-vocabulary sums cover
+        prompt + response; they are cut to the response as verl does with the entropy."""
+        fields = ["entropy", "old_log_probs", "response_mask"]
+        if self.needs_vocab_stats:
+            missing = [name for name in VOCAB_STATS_OUTPUTS if name not in batch.fields]
+            if missing:
+                raise RuntimeError(
+                    f"the actor's old-log-prob forward returned no {missing}: the workers did not run "
+                    "entropy_verl's vocabulary-statistics engine (VERL_ENGINE_VENDOR is set by entropy_verl.main "
+                    "when a method needs it; start runs with python -m entropy_verl.main)"
+                )
+            fields += list(VOCAB_STATS_OUTPUTS)
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        self._response_mask_nested = data["response_mask"]
+        for name in VOCAB_STATS_OUTPUTS if self.needs_vocab_stats else ():
+            data[name] = response_from_nested(data[name], data["response_mask"])
+        padded = data.to_padded_tensor()
+        return StepFields(
+            response_mask=padded["response_mask"].to(bool),
+            old_log_probs=padded["old_log_probs"],
+            entropy=padded["entropy"],
+            **{n: padded.get(n, None) for n in VOCAB_STATS_OUTPUTS},
         )
-        fields = {
-            old: response_from_nested(data[name], data["response_mask"])
-            for old, name in zip(OLD_VOCAB_STATS, VOCAB_STATS_OUTPUTS, strict=True)
-        }
-        return tq.kv_batch_put(
-            keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(fields, batch_size=len(batch))
-        )
-
-    @staticmethod
-    def _global_token_mean_entropy(batch) -> float:
-        """Token-mean over every valid response token of the step (all ranks' samples), whatever loss_agg_mode is."""
-        data = tq.kv_batch_get(
-            keys=batch.keys, partition_id=batch.partition_id, select_fields=["entropy", "response_mask"]
-        )
-        entropy, mask = data["entropy"], data["response_mask"]
-        entropy = entropy.values() if entropy.is_nested else entropy
-        mask = (mask.values() if mask.is_nested else mask).to(entropy.dtype)
-        return float((entropy * mask).sum() / mask.sum().clamp(min=1.0))
 
     def _whole_step_inputs(self, batch, metrics):
-        """What needs the whole step's batch (all ranks' samples), read once: selection statistics (``scope: step``,
-        broadcast as coefficients), per-token selections (written into the batch as fields) and the step's entropy
-        diagnostics (into ``metrics``). Returns (statistics, batch meta that carries the new fields)."""
-        with_stats = [(s, c) for s, c in self.loss_methods if s.step_stats and getattr(c, "scope", "step") == "step"]
-        with_selection = [(s, c) for s, c in self.loss_methods if s.step_selection]
-        if not with_stats and not with_selection and not self.diagnostics:
-            return {}, batch
-        fields = ["entropy", "old_log_probs", "advantages", "response_mask"] + (
-            list(OLD_VOCAB_STATS) if self.needs_vocab_stats else []
-        )
-        nested = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-        data = nested.to_padded_tensor()
-        ctx = LossContext.of_sampling_policy(
-            data["old_log_probs"],
-            data["advantages"],
-            data["response_mask"],
-            data["entropy"],
-            *(data.get(name, None) for name in OLD_VOCAB_STATS),
-        )
-        stats = {f"{spec.name}/{k}": v for spec, cfg in with_stats for k, v in spec.step_stats(ctx, cfg).items()}
-        if with_selection:
-            generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
-            selections = {
-                SELECTION_PREFIX + spec.name: response_to_nested(
-                    spec.step_selection(ctx, cfg, generator), nested["response_mask"]
-                )
-                for spec, cfg in with_selection
+        """What needs the whole step's batch (all ranks' samples), from the step's fields read once and its
+        advantages: selection statistics (``scope: step``, broadcast as coefficients), per-token selections (written
+        into the batch as fields) and the step's entropy diagnostics (into ``metrics``). Returns (statistics, batch
+        meta that carries the new fields)."""
+        advantages = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"])
+        ctx = self.step_fields.context(advantages.to_padded_tensor()["advantages"])
+        generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
+        stats, selections = whole_step_values(ctx, self.loss_methods, generator)
+        if selections:
+            nested = {
+                SELECTION_PREFIX + name: response_to_nested(values, self._response_mask_nested)
+                for name, values in selections.items()
             }
             batch = tq.kv_batch_put(
-                keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(selections, batch_size=len(batch))
+                keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(nested, batch_size=len(batch))
             )
+            if self.needs_vocab_stats:  # kv_batch_put lists every field the samples hold: the sums are driver-only
+                batch = dataclasses.replace(batch, fields=[f for f in batch.fields if f not in VOCAB_STATS_OUTPUTS])
         if self.diagnostics and self.step_entropy is not None:
             with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
                 metrics.update(self.diagnostics.step(ctx, self.step_entropy))
@@ -183,28 +173,17 @@ class EntropySyncTrainer(PPOTrainerSync):
         spec, cfg = self.entropy_config.estimator
         inputs = {}
         if SEQUENCE_MEAN_OLD_LOG_PROB in spec.needs:
-            data = tq.kv_batch_get(
-                keys=batch.keys, partition_id=batch.partition_id, select_fields=["old_log_probs", "response_mask"]
-            )
-            padded = data.to_padded_tensor()
-            mask = padded["response_mask"].to(padded["old_log_probs"].dtype)
-            inputs[SEQUENCE_MEAN_OLD_LOG_PROB] = (padded["old_log_probs"] * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+            inputs[SEQUENCE_MEAN_OLD_LOG_PROB] = self.step_fields.sequence_mean_old_log_prob()
         if FINAL_ANSWERS in spec.needs:
             final_answer = load_task_function(self.entropy_config.task.final_answer)
-            responses = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["responses"])[
-                "responses"
-            ]
-            texts = self.tokenizer.batch_decode([r.tolist() for r in responses.unbind()], skip_special_tokens=True)
+            responses = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["responses"])
+            texts = self.tokenizer.batch_decode(
+                [r.tolist() for r in responses["responses"].unbind()], skip_special_tokens=True
+            )
             inputs[FINAL_ANSWERS] = [final_answer(text) for text in texts]
-        if (
-            REWARD_COMPONENTS in spec.needs
-        ):  # what the reward function returned, stored by verl's reward loop per sample
-            extra = tq.kv_batch_get(
-                keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"]
-            ).pop("extra_fields")
-            infos = [
-                (fields or {}).get("reward_extra_info", {}) for fields in extra.tolist()
-            ]  # as verl's _validate reads them
+        if REWARD_COMPONENTS in spec.needs:  # the reward function's dict, stored per sample by verl's reward loop
+            extra = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+            infos = [(fields or {}).get("reward_extra_info", {}) for fields in extra.pop("extra_fields").tolist()]
             inputs[REWARD_COMPONENTS] = {key: [info.get(key) for info in infos] for key in set().union(*infos)}
         with estimator_inputs({spec.name: cfg}, **inputs) as estimator_metrics:
             batch = super()._compute_advantage(batch, metrics=metrics)
@@ -216,6 +195,7 @@ class EntropySyncTrainer(PPOTrainerSync):
             with marked_timer("entropy_step_inputs", self.timing_raw, color="green"):
                 stats, batch = self._whole_step_inputs(batch, metrics)
                 self.coefficients.update(stats)
+        self.step_fields = None  # this step's driver-side fields are done with
         if self.coefficients:
             batch.extra_info[COEFFICIENTS_KEY] = dict(self.coefficients)
             metrics.update({f"entropy_verl/driver_coef/{k}": v for k, v in self.coefficients.items()})

@@ -1,0 +1,55 @@
+"""What the ``entropy_sync`` trainer computes on the driver over the whole step's batch (all ranks' samples), as plain
+torch on padded (bsz, T) tensors, so the trainer, ``make bench`` and the at-scale tests run the same code:
+
+- ``StepFields``: the step's per-token fields, read from TransferQueue once and padded once; the controllers'
+  measurement (the token-mean entropy) and the estimators' per-response inputs come from it;
+- ``whole_step_values``: the configured methods' whole-step statistics (``scope: step``, broadcast to the workers as
+  ``<method>/<stat>``) and per-token selections (written into the batch for the workers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from entropy_verl.losses.context import LossContext
+
+
+@dataclass
+class StepFields:
+    """The sampling policy's per-token fields of the step, padded (bsz, T)."""
+
+    response_mask: torch.Tensor  # bool
+    old_log_probs: torch.Tensor
+    entropy: torch.Tensor
+    sum_p2: torch.Tensor | None = None  # full-vocabulary sums, when a method needs them (Clip-V)
+    sum_p2_logp: torch.Tensor | None = None
+
+    def token_mean_entropy(self) -> float:
+        """Token-mean over every valid response token of the step, whatever loss_agg_mode is."""
+        mask = self.response_mask.to(self.entropy.dtype)
+        return float((self.entropy * mask).sum() / mask.sum().clamp(min=1.0))
+
+    def sequence_mean_old_log_prob(self) -> torch.Tensor:
+        """(bsz,) each response's mean old log-prob over its valid tokens."""
+        mask = self.response_mask.to(self.old_log_probs.dtype)
+        return (self.old_log_probs * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+
+    def context(self, advantages: torch.Tensor) -> LossContext:
+        """The whole step as the sampling policy saw it, once the advantages are known."""
+        return LossContext.of_sampling_policy(
+            self.old_log_probs, advantages, self.response_mask, self.entropy, self.sum_p2, self.sum_p2_logp
+        )
+
+
+def whole_step_values(ctx: LossContext, methods, generator: torch.Generator) -> tuple[dict, dict]:
+    """(statistics ``{"<method>/<stat>": value}`` of the methods with ``scope: step``, selections ``{method: (bsz, T)}``
+    of the methods with a driver-side token selection)."""
+    stats, selections = {}, {}
+    for spec, cfg in methods:
+        if spec.step_stats is not None and getattr(cfg, "scope", "step") == "step":
+            stats.update({f"{spec.name}/{k}": v for k, v in spec.step_stats(ctx, cfg).items()})
+        if spec.step_selection is not None:
+            selections[spec.name] = spec.step_selection(ctx, cfg, generator)
+    return stats, selections
