@@ -105,8 +105,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         if self.needs_step_fields:
             with marked_timer("entropy_step_read", self.timing_raw, color="green"):
                 self.step_fields = self._read_step_fields(batch)
-            if self.needs_vocab_stats:  # driver-only: the workers' update must not fetch them
-                batch = dataclasses.replace(batch, fields=[f for f in batch.fields if f not in VOCAB_STATS_OUTPUTS])
+            batch = self._without_driver_fields(batch)
         if self.controllers or self.diagnostics:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
                 self.step_entropy = entropy = self.step_fields.token_mean_entropy()
@@ -115,6 +114,13 @@ class EntropySyncTrainer(PPOTrainerSync):
                     self.coefficients.update(controller.update(entropy))
                     metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
         return batch
+
+    def _without_driver_fields(self, batch):
+        """The batch meta without the fields only the driver reads (Clip-V's full-length sums): verl's workers fetch
+        the fields a meta lists, and the actor update does not need them."""
+        if not self.needs_vocab_stats or batch.fields is None:
+            return batch
+        return dataclasses.replace(batch, fields=[f for f in batch.fields if f not in VOCAB_STATS_OUTPUTS])
 
     def _read_step_fields(self, batch) -> StepFields:
         """The step's per-token fields, read from TransferQueue once and padded once: every driver-side consumer
@@ -159,8 +165,7 @@ class EntropySyncTrainer(PPOTrainerSync):
             batch = tq.kv_batch_put(
                 keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(nested, batch_size=len(batch))
             )
-            if self.needs_vocab_stats:  # kv_batch_put lists every field the samples hold: the sums are driver-only
-                batch = dataclasses.replace(batch, fields=[f for f in batch.fields if f not in VOCAB_STATS_OUTPUTS])
+            batch = self._without_driver_fields(batch)  # kv_batch_put lists every field the samples hold
         if self.diagnostics and self.step_entropy is not None:
             with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
                 metrics.update(self.diagnostics.step(ctx, self.step_entropy))

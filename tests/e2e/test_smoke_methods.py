@@ -26,49 +26,49 @@ def check_diagnostics(rows):
 
 
 @pytest.mark.slow
-def test_composed_token_weights_and_advantage_shaping(smoke_run):
-    """top_entropy x steer x clip_b x pos_adv_reweight, after entropy_adv: whole-step statistics computed on the driver
-    arrive unchanged in the worker, and the top-20% selection keeps ~20% of the step's tokens."""
-    rows = smoke_run("method=[entropy_adv,top_entropy,steer,clip_b,pos_adv_reweight]", *VALIDATE)
-    check_diagnostics(rows)
-    for row in rows:
-        for stat in ("top_entropy/threshold", "steer/omega_max", "clip_b/s_mean", "clip_b/s_std"):
-            assert row[f"actor/entropy_verl/worker_coef/{stat}/rank0"] == pytest.approx(
-                row[f"entropy_verl/driver_coef/{stat}"]
-            )
-        assert 0.1 < row["actor/top_entropy/kept_frac"] < 0.3
-        assert row["actor/pos_adv_reweight/lambda"] == pytest.approx(0.1)
-        assert 0.8 <= row["actor/steer/mean_lambda"] <= 1.0
-
-
-@pytest.mark.slow
-def test_driver_side_token_selections_reach_every_worker(smoke_run):
-    """clip_cov_global + kl_cov_global + sent under pg_unclipped: the driver writes each method's per-token selection
-    into the batch (TransferQueue) and the workers' losses read it; ratios raised so a 16-sample step selects tokens."""
+def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
+    """All eleven loss methods at once, on GDPO's advantages, under pg_unclipped (KL-Cov and SENT's loss_mode):
+    whole-step statistics computed on the driver arrive unchanged in the workers, the driver's per-token selections
+    (Clip-Cov, KL-Cov, SENT, Clip-V) reach the workers' losses through the batch, Clip-V's sums come from verl's
+    old-log-prob forward on entropy_verl's engine (which entropy_verl.main selects for the run), the estimator gets
+    the task's reward components, and the entropy diagnostics and pass@k are logged. Selection ratios are raised so
+    a 16-sample step selects tokens."""
+    methods = "entropy_adv,top_entropy,steer,clip_b,pos_adv_reweight,clip_cov_global,kl_cov_global,sent,clip_v"
     rows = smoke_run(
-        "method=[clip_cov_global,kl_cov_global,sent]",
+        f"method=[gdpo,{methods},entropic,adaptive_entropy]",
+        *VALIDATE,
         "entropy_verl.methods.clip_cov_global.ratio=0.05",
         "entropy_verl.methods.clip_cov_global.lower_bound=-100.0",
         "entropy_verl.methods.clip_cov_global.upper_bound=100.0",
         "entropy_verl.methods.kl_cov_global.ratio=0.05",
         "entropy_verl.methods.sent.k=0.1",
+        "entropy_verl.methods.clip_v.mu=0.5",
+        "entropy_verl.methods.clip_v.max_frac=0.05",
     )
+    check_diagnostics(rows)
     for row in rows:
+        for stat in (
+            "top_entropy/threshold",
+            "steer/omega_max",
+            "clip_b/s_mean",
+            "clip_b/s_std",
+            "alpha",
+            "entropy_coef",
+        ):
+            driver = row[f"entropy_verl/driver_coef/{stat}"]
+            assert row[f"actor/entropy_verl/worker_coef/{stat}/rank0"] == pytest.approx(driver)
+        assert 0.1 < row["actor/top_entropy/kept_frac"] < 0.3
+        assert row["actor/pos_adv_reweight/lambda"] == pytest.approx(0.1)
+        assert 0.8 <= row["actor/steer/mean_lambda"] <= 1.0
         assert 0.0 < row["actor/clip_cov_global/detached_frac"] < 0.2
         assert 0.0 < row["actor/kl_cov_global/selected_frac"] < 0.2
         assert 0.0 < row["actor/sent/selected_frac"] < 0.3
-        assert "timing_s/entropy_step_inputs" in row
-
-
-@pytest.mark.slow
-def test_clip_v_gets_vocabulary_statistics_from_the_old_log_prob_forward(smoke_run):
-    """clip_v: entropy_verl.main selects the vocabulary-statistics engine for the workers, verl's old-log-prob forward
-    returns sum p^2 and sum p^2 log p with the entropy, and the driver's global selection drops tokens (thresholds
-    lowered so a 16-sample step has candidates; the cap max_frac 0.05 bounds them)."""
-    rows = smoke_run("method=clip_v", "entropy_verl.methods.clip_v.mu=0.5", "entropy_verl.methods.clip_v.max_frac=0.05")
-    for row in rows:
         assert 0.0 < row["actor/clip_v/dropped_frac"] <= 0.1
-        assert 0.2 < row["actor/entropy"] < 1.5  # the entropy now comes from the statistics pass
+        assert 0.2 < row["actor/entropy"] < 1.5  # from the statistics pass, which replaces verl's entropy pass
+        assert 0.5 <= row["entropy_verl/gdpo_v1/format_reward/mean"] <= 1.0 and math.isfinite(
+            row["critic/advantages/mean"]
+        )
+        assert {"timing_s/entropy_step_read", "timing_s/entropy_step_inputs"} <= set(row)
 
 
 @pytest.mark.slow
@@ -99,7 +99,13 @@ def test_w_reinforce(smoke_run):
             1.0,  # 1 - alpha * SE / log G, alpha 0.5
             marks=pytest.mark.zoo,
         ),  # make test runs it as the second method of tests/e2e/test_compare_harness.py
-        ("gdpo", "gdpo_v1/format_reward/mean", 0.5, 1.0),  # the task's reward components, from verl's reward loop
+        pytest.param(
+            "gdpo",
+            "gdpo_v1/format_reward/mean",
+            0.5,
+            1.0,  # the task's reward components (verl's reward loop)
+            marks=pytest.mark.zoo,
+        ),  # make test runs it in test_every_loss_method_composed_with_an_estimator
     ],
 )
 def test_estimators_with_driver_inputs(smoke_run, name, metric, low, high):
