@@ -273,7 +273,7 @@ def _nested_step(batch: int, length: int, seed: int = 0) -> dict[str, torch.Tens
     offsets = torch.arange(batch + 1) * length
 
     def jagged(values):
-        return torch.nested.nested_tensor_from_jagged(values, offsets)
+        return torch.nested.nested_tensor_from_jagged(values, offsets, max_seqlen=length)
 
     n = batch * length
     sum_p2 = torch.rand(n, generator=gen) * 0.9 + 0.05
