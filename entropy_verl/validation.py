@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from entropy_verl.config import ConfigError, EntropyVerlConfig, parse
 from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, VOCAB_STATS
+from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -269,6 +270,7 @@ def check_batch_divisibility(config: DictConfig) -> None:
 def validate(config: DictConfig) -> EntropyVerlConfig:
     """All entropy_verl start-up checks, cheapest first; returns the parsed ``entropy_verl`` block."""
     check_rollout_name(config)
+    check_cpu_vllm(config)
     parsed = parse(config)
     check_batch_divisibility(config)
     check_entropy_control(config, parsed)

@@ -105,6 +105,8 @@ class EntropySyncTrainer(PPOTrainerSync):
         if self.needs_step_fields:
             with marked_timer("entropy_step_read", self.timing_raw, color="green"):
                 self.step_fields = self._read_step_fields(batch)
+            gap = self.step_fields.rollout_log_prob_gap()
+            metrics.update({f"entropy_verl/rollout_log_prob_gap/{k}": v for k, v in gap.items()})
             batch = self._without_driver_fields(batch)
         if self.controllers or self.diagnostics:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
@@ -136,8 +138,9 @@ class EntropySyncTrainer(PPOTrainerSync):
                     "when a method needs it; start runs with python -m entropy_verl.main)"
                 )
             fields += list(VOCAB_STATS_OUTPUTS)
+        if "rollout_log_probs" in (batch.fields or ()):
+            fields.append("rollout_log_probs")
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-        self._response_mask_nested = data["response_mask"]
         for name in VOCAB_STATS_OUTPUTS if self.needs_vocab_stats else ():
             data[name] = response_from_nested(data[name], data["response_mask"])
         padded = data.to_padded_tensor()
@@ -145,6 +148,8 @@ class EntropySyncTrainer(PPOTrainerSync):
             response_mask=padded["response_mask"].to(bool),
             old_log_probs=padded["old_log_probs"],
             entropy=padded["entropy"],
+            nested_response_mask=data["response_mask"],
+            rollout_log_probs=padded.get("rollout_log_probs", None),
             **{n: padded.get(n, None) for n in VOCAB_STATS_OUTPUTS},
         )
 
@@ -159,7 +164,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         stats, selections = whole_step_values(ctx, self.loss_methods, generator)
         if selections:
             nested = {
-                SELECTION_PREFIX + name: response_to_nested(values, self._response_mask_nested)
+                SELECTION_PREFIX + name: response_to_nested(values, self.step_fields.nested_response_mask)
                 for name, values in selections.items()
             }
             batch = tq.kv_batch_put(

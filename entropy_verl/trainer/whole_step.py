@@ -25,11 +25,21 @@ class StepFields:
     entropy: torch.Tensor
     sum_p2: torch.Tensor | None = None  # full-vocabulary sums, when a method needs them (Clip-V)
     sum_p2_logp: torch.Tensor | None = None
+    nested_response_mask: torch.Tensor | None = None  # the mask as TransferQueue stores it, to write selections back
+    rollout_log_probs: torch.Tensor | None = None  # the rollout engine's own log-probs of the sampled tokens
 
     def token_mean_entropy(self) -> float:
         """Token-mean over every valid response token of the step, whatever loss_agg_mode is."""
         mask = self.response_mask.to(self.entropy.dtype)
         return float((self.entropy * mask).sum() / mask.sum().clamp(min=1.0))
+
+    def rollout_log_prob_gap(self) -> dict[str, float]:
+        """|rollout engine's log-prob - trainer's old log-prob| over valid tokens: ~1e-6 in fp32 when the rollout has
+        the trainer's weights; a stale weight sync shows here first."""
+        if self.rollout_log_probs is None:
+            return {}
+        gap = (self.rollout_log_probs - self.old_log_probs).abs()[self.response_mask]
+        return {"max": float(gap.max()), "mean": float(gap.mean())} if gap.numel() else {}
 
     def sequence_mean_old_log_prob(self) -> torch.Tensor:
         """(bsz,) each response's mean old log-prob over its valid tokens."""

@@ -32,11 +32,15 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
     (Clip-Cov, KL-Cov, SENT, Clip-V) reach the workers' losses through the batch, Clip-V's sums come from verl's
     old-log-prob forward on entropy_verl's engine (which entropy_verl.main selects for the run), the estimator gets
     the task's reward components, and the entropy diagnostics and pass@k are logged. Selection ratios are raised so
-    a 16-sample step selects tokens."""
+    a 16-sample step selects tokens. Two trainer ranks: every rank's loss uses the driver's coefficients."""
     methods = "entropy_adv,top_entropy,steer,clip_b,pos_adv_reweight,clip_cov_global,kl_cov_global,sent,clip_v"
     rows = smoke_run(
         f"method=[gdpo,{methods},entropic,adaptive_entropy]",
         *VALIDATE,
+        "trainer.n_gpus_per_node=2",  # two data-parallel workers: 8 rollout samples and 4 per mini-batch each
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
         "entropy_verl.methods.clip_cov_global.ratio=0.05",
         "entropy_verl.methods.clip_cov_global.lower_bound=-100.0",
         "entropy_verl.methods.clip_cov_global.upper_bound=100.0",
@@ -56,7 +60,8 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
             "entropy_coef",
         ):
             driver = row[f"entropy_verl/driver_coef/{stat}"]
-            assert row[f"actor/entropy_verl/worker_coef/{stat}/rank0"] == pytest.approx(driver)
+            used = [v for k, v in row.items() if k.startswith(f"actor/entropy_verl/worker_coef/{stat}/rank")]
+            assert used == [pytest.approx(driver, abs=1e-12)] * 2, (stat, driver, used)
         assert 0.1 < row["actor/top_entropy/kept_frac"] < 0.3
         assert row["actor/pos_adv_reweight/lambda"] == pytest.approx(0.1)
         assert 0.8 <= row["actor/steer/mean_lambda"] <= 1.0
