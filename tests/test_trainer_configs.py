@@ -43,7 +43,7 @@ VERL_ONLY = [m for m in group_options("method") if not OmegaConf.load(f"{METHOD_
 
 def test_the_groups_hold_every_method_and_no_name_twice():
     assert ZOO <= set(group_options("method"))
-    assert set(group_options("hardware")) == {"embedded_cpu", "cluster_gpu"}
+    assert set(group_options("hardware")) == {"embedded_cpu", "embedded_cpu_vllm", "cluster_gpu"}
     assert {"countdown", "gsm8k", "custom"} <= set(group_options("task"))
     assert "embedded_entropic" in group_options("experiment")
     assert not set(group_options("method")) & set(group_options("experiment"))  # a name selects one thing
