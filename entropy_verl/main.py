@@ -130,6 +130,21 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("entropy_verl_run_name", run_name, replace=True)
 
 
+def use_cpu_platform(config: DictConfig) -> None:
+    """``trainer.device=cpu``: verl's CPU platform (ours) here and, through ``VERL_PLATFORM`` in Ray's runtime env, in
+    every worker, even on a machine whose torch could use an accelerator."""
+    from verl.plugin.platform import get_platform, set_platform
+
+    from entropy_verl import plugin
+    from entropy_verl.platform.cpu import PlatformCPU
+
+    os.environ["VERL_PLATFORM"] = "cpu"
+    OmegaConf.update(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM", "cpu", force_add=True)
+    plugin.register_cpu()
+    if get_platform().device_name != "cpu":  # resolved before the run's config was read (a GPU machine)
+        set_platform(PlatformCPU())
+
+
 def prepare_config(config: DictConfig) -> DictConfig:
     """Resolve, validate and fill in the run directory and CPU-specific Ray settings. Starts nothing."""
     from verl.utils.device import auto_set_device
@@ -141,6 +156,8 @@ def prepare_config(config: DictConfig) -> DictConfig:
     plugin.check_loaded()
     parsed = validate(config)  # cheap checks first: a bad key must not wait for the embedded-default build
     OmegaConf.resolve(config)
+    if config.trainer.device == "cpu":  # the run asks for the CPU: this process and every Ray worker use it
+        use_cpu_platform(config)
     auto_set_device(config)
     run_dir = os.path.abspath(config.entropy_verl.run_dir)
     os.makedirs(run_dir, exist_ok=True)

@@ -1,5 +1,6 @@
-"""verl loads our plugin in a fresh process, selects the CPU platform only when there is no accelerator, and the
-registrations a verl worker needs are all present."""
+"""verl loads our plugin in a fresh process, selects the CPU platform only when the run asks for it or torch has no
+accelerator build, adds nothing heavy to a GPU node's processes, and the registrations a verl worker needs are all
+present."""
 
 import json
 import subprocess
@@ -140,3 +141,36 @@ def test_dedupe_backend(given, expected):
 def test_dedupe_backend_rejects_conflicts():
     with pytest.raises(ValueError, match="conflicting"):
         _dedupe_backend("cpu:gloo,cpu:mpi")
+
+
+FAKE_CUDA_BUILD = """
+import json, sys, time, torch
+torch.version.cuda = "13.0"                      # a CUDA build of torch, as on a GPU node
+torch.cuda.is_available = lambda: {visible}     # with or without a visible GPU
+start = time.perf_counter()
+import verl
+seconds = time.perf_counter() - start
+from verl.plugin.platform import PlatformRegistry, get_platform
+print(json.dumps({{"seconds": seconds, "modules": sorted(sys.modules), "platform": type(get_platform()).__name__,
+                  "cpu_registered": "cpu" in PlatformRegistry.registered_names()}}))
+"""
+HEAVY = ("verl.workers.engine", "verl.trainer.ppo.v1", "transfer_queue", "peft", "vllm", "entropy_verl.trainer")
+
+
+def test_the_plugin_adds_no_verl_engine_or_trainer_modules_on_a_gpu_node():
+    code = FAKE_CUDA_BUILD.format(visible=True)
+    without = run_fresh(code, VERL_USE_EXTERNAL_PLUGINS="none")
+    with_ours = run_fresh(code, VERL_USE_EXTERNAL_PLUGINS="auto")
+    added = sorted(set(with_ours["modules"]) - set(without["modules"]))
+    print(f"import verl: {without['seconds']:.2f} s without our plugin, {with_ours['seconds']:.2f} s with it; +{added}")
+    assert added and all(name.startswith("entropy_verl") for name in added), added
+    assert not [name for name in added if name.startswith(HEAVY)]
+    assert with_ours["platform"] == "PlatformCUDA" and not with_ours["cpu_registered"]
+
+
+def test_a_node_showing_no_gpu_keeps_verls_platform_unless_the_run_asks_for_the_cpu():
+    # a KubeRay head, or a CPU-only Ray actor on a GPU node: torch is the CUDA build, no GPU is visible
+    no_gpu = run_fresh(FAKE_CUDA_BUILD.format(visible=False))
+    assert no_gpu["platform"] == "PlatformCUDA" and not no_gpu["cpu_registered"]  # verl's own fallback
+    asked = run_fresh(FAKE_CUDA_BUILD.format(visible=False), VERL_PLATFORM="cpu")  # trainer.device=cpu
+    assert asked["platform"] == "PlatformCPU" and asked["cpu_registered"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -22,21 +21,22 @@ from . import device_module
 PLATFORM_NAME = "cpu"
 
 
-def _has_accelerator() -> bool:
-    if torch.cuda.is_available():
+def _torch_has_accelerator_build() -> bool:
+    """Whether this torch was built for an accelerator (CUDA, ROCm, Ascend, XPU). A CPU-only Ray actor on a GPU node,
+    or a node where no GPU is visible, still has the CUDA build: verl's own platform belongs there."""
+    if torch.version.cuda is not None or torch.version.hip is not None or torch.cuda.is_available():
         return True
-    if hasattr(torch, "npu") and torch.npu.is_available():
-        return True
-    # A CPU-only Ray actor on a GPU node reports no CUDA; nvidia-smi still tells the truth about the node.
-    return shutil.which("nvidia-smi") is not None or shutil.which("rocm-smi") is not None
+    return any(hasattr(torch, name) and getattr(torch, name).is_available() for name in ("npu", "xpu"))
 
 
 def cpu_platform_wanted() -> bool:
-    """True when verl should run on the CPU: forced by VERL_PLATFORM=cpu, or no accelerator anywhere."""
+    """True when verl should run on the CPU: the run asks for it (``VERL_PLATFORM=cpu``, which ``entropy_verl.main``
+    sets for ``trainer.device=cpu`` and passes to every Ray worker), or nothing else is possible (a torch built for
+    no accelerator). Never merely because this node shows no GPU."""
     forced = os.environ.get("VERL_PLATFORM", "").strip().lower()
     if forced:
         return forced == PLATFORM_NAME
-    return not _has_accelerator()
+    return not _torch_has_accelerator_build()
 
 
 class PlatformCPU(PlatformBase):
@@ -149,7 +149,7 @@ def _install_backend_dedupe() -> None:
 
 
 def register_cpu_platform() -> bool:
-    """Register ``PlatformCPU`` with verl when this host has no accelerator. Returns whether it did."""
+    """Register ``PlatformCPU`` with verl when the CPU is wanted (``cpu_platform_wanted``). Returns whether it did."""
     if not cpu_platform_wanted():
         return False
     PlatformRegistry.register(platform=PLATFORM_NAME)(PlatformCPU)
