@@ -37,7 +37,7 @@ TARGET_STATS_TIME_RATIO = 1.3
 COEFFICIENTS = {"alpha": -0.5, "entropy_coef": 1e-3, "pos_adv_lambda": 0.5}  # what the controllers would broadcast
 DRIVER_SIZES = ((1024, 8192), (4096, 8192))
 # per device: (loss batch, loss length, vocab-stats positions, vocabulary, chunk)
-SIZES = {"cpu": (64, 1024, 4096, 151_936, 1024), "cuda": (8, 8192, 49_152, 152_064, 2048)}
+SIZES = {"cpu": (64, 1024, 4096, 151_936, 1024), "cuda": (8, 8192, 24_576, 152_064, 2048)}
 VERL_MISSING = "verl is not installed here: verl's baseline not measured"
 
 
@@ -452,7 +452,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, help="loss batch (default: 64 on CPU, 8 on GPU)")
     parser.add_argument("--length", type=int, help="loss response length (default: 1024 on CPU, 8192 on GPU)")
     parser.add_argument("--vocab", type=int, help="vocabulary (default: 151,936 on CPU, 152,064 on GPU)")
-    parser.add_argument("--vocab-tokens", type=int, help="positions of the statistics pass (4,096 CPU, 49,152 GPU)")
+    parser.add_argument(
+        "--vocab-tokens",
+        type=int,
+        help="positions of the statistics pass (4,096 CPU, 24,576 GPU: the cluster base's log-prob micro-batch)",
+    )
     parser.add_argument("--chunk", type=int, help="positions per chunk (1,024 CPU, 2,048 GPU: verl's default)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of the vocabulary-statistics pass")
     parser.add_argument("--loss-repeats", type=int, default=100, help="timed repeats of each loss (a few ms each)")

@@ -14,7 +14,7 @@ import os
 from omegaconf import DictConfig, OmegaConf
 
 from entropy_verl.config import ConfigError, EntropyVerlConfig, parse
-from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, VOCAB_STATS
+from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, REWARD_COMPONENTS, VOCAB_STATS
 from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -219,6 +219,22 @@ def check_task(config: DictConfig, parsed: EntropyVerlConfig) -> None:
         )
 
 
+def check_reward_on_data(config: DictConfig, parsed: EntropyVerlConfig) -> None:
+    """The reward function resolves and scores a row of the run's own training data (entropy_verl.tasks.reward_check),
+    with the components the estimator needs. The embedded default's data is built later and scored by our own tested
+    function; remote data is verl's to fetch."""
+    from entropy_verl.tasks.reward_check import check_reward
+
+    if _is_embedded(config, "data.train_files"):
+        return
+    files = OmegaConf.select(config, "data.train_files")
+    first = str(files[0] if OmegaConf.is_list(files) else files)
+    if "://" in first or not os.path.exists(os.path.expanduser(first)):
+        return
+    needs_components = parsed.estimator is not None and REWARD_COMPONENTS in parsed.estimator[0].needs
+    check_reward(config, parsed.task, parsed.task.reward_components if needs_components else None)
+
+
 def check_advantage_estimator(config: DictConfig) -> None:
     """The estimator is registered with verl (ours included)."""
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
@@ -279,4 +295,5 @@ def validate(config: DictConfig) -> EntropyVerlConfig:
     check_local_path(config, "actor_rollout_ref.model.path", "model path")
     check_local_path(config, "data.train_files", "training data")
     check_local_path(config, "data.val_files", "validation data")
+    check_reward_on_data(config, parsed)
     return parsed

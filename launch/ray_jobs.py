@@ -171,6 +171,29 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true", help="print the job id(s) and return without waiting")
 
 
+RUN_DIR_KEYS = ("entropy_verl.run_dir", "trainer.default_local_dir")  # overrides that place a run's files themselves
+
+
+def check_storage(run_root: str | None, nnodes: int | None, overrides: list[str]) -> None:
+    """A cluster run writes its checkpoints, controller state and metrics where every node and the user can reach
+    them again: ``--run-root`` (or an explicit run directory) must be an absolute path on shared storage. Without it
+    they would go to ``outputs/`` inside Ray's per-node cache of the uploaded working directory and be lost with it."""
+    placed = {o.partition("=")[0].lstrip("+"): o.partition("=")[2] for o in overrides if "=" in o}
+    explicit = [placed[k] for k in RUN_DIR_KEYS if k in placed]
+    for where, path in (
+        [("--run-root", run_root)] if run_root else [(k, placed[k]) for k in RUN_DIR_KEYS if k in placed]
+    ):
+        if not os.path.isabs(path):
+            raise SystemExit(f"launch: {where} {path!r} must be an absolute path on storage every node mounts")
+    on_cluster = (nnodes or 1) > 1 or "hardware=cluster_gpu" in overrides
+    if on_cluster and not run_root and not explicit:
+        raise SystemExit(
+            "launch: a cluster run needs shared storage for its checkpoints and metrics: pass --run-root "
+            "/shared/runs (a path every node mounts); without it they would be written to outputs/ inside Ray's "
+            "per-node copy of the uploaded working directory, and lost with it"
+        )
+
+
 def spec_from(args, name: str, overrides: list[str]) -> JobSpec:
     env_vars = {}
     for item in args.env:
@@ -178,6 +201,7 @@ def spec_from(args, name: str, overrides: list[str]) -> JobSpec:
         if not sep or not key:
             raise SystemExit(f"launch: --env needs KEY=VALUE, got {item!r}")
         env_vars[key] = value
+    check_storage(args.run_root, args.nnodes, overrides)
     return JobSpec(
         name=check_name(name),
         overrides=list(overrides),

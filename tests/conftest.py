@@ -110,6 +110,47 @@ def run_main():
     return run
 
 
+def write_rl_parquet(path, data_source: str, rows: int = 4) -> None:
+    """A small dataset in verl's RL parquet format (the columns verl's RLHFDataset and reward loop read)."""
+    import pandas as pd
+
+    pd.DataFrame(
+        [
+            {
+                "data_source": data_source,
+                "prompt": [{"role": "user", "content": f"What is {i} + 3? End with '#### <number>'."}],
+                "ability": "math",
+                "reward_model": {"style": "rule", "ground_truth": str(i + 3)},
+                "extra_info": {"split": "train", "index": i},
+            }
+            for i in range(rows)
+        ]
+    ).to_parquet(path)
+
+
+@pytest.fixture
+def user_run(tmp_path):
+    """``user_run(data_source="openai/gsm8k", reward=None)`` -> overrides naming a model directory and train/val
+    parquet files in verl's RL format made here (the model directory is empty: validation does not load it), and with
+    ``reward`` (a function's source, named ``score``) the custom reward function's file."""
+
+    def make(data_source="openai/gsm8k", reward=None):
+        (tmp_path / "model").mkdir(exist_ok=True)
+        overrides = [f"actor_rollout_ref.model.path={tmp_path / 'model'}"]
+        for split in ("train", "val"):
+            write_rl_parquet(tmp_path / f"{split}.parquet", data_source)
+            overrides.append(f"data.{split}_files={tmp_path / f'{split}.parquet'}")
+        if reward is not None:
+            (tmp_path / "reward.py").write_text(reward)
+            overrides += [
+                f"reward.custom_reward_function.path={tmp_path / 'reward.py'}",
+                "reward.custom_reward_function.name=score",
+            ]
+        return overrides
+
+    return make
+
+
 @pytest.fixture
 def launch():
     """``launch("submit" | "sweep", *args)``: a launch/ tool in a subprocess, without any RAY_ADDRESS of ours and with

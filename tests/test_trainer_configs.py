@@ -107,23 +107,18 @@ def test_method_files_carry_nothing_task_specific(run_config):
 
 
 @pytest.mark.parametrize("task", ["gsm8k", "custom"])
-def test_real_tasks_on_the_cluster(task, run_config, tmp_path):
-    """A real task on GPU nodes: the user's model and data (made here as empty files), verl's scorer or the user's."""
-    (tmp_path / "model").mkdir()
-    files = [f"actor_rollout_ref.model.path={tmp_path / 'model'}"]
-    for split in ("train", "val"):
-        (tmp_path / f"{split}.parquet").touch()
-        files.append(f"data.{split}_files={tmp_path / f'{split}.parquet'}")
-    custom = (
-        [
-            "entropy_verl.task.data_source=mine",
-            f"reward.custom_reward_function.path={tmp_path / 'reward.py'}",
-            "reward.custom_reward_function.name=score",
-        ]
-        if task == "custom"
-        else []
-    )
-    config = run_config("hardware=cluster_gpu", f"task={task}", "method=clip_b", *files, *custom)
+def test_real_tasks_on_the_cluster(task, run_config, user_run):
+    """A real task on GPU nodes: the user's model and data (made here), verl's scorer or the user's."""
+    if task == "custom":
+        files = user_run(
+            "mine",
+            reward="def score(data_source, solution_str, ground_truth, extra_info=None):\n"
+            "    return float(solution_str.strip() == ground_truth)\n",
+        )
+        files.append("entropy_verl.task.data_source=mine")
+    else:
+        files = user_run()
+    config = run_config("hardware=cluster_gpu", f"task={task}", "method=clip_b", *files)
     parsed = validate(config)
     assert config.actor_rollout_ref.rollout.name == "vllm" and config.data.max_response_length == 8192
     assert parsed.task.scorer == ("verl" if task == "gsm8k" else "custom")

@@ -25,16 +25,9 @@ def test_bad_input_fails_before_ray(run_main, override, key, value):
 
 
 @pytest.fixture
-def user_files(tmp_path):
-    """Overrides naming a model directory and parquet files that exist (their contents are not read here)."""
-    (tmp_path / "model").mkdir()
-    for name in ("train.parquet", "val.parquet"):
-        (tmp_path / name).touch()
-    return [
-        f"actor_rollout_ref.model.path={tmp_path / 'model'}",
-        f"data.train_files={tmp_path / 'train.parquet'}",
-        f"data.val_files={tmp_path / 'val.parquet'}",
-    ]
+def user_files(user_run):
+    """Overrides naming a model directory and GSM8K-style parquet files in verl's RL format."""
+    return user_run()
 
 
 BAD = [
@@ -190,3 +183,70 @@ def test_good_configs_pass(run_config, user_files):
     assert [s.name for s, _ in parsed.controllers] == ["adaptive_entropy"] and parsed.controllers[0][
         1
     ].target_entropy == 0.4
+
+
+SCORE = "def score(data_source, solution_str, ground_truth, extra_info=None):\n    return {body}\n"
+CUSTOM = ["task=custom", "entropy_verl.task.data_source=mine"]
+REWARD_BAD = [
+    # (data_source of the data's rows, reward function body or None, overrides, key, words)
+    ("mine", None, ["task=gsm8k"], "entropy_verl.task.data_source", "rows have data_source 'mine'"),
+    ("mine", "'yes'", CUSTOM, "reward.custom_reward_function.name", "expected a finite number"),
+    ("mine", "float('nan')", CUSTOM, "reward.custom_reward_function.name", "expected a finite number"),
+    ("mine", "{'acc': 1.0}", CUSTOM, "reward.custom_reward_function.name", "'score'"),
+    ("mine", "extra_info['missing']", CUSTOM, "reward.custom_reward_function.name", "failed on the first training row"),
+    ("mine", "1.0", [*CUSTOM, "reward.custom_reward_function.name=scor"], "reward.custom_reward_function.path", "scor"),
+    ("mine", None, [*CUSTOM, "entropy_verl.task.scorer=verl"], "entropy_verl.task.data_source", "no default scorer"),
+    (
+        "mine",
+        "0.0",
+        [*CUSTOM, "method=gdpo", "entropy_verl.task.reward_components=[format]"],
+        "entropy_verl.task.reward_components",
+        "['format']",
+    ),
+]
+
+
+@pytest.mark.parametrize("data_source,body,overrides,key,words", REWARD_BAD, ids=[f"{r[3]}:{r[4]}" for r in REWARD_BAD])
+def test_the_reward_function_is_called_on_the_runs_data_before_ray(
+    run_config, user_run, data_source, body, overrides, key, words
+):
+    files = user_run(data_source, reward=None if body is None else SCORE.format(body=body))
+    with pytest.raises(ConfigError) as err:
+        validate(run_config("hardware=cluster_gpu", *files, *overrides))
+    assert err.value.key == key and words in str(err.value), str(err.value)
+
+
+def test_a_reward_with_the_components_gdpo_needs_passes(run_config, user_run):
+    body = "{'score': 0.0, 'format': 1.0, 'correct': 0.0}"
+    files = user_run("mine", reward=SCORE.format(body=body))
+    parsed = validate(
+        run_config(
+            "hardware=cluster_gpu",
+            *CUSTOM,
+            "method=gdpo",
+            "entropy_verl.task.reward_components=[format,correct]",
+            *files,
+        )
+    )
+    assert parsed.estimator[0].name == "gdpo_v1"
+
+
+def test_every_config_on_the_cluster_base_passes_or_names_what_is_missing(run_config, user_run):
+    """Every method file and experiment composed with hardware=cluster_gpu, task=gsm8k and a small user dataset in
+    verl's RL format: start-up validation (verl's scorer called on a row included) passes, or names what the user
+    must add: GDPO's reward components (verl's GSM8K scorer returns one number) and a tuned experiment's task."""
+    from entropy_verl.main import group_options
+
+    files = user_run()
+    failures = {}
+    for selection in [f"method={m}" for m in group_options("method")] + [
+        f"experiment={e}" for e in group_options("experiment")
+    ]:
+        try:
+            validate(run_config("hardware=cluster_gpu", "task=gsm8k", selection, *files))
+        except ConfigError as exc:
+            failures[selection] = exc.key
+    assert failures == {
+        "method=gdpo": "entropy_verl.methods.gdpo_v1",
+        "experiment=embedded_entropic": "entropy_verl.tuned_on",
+    }

@@ -25,15 +25,17 @@ def test_image_pins_match_the_project_and_verl():
 
 
 def test_a_drifted_pin_is_reported_with_its_source(tmp_path):
-    for name in ("pyproject.toml", "Makefile", "docker/Dockerfile", "docker/Dockerfile.cpu"):
+    files = ("pyproject.toml", "Makefile", "docker/Dockerfile", "docker/Dockerfile.cpu")
+    for name in (*files, "docker/requirements-gpu.txt", "docker/source-builds.txt"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
-    gpu = tmp_path / "docker" / "Dockerfile"
-    gpu.write_text(gpu.read_text().replace("ARG VLLM_VERSION=0.24.0", "ARG VLLM_VERSION=0.11.0"))
+    image = tmp_path / "docker" / "requirements-gpu.txt"
+    image.write_text(image.read_text().replace("vllm==0.24.0", "vllm==0.11.0").replace("TransferQueue==", "TQ=="))
     cpu = tmp_path / "docker" / "Dockerfile.cpu"
     cpu.write_text(re.sub(r"ARG TORCH_VERSION=\S+", "ARG TORCH_VERSION=2.9.0", cpu.read_text()))
     problems = check_pins.check(tmp_path)
     assert problems == [
+        "TransferQueue: None but '0.1.11' in pyproject.toml dependencies",
         "vllm: '0.11.0' but '0.24.0' in pyproject.toml [gpu] extra",
         "torch (CPU image): '2.9.0' but '2.13.0' in Makefile TORCH_VERSION",
     ]

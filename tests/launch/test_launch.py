@@ -34,6 +34,8 @@ def test_sweep_dry_run_expands_a_settings_grid_and_passes_fixed_overrides_unchan
         "2",
         "--gpus-per-node",
         "8",
+        "--run-root",
+        "/shared/runs",
         "method=clip_b",
         "entropy_verl.methods.clip_b.mu=1.5,2.5",
         "data.seed=range(1,3)",
@@ -67,7 +69,15 @@ def test_submit_refuses_an_unknown_option_and_a_name_that_is_not_a_directory_nam
 
 def test_submit_dry_run_runs_entropy_verls_entry_point_with_the_overrides(launch):
     out = launch(
-        "submit", "--dry-run", "--nnodes", "2", "hardware=cluster_gpu", "method=[entropy_adv,steer]", "data.seed=3"
+        "submit",
+        "--dry-run",
+        "--nnodes",
+        "2",
+        "--run-root",
+        "/shared/runs",
+        "hardware=cluster_gpu",
+        "method=[entropy_adv,steer]",
+        "data.seed=3",
     )
     assert out.returncode == 0, out.stderr
     command = shlex.split(out.stdout.splitlines()[0])
@@ -78,4 +88,18 @@ def test_submit_dry_run_runs_entropy_verls_entry_point_with_the_overrides(launch
     ]
     assert "trainer.nnodes=2" in command and next(
         c for c in command if c.startswith("trainer.experiment_name=entropy_adv+steer-")
+    )
+
+
+def test_submit_refuses_a_cluster_run_without_shared_storage_for_its_checkpoints(launch):
+    for args in (["hardware=cluster_gpu"], ["--nnodes", "2"]):
+        out = launch("submit", "--dry-run", *args)
+        assert out.returncode != 0 and "--run-root" in out.stderr and "shared storage" in out.stderr, out.stderr
+    out = launch("submit", "--dry-run", "--run-root", "runs", "hardware=cluster_gpu")
+    assert out.returncode != 0 and "'runs' must be an absolute path" in out.stderr
+    out = launch("submit", "--dry-run", "hardware=cluster_gpu", "entropy_verl.run_dir=/shared/runs/mine")
+    assert out.returncode == 0, out.stderr  # the user placed the run's files themselves
+    assert (
+        "ENTROPY_VERL_RUN_ROOT"
+        in launch("submit", "--dry-run", "--run-root", "/shared/r", "hardware=cluster_gpu").stdout
     )
