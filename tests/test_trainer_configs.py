@@ -122,3 +122,15 @@ def test_real_tasks_on_the_cluster(task, run_config, user_run):
     parsed = validate(config)
     assert config.actor_rollout_ref.rollout.name == "vllm" and config.data.max_response_length == 8192
     assert parsed.task.scorer == ("verl" if task == "gsm8k" else "custom")
+
+
+def test_the_cluster_base_bounds_memory_and_checkpoints(run_config):
+    """The values the README's memory budget rests on (a 7B model on 8 x 80 GB, eager or compiled)."""
+    config = run_config("hardware=cluster_gpu")
+    actor, ref, rollout = (config.actor_rollout_ref[k] for k in ("actor", "ref", "rollout"))
+    assert actor.entropy_from_logits_with_chunking and actor.entropy_checkpointing
+    assert actor.fsdp_config.entropy_from_logits_with_chunking  # verl's engine reads it from here
+    assert ref.entropy_from_logits_with_chunking
+    assert actor.ppo_max_token_len_per_gpu == ref.log_prob_max_token_len_per_gpu == 24576
+    assert rollout.log_prob_max_token_len_per_gpu == 24576 and rollout.gpu_memory_utilization == 0.7
+    assert config.trainer.save_freq > 0 and config.trainer.max_actor_ckpt_to_keep == 2
