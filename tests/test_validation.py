@@ -31,6 +31,9 @@ def user_files(user_run):
 
 
 BAD = [
+    (["entropy_verl.safety.max_nonfinite_steps=0"], "entropy_verl.safety", "must be >= 1"),
+    (["entropy_verl.safety.max_nonfinite_steps=true"], "entropy_verl.safety.max_nonfinite_steps", "expected"),
+    (["+entropy_verl.safety.max_nan_steps=2"], "entropy_verl.safety.max_nan_steps", "did you mean"),
     # method and controller blocks: unknown names and settings (with the closest valid one), types, NaN
     (["+entropy_verl.methods.entropix={}"], "entropy_verl.methods.entropix", "did you mean 'entropic'"),
     (["+entropy_verl.controllers.pid.target_entropy=0.1"], "entropy_verl.controllers.pid", "did you mean 'pi'"),
