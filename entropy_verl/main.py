@@ -63,7 +63,12 @@ def run_name() -> str:
     for override in hydra_config.overrides.task:
         key, _, value = override.partition("=")
         if key.lstrip("+~") == "method":
-            return "+".join(v.strip() for v in value.strip("[]").split(",") if v.strip())
+            names = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+            if twice := sorted({n for n in names if names.count(n) > 1}):
+                from entropy_verl.config import ConfigError
+
+                raise ConfigError("method", f"lists {twice} more than once: each method applies once")
+            return "+".join(names)
     return "run"
 
 
@@ -97,8 +102,17 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
 def pin_run_name(config: DictConfig) -> DictConfig:
     """Resolve ``trainer.experiment_name`` now and drop Hydra's own node from the run config."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from entropy_verl.config import ConfigError
+
     with open_dict(config):
-        config.trainer.experiment_name = str(config.trainer.experiment_name)
+        try:
+            config.trainer.experiment_name = str(config.trainer.experiment_name)
+        except InterpolationResolutionError as exc:  # our resolver's own error, without OmegaConf's wrapping
+            if isinstance(exc.__cause__, ConfigError):
+                raise exc.__cause__ from None
+            raise
         config.pop("hydra", None)
     return config
 

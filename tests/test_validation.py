@@ -31,6 +31,7 @@ def user_files(user_run):
 
 
 BAD = [
+    (["method=[clip_b,steer,clip_b]"], "method", "lists ['clip_b'] more than once"),
     # run length and worker counts verl would divide by, or train nothing with
     (["trainer.total_training_steps=0"], "trainer.total_training_steps", "at least one step"),
     (["trainer.n_gpus_per_node=0"], "trainer.n_gpus_per_node", "positive whole number"),
