@@ -11,7 +11,8 @@ driver-side entropy control:
 4. controller state is saved next to verl's checkpoint of the same step and restored on resume.
 
 It also makes verl's replay-buffer poll interval configurable (``trainer.v1.entropy_sync.poll_interval_s``): verl
-polls every 2 s for finished rollouts, noise on a GPU step but half of a CPU step on the embedded default.
+polls every 2 s for finished rollouts, noise on a GPU step but half of a CPU step on the embedded default; and while
+it waits, a watchdog (``trainer.v1.entropy_sync.worker_check_s``, ``watchdog.py``) fails the run when a worker died.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_awar
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
 from entropy_verl.tasks import load_task_function
 
+from .watchdog import WorkerWatchdog
 from .whole_step import StepFields, whole_step_values
 
 logger = logging.getLogger(__name__)
 
 TRAINER_NAME = "entropy_sync"
 DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
+DEFAULT_WORKER_CHECK_S = 5.0  # how often the trainer asks Ray for dead workers while it waits for rollouts (0: never)
 CONTROLLER_STATE_FILE = "entropy_controllers.json"
 NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 
@@ -89,6 +92,15 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.trainer_mode = "sync"
         replay_buffer = super()._build_replay_buffer()
         replay_buffer.poll_interval = float(own_config.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
+        # verl waits for rollouts with no deadline; the watchdog fails the run when a worker it waits for has died
+        watchdog = WorkerWatchdog(float(own_config.get("worker_check_s", DEFAULT_WORKER_CHECK_S)))
+        wait = replay_buffer._wait_for_next_poll
+
+        def wait_and_check(*args, **kwargs):
+            watchdog.check()
+            return wait(*args, **kwargs)
+
+        replay_buffer._wait_for_next_poll = wait_and_check
         return replay_buffer
 
     def on_init_end(self):

@@ -126,3 +126,51 @@ def test_a_nan_entropy_step_never_reaches_the_controller_and_too_many_fail_the_r
     assert [rows[s]["entropy_control/nonfinite/total"] for s in (1, 2, 3, 4)] == [0, 1, 1, 2]
     for row in rows.values():
         assert math.isfinite(row["actor/entropy_verl/worker_coef/alpha/rank0"]) and math.isfinite(row["actor/pg_loss"])
+
+
+def _pids_of(process_title: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", process_title], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+@pytest.mark.slow
+def test_a_killed_agent_loop_worker_fails_the_run_quickly_and_it_resumes(tmp_path, read_metrics):
+    """verl's replay buffer would wait forever for the rollouts of a dead agent-loop worker; the watchdog fails the
+    run within seconds, naming the worker, and the run resumes from its last checkpoint."""
+    run_dir = tmp_path / "kill"
+    overrides = [  # the full 32 x 8 batch: most of a step is rollout, so the kill lands while the trainer waits
+        "trainer.total_training_steps=3",
+        "trainer.save_freq=1",
+        "trainer.resume_mode=auto",
+        "trainer.v1.entropy_sync.worker_check_s=2",
+        f"entropy_verl.run_dir={run_dir}",
+    ]
+    log_path = tmp_path / "kill.log"  # a file, not a pipe: nobody reads a pipe while the run goes on
+    proc = subprocess.Popen(main_cmd(*overrides), stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=ENV)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
+    while not (tracker.exists() and metrics.exists() and '"step":1,' in metrics.read_text()):  # step 1 saved
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before step 1"
+        time.sleep(0.5)
+    workers = _pids_of("AgentLoopWorker")
+    assert workers, "no agent-loop worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the run did not fail within 120 s of the agent-loop worker's death (a hang)")
+    failed_after = time.monotonic() - killed_at
+    log = log_path.read_text()
+    print(f"failed {failed_after:.1f} s after the kill")
+    assert proc.returncode != 0
+    assert "WorkerDied" in log and "AgentLoopWorker" in log, log[-3000:]
+    assert len(read_metrics(run_dir)) < 3
+    # resume: the rest of the steps, from the last checkpoint
+    out = subprocess.run(main_cmd(*overrides), capture_output=True, text=True, timeout=900, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    from entropy_verl.diagnostics.run_summary import load_metrics
+
+    assert [row["step"] for row in load_metrics(str(run_dir))] == [1, 2, 3]
