@@ -169,7 +169,7 @@ class TaskConfig:
     """Keys of the dict the task's reward function returns besides ``score`` (GDPO normalises each); null: none."""
 
 
-TOP_LEVEL = ("run_dir", "task", "methods", "controllers", "diagnostics", "tuned_on")
+TOP_LEVEL = ("run_dir", "task", "methods", "controllers", "diagnostics", "safety", "tuned_on")
 
 
 @dataclass
@@ -181,6 +181,7 @@ class EntropyVerlConfig:
     estimator: tuple[Spec, Any] | None  # ours, when algorithm.adv_estimator names one
     task: TaskConfig
     diagnostics: Any  # diagnostics.step.DiagnosticsConfig
+    safety: Any  # controllers.guard.SafetyConfig
     tuned_on: str | None
 
     @property
@@ -252,6 +253,11 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
         as_mapping(block.get("diagnostics"), "entropy_verl.diagnostics", "diagnostics settings"),
         "entropy_verl.diagnostics",
     )
+    from entropy_verl.controllers.guard import SafetyConfig
+
+    safety = build_config(
+        SafetyConfig, as_mapping(block.get("safety"), "entropy_verl.safety", "safety settings"), "entropy_verl.safety"
+    )
     tuned_on = check_value(block.get("tuned_on"), str | None, "entropy_verl.tuned_on")
     return EntropyVerlConfig(
         methods=entries["methods"],
@@ -259,5 +265,6 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
         estimator=estimator,
         task=task,
         diagnostics=diagnostics,
+        safety=safety,
         tuned_on=tuned_on,
     )

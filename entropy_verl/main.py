@@ -51,20 +51,24 @@ def _module_file(module: str) -> str:
     return spec.origin
 
 
+def listed_methods() -> list[str]:
+    """The methods a list choice names (``method=[a,b]``), in order; Hydra records a list choice only among the
+    overrides."""
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "method":
+            return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    return []
+
+
 def run_name() -> str:
     """``${entropy_verl_run_name:}``: the experiment chosen, else the method(s), e.g. ``clip_b`` or
-    ``entropy_adv+steer``
-    (Hydra records a list choice only among the overrides)."""
-    hydra_config = HydraConfig.get()
-    choices = hydra_config.runtime.choices
+    ``entropy_adv+steer``."""
+    choices = HydraConfig.get().runtime.choices
     for group in ("experiment", "method"):
         if isinstance(choices.get(group), str):
             return choices[group]
-    for override in hydra_config.overrides.task:
-        key, _, value = override.partition("=")
-        if key.lstrip("+~") == "method":
-            return "+".join(v.strip() for v in value.strip("[]").split(",") if v.strip())
-    return "run"
+    return "+".join(listed_methods()) or "run"
 
 
 def group_options(group: str) -> list[str]:
@@ -97,6 +101,11 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
 def pin_run_name(config: DictConfig) -> DictConfig:
     """Resolve ``trainer.experiment_name`` now and drop Hydra's own node from the run config."""
+    from entropy_verl.config import ConfigError
+
+    methods = listed_methods()
+    if twice := sorted({name for name in methods if methods.count(name) > 1}):
+        raise ConfigError("method", f"lists {twice} more than once: each method applies once")
     with open_dict(config):
         config.trainer.experiment_name = str(config.trainer.experiment_name)
         config.pop("hydra", None)

@@ -219,6 +219,84 @@ def check_task(config: DictConfig, parsed: EntropyVerlConfig) -> None:
         )
 
 
+def check_run_length_and_workers(config: DictConfig) -> None:
+    """Positive counts where verl divides by them or would train nothing and exit 0."""
+    for key in ("trainer.nnodes", "trainer.n_gpus_per_node", "data.train_batch_size"):
+        value = OmegaConf.select(config, key, default=None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(key, f"is {value!r}; expected a positive whole number")
+    steps = OmegaConf.select(config, "trainer.total_training_steps", default=None)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(
+            "trainer.total_training_steps", f"is {steps!r}: a run must train at least one step (null: all epochs)"
+        )
+
+
+def _data_paths(config: DictConfig, key: str) -> list[str]:
+    """The local files named at ``key`` (relative ones too: verl reads them from the working directory)."""
+    if _is_embedded(config, key):
+        return []
+    value = OmegaConf.select(config, key, default=None)
+    paths = value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]
+    return [os.path.expanduser(str(p)) for p in paths if p is not None and "://" not in str(p)]
+
+
+def check_data_files(config: DictConfig) -> None:
+    """Each local data file exists, is a readable parquet file, and has the columns verl reads for this config."""
+    import pyarrow.parquet as pq
+
+    prompt_key = OmegaConf.select(config, "data.prompt_key", default="prompt")
+    needed = [prompt_key, "data_source", "reward_model"]
+    for key in ("data.train_files", "data.val_files"):
+        for path in _data_paths(config, key):
+            if not os.path.exists(path):
+                raise ConfigError(key, f"{path!r} does not exist (working directory: {os.getcwd()})")
+            try:
+                columns = pq.read_schema(path).names
+            except Exception as exc:  # noqa: BLE001 - whatever pyarrow says, with the file's name
+                raise ConfigError(key, f"{path!r} is not a readable parquet file: {exc}") from None
+            missing = [c for c in needed if c not in columns]
+            if missing:
+                raise ConfigError(
+                    key,
+                    f"{path!r} has no {missing} column(s) (it has {columns}); verl's RL format needs "
+                    f"{needed} (data.prompt_key names the prompt column)",
+                )
+
+
+def check_resume_state(config: DictConfig, parsed: EntropyVerlConfig) -> None:
+    """When the run will resume, the entropy_verl state next to the checkpoint it resumes is readable and holds every
+    configured controller: otherwise the run would fail after all its workers started."""
+    import json
+
+    from entropy_verl.trainer.sync import CONTROLLER_STATE_FILE
+
+    mode = OmegaConf.select(config, "trainer.resume_mode", default="disable")
+    if mode == "disable" or not parsed.controllers:
+        return
+    if mode == "resume_path":
+        folder = OmegaConf.select(config, "trainer.resume_from_path", default=None)
+    else:  # auto: the checkpoint verl's _load_checkpoint will pick, if any
+        from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path, get_checkpoint_tracker_filename
+
+        root = os.path.abspath(str(OmegaConf.select(config, "trainer.default_local_dir")))
+        folder = find_latest_ckpt_path(root) if os.path.exists(get_checkpoint_tracker_filename(root)) else None
+    if not folder:
+        return
+    path = os.path.join(str(folder), CONTROLLER_STATE_FILE)
+    key = "trainer.resume_mode"
+    if not os.path.exists(path):
+        raise ConfigError(key, f"resuming from {folder}: no controller state at {path}")
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        missing = [spec.name for spec, _ in parsed.controllers if spec.name not in state["controllers"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(key, f"resuming from {folder}: {path} cannot be read: {exc!r}") from None
+    if missing:
+        raise ConfigError(key, f"resuming from {folder}: {path} has no state for controller(s) {missing}")
+
+
 def check_reward_on_data(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     """The reward function resolves and scores a row of the run's own training data (entropy_verl.tasks.reward_check),
     with the components the estimator needs. The embedded default's data is built later and scored by our own tested
@@ -287,6 +365,7 @@ def validate(config: DictConfig) -> EntropyVerlConfig:
     """All entropy_verl start-up checks, cheapest first; returns the parsed ``entropy_verl`` block."""
     check_rollout_name(config)
     check_cpu_vllm(config)
+    check_run_length_and_workers(config)
     parsed = parse(config)
     check_batch_divisibility(config)
     check_entropy_control(config, parsed)
@@ -295,5 +374,7 @@ def validate(config: DictConfig) -> EntropyVerlConfig:
     check_local_path(config, "actor_rollout_ref.model.path", "model path")
     check_local_path(config, "data.train_files", "training data")
     check_local_path(config, "data.val_files", "validation data")
+    check_data_files(config)
     check_reward_on_data(config, parsed)
+    check_resume_state(config, parsed)
     return parsed

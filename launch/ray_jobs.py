@@ -105,9 +105,19 @@ def check_name(name: str) -> str:
 
 
 def client_for(address: str):
+    """Ray's job client for the dashboard at ``address``; one line, not a traceback, when it cannot be reached."""
+    if not address.startswith(("http://", "https://")):
+        raise SystemExit(
+            f"launch: --address {address!r} must be the Ray dashboard's URL, e.g. http://{address.split('://')[-1]} "
+            "(the job API; port 8265 by default)"
+        )
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(address)
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # noqa: BLE001 - connection refused, DNS, TLS, auth: say which, in one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"launch: cannot reach the Ray job server at {address}: {reason}") from None
 
 
 def submit(client, spec: JobSpec) -> str:

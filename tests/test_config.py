@@ -97,7 +97,8 @@ def test_field_docs_include_the_base_classes_fields():
 
 def test_every_block_of_the_entropy_verl_config_documents_its_fields():
     from entropy_verl.config import TaskConfig, settable_fields
+    from entropy_verl.controllers.guard import SafetyConfig
     from entropy_verl.diagnostics.step import DiagnosticsConfig
 
-    for cls in (TaskConfig, DiagnosticsConfig):  # the registered entries' configs: tests/test_registry.py
+    for cls in (TaskConfig, DiagnosticsConfig, SafetyConfig):  # the registered entries' configs: tests/test_registry.py
         assert set(field_docs(cls)) == set(settable_fields(cls)), cls.__name__

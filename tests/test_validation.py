@@ -31,6 +31,16 @@ def user_files(user_run):
 
 
 BAD = [
+    (["method=[clip_b,steer,clip_b]"], "method", "lists ['clip_b'] more than once"),
+    # run length and worker counts verl would divide by, or train nothing with
+    (["trainer.total_training_steps=0"], "trainer.total_training_steps", "at least one step"),
+    (["trainer.n_gpus_per_node=0"], "trainer.n_gpus_per_node", "positive whole number"),
+    (["trainer.nnodes=1.5"], "trainer.nnodes", "positive whole number"),
+    # a relative data path is local too: checked from the working directory
+    (["data.train_files=data/missing.parquet"], "data.train_files", "'data/missing.parquet' does not exist"),
+    (["entropy_verl.safety.max_nonfinite_steps=0"], "entropy_verl.safety", "must be >= 1"),
+    (["entropy_verl.safety.max_nonfinite_steps=true"], "entropy_verl.safety.max_nonfinite_steps", "expected"),
+    (["+entropy_verl.safety.max_nan_steps=2"], "entropy_verl.safety.max_nan_steps", "did you mean"),
     # method and controller blocks: unknown names and settings (with the closest valid one), types, NaN
     (["+entropy_verl.methods.entropix={}"], "entropy_verl.methods.entropix", "did you mean 'entropic'"),
     (["+entropy_verl.controllers.pid.target_entropy=0.1"], "entropy_verl.controllers.pid", "did you mean 'pi'"),
@@ -250,3 +260,37 @@ def test_every_config_on_the_cluster_base_passes_or_names_what_is_missing(run_co
         "method=gdpo": "entropy_verl.methods.gdpo_v1",
         "experiment=embedded_entropic": "entropy_verl.tuned_on",
     }
+
+
+def test_a_data_file_without_verls_columns_is_named_before_ray(run_config, user_run, tmp_path):
+    import pandas as pd
+
+    files = user_run()
+    pd.DataFrame({"question": ["What is 1 + 2?"], "data_source": ["openai/gsm8k"]}).to_parquet(tmp_path / "bad.parquet")
+    (tmp_path / "text.parquet").write_text("not parquet")
+    for name, words in (("bad.parquet", "has no ['prompt', 'reward_model'] column(s)"), ("text.parquet", "parquet")):
+        with pytest.raises(ConfigError) as err:
+            validate(run_config("task=gsm8k", *files, f"data.val_files={tmp_path / name}"))
+        assert err.value.key == "data.val_files" and words in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        ("{not json", "cannot be read"),
+        ('{"controllers": {}}', "no state for controller(s) ['pi']"),
+        (None, "no controller"),
+    ],
+)
+def test_controller_state_that_cannot_be_read_names_the_file_before_ray(run_config, tmp_path, content, words):
+    step = tmp_path / "ckpt" / "global_step_4"
+    step.mkdir(parents=True)
+    (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").write_text("4")
+    if content is not None:
+        (step / "entropy_controllers.json").write_text(content)
+    config = run_config(
+        "experiment=embedded_entropic", "trainer.resume_mode=auto", f"trainer.default_local_dir={tmp_path / 'ckpt'}"
+    )
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    assert err.value.key == "trainer.resume_mode" and words in str(err.value) and str(step) in str(err.value)

@@ -11,7 +11,8 @@ driver-side entropy control:
 4. controller state is saved next to verl's checkpoint of the same step and restored on resume.
 
 It also makes verl's replay-buffer poll interval configurable (``trainer.v1.entropy_sync.poll_interval_s``): verl
-polls every 2 s for finished rollouts, noise on a GPU step but half of a CPU step on the embedded default.
+polls every 2 s for finished rollouts, noise on a GPU step but half of a CPU step on the embedded default; and while
+it waits, a watchdog (``trainer.v1.entropy_sync.worker_check_s``, ``watchdog.py``) fails the run when a worker died.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from verl.workers.utils.padding import response_from_nested, response_to_nested
 
 from entropy_verl.advantages import estimator_inputs
 from entropy_verl.config import parse
+from entropy_verl.controllers.guard import NonFiniteGuard
 from entropy_verl.diagnostics.run_summary import METRICS_FILE
 from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
@@ -41,13 +43,16 @@ from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_awar
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
 from entropy_verl.tasks import load_task_function
 
+from .watchdog import WorkerWatchdog
 from .whole_step import StepFields, whole_step_values
 
 logger = logging.getLogger(__name__)
 
 TRAINER_NAME = "entropy_sync"
 DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
+DEFAULT_WORKER_CHECK_S = 5.0  # how often the trainer asks Ray for dead workers while it waits for rollouts (0: never)
 CONTROLLER_STATE_FILE = "entropy_controllers.json"
+NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 
 
 @register_trainer(TRAINER_NAME)
@@ -59,6 +64,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.needs_vocab_stats = self.entropy_config.needs(VOCAB_STATS)
         self.step_fields: StepFields | None = None  # the step's per-token fields, read once (_read_step_fields)
         self.coefficients: dict[str, float] = {}
+        self.guard = NonFiniteGuard(self.entropy_config.safety)
+        # fault drill (tests, rehearsals): steps whose entropy measurement is replaced by NaN, e.g. "2,4"
+        self.nonfinite_drill = {int(s) for s in os.environ.get(NONFINITE_DRILL_ENV, "").split(",") if s.strip()}
         task = self.entropy_config.task
         diagnostics = self.entropy_config.diagnostics
         extract = load_task_function(task.answer_extractor) if task.answer_extractor else None
@@ -84,6 +92,15 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.trainer_mode = "sync"
         replay_buffer = super()._build_replay_buffer()
         replay_buffer.poll_interval = float(own_config.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
+        # verl waits for rollouts with no deadline; the watchdog fails the run when a worker it waits for has died
+        watchdog = WorkerWatchdog(float(own_config.get("worker_check_s", DEFAULT_WORKER_CHECK_S)))
+        wait = replay_buffer._wait_for_next_poll
+
+        def wait_and_check(*args, **kwargs):
+            watchdog.check()
+            return wait(*args, **kwargs)
+
+        replay_buffer._wait_for_next_poll = wait_and_check
         return replay_buffer
 
     def on_init_end(self):
@@ -110,11 +127,20 @@ class EntropySyncTrainer(PPOTrainerSync):
             batch = self._without_driver_fields(batch)
         if self.controllers or self.diagnostics:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
-                self.step_entropy = entropy = self.step_fields.token_mean_entropy()
-                self.coefficients = {}
-                for name, controller in self.controllers.items():
-                    self.coefficients.update(controller.update(entropy))
+                entropy = self.step_fields.token_mean_entropy()
+                if self.global_steps in self.nonfinite_drill:
+                    entropy = float("nan")
+                if self.guard.accept(entropy, self.global_steps):  # else: last step's coefficients, state untouched
+                    self.step_entropy = entropy
+                    updated = {}
+                    for controller in self.controllers.values():
+                        updated.update(controller.update(entropy))
+                    self.coefficients = self.guard.finite(updated, self.coefficients, self.global_steps)
+                else:
+                    self.step_entropy = None
+                for name, controller in self.controllers.items():  # on a skipped step: its unchanged state
                     metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
+                metrics.update(self.guard.metrics())
         return batch
 
     def _without_driver_fields(self, batch):
@@ -204,7 +230,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         if self.loss_methods or self.diagnostics:
             with marked_timer("entropy_step_inputs", self.timing_raw, color="green"):
                 stats, batch = self._whole_step_inputs(batch, metrics)
-                self.coefficients.update(stats)
+                self.coefficients.update(self.guard.finite(stats, self.coefficients, self.global_steps))
         self.step_fields = None  # this step's driver-side fields are done with
         if self.coefficients:
             batch.extra_info[COEFFICIENTS_KEY] = dict(self.coefficients)
@@ -242,9 +268,12 @@ class EntropySyncTrainer(PPOTrainerSync):
             "global_steps": self.global_steps,
             "coefficients": self.coefficients,
             "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
+            "nonfinite": self.guard.state_dict(),
             "diagnostics": self.diagnostics.state_dict() if self.diagnostics else None,
         }
         path = os.path.join(folder, CONTROLLER_STATE_FILE)
+        internal = {name: {k: v for k, v in c.items() if k != "last"} for name, c in state["controllers"].items()}
+        json.dumps([state["coefficients"], internal], allow_nan=False)  # raises rather than store a NaN state
         with open(path + ".tmp", "w") as f:
             json.dump(state, f, indent=1)
         os.replace(path + ".tmp", path)  # a kill mid-write must not leave a checkpoint with half a state file
@@ -286,6 +315,8 @@ class EntropySyncTrainer(PPOTrainerSync):
             for name, controller in self.controllers.items():
                 controller.load_state_dict(state["controllers"][name])
             self.coefficients = dict(state.get("coefficients", {}))
+            if "nonfinite" in state:
+                self.guard.load_state_dict(state["nonfinite"])
             if self.diagnostics and state.get("diagnostics"):
                 self.diagnostics.load_state_dict(state["diagnostics"])
             logger.info("restored entropy controllers from %s", path)

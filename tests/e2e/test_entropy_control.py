@@ -3,6 +3,7 @@ diagnostics' state exactly. (That every worker's loss uses the driver's coeffici
 composed run of tests/e2e/test_smoke_methods.py and, with verl's vLLM rollout, by tests/e2e/test_vllm_rollout.py.)"""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -89,3 +90,87 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
         pytest.approx(after[4]["entropy_law/a"], abs=1e-9),
         pytest.approx(after[4]["entropy_law/b"], abs=1e-9),
     )
+
+
+@pytest.mark.slow
+def test_a_nan_entropy_step_never_reaches_the_controller_and_too_many_fail_the_run(tmp_path, read_metrics):
+    """The drill replaces the measured entropy by NaN at steps 2, 4 and 5 of an EntroPIC run allowing 2 in a row:
+    step 2 trains on step 1's alpha with the controller untouched, step 3 recovers, and step 5 fails the run (exit
+    code != 0, the error says why) instead of training on NaN."""
+    run_dir = tmp_path / "nan"
+    out = subprocess.run(
+        main_cmd(
+            "trainer.total_training_steps=6",
+            "entropy_verl.safety.max_nonfinite_steps=2",
+            "data.train_batch_size=4",
+            "actor_rollout_ref.rollout.n=4",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
+            f"entropy_verl.run_dir={run_dir}",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**ENV, "ENTROPY_VERL_NONFINITE_DRILL_STEPS": "2,4,5"},
+    )
+    assert out.returncode != 0
+    assert "NonFiniteError" in out.stderr and "for 2 consecutive steps" in out.stderr, out.stderr[-3000:]
+    rows = {row["step"]: row for row in read_metrics(run_dir)}
+    assert sorted(rows) == [1, 2, 3, 4]  # step 5 failed before its update
+    alpha = {step: row["entropy_verl/driver_coef/alpha"] for step, row in rows.items()}
+    assert alpha[2] == alpha[1] and alpha[4] == alpha[3]  # the NaN steps reuse the last finite coefficient
+    assert rows[2]["entropy_control/pi/steps"] == rows[1]["entropy_control/pi/steps"]  # the controller did not move
+    assert rows[3]["entropy_control/pi/steps"] == rows[1]["entropy_control/pi/steps"] + 1
+    assert [rows[s]["entropy_control/nonfinite/total"] for s in (1, 2, 3, 4)] == [0, 1, 1, 2]
+    for row in rows.values():
+        assert math.isfinite(row["actor/entropy_verl/worker_coef/alpha/rank0"]) and math.isfinite(row["actor/pg_loss"])
+
+
+def _pids_of(process_title: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", process_title], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+@pytest.mark.slow
+def test_a_killed_agent_loop_worker_fails_the_run_quickly_and_it_resumes(tmp_path, read_metrics):
+    """verl's replay buffer would wait forever for the rollouts of a dead agent-loop worker; the watchdog fails the
+    run within seconds, naming the worker, and the run resumes from its last checkpoint."""
+    run_dir = tmp_path / "kill"
+    overrides = [  # the full 32 x 8 batch: most of a step is rollout, so the kill lands while the trainer waits
+        "trainer.total_training_steps=3",
+        "trainer.save_freq=1",
+        "trainer.resume_mode=auto",
+        "trainer.v1.entropy_sync.worker_check_s=2",
+        f"entropy_verl.run_dir={run_dir}",
+    ]
+    log_path = tmp_path / "kill.log"  # a file, not a pipe: nobody reads a pipe while the run goes on
+    proc = subprocess.Popen(main_cmd(*overrides), stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=ENV)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
+    while not (tracker.exists() and metrics.exists() and '"step":1,' in metrics.read_text()):  # step 1 saved
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before step 1"
+        time.sleep(0.5)
+    workers = _pids_of("AgentLoopWorker")
+    assert workers, "no agent-loop worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the run did not fail within 120 s of the agent-loop worker's death (a hang)")
+    failed_after = time.monotonic() - killed_at
+    log = log_path.read_text()
+    print(f"failed {failed_after:.1f} s after the kill")
+    assert proc.returncode != 0
+    assert "WorkerDied" in log and "AgentLoopWorker" in log, log[-3000:]
+    assert len(read_metrics(run_dir)) < 3
+    # resume: the rest of the steps, from the last checkpoint
+    out = subprocess.run(main_cmd(*overrides), capture_output=True, text=True, timeout=900, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    from entropy_verl.diagnostics.run_summary import load_metrics
+
+    assert [row["step"] for row in load_metrics(str(run_dir))] == [1, 2, 3]

@@ -103,3 +103,18 @@ def test_submit_refuses_a_cluster_run_without_shared_storage_for_its_checkpoints
         "ENTROPY_VERL_RUN_ROOT"
         in launch("submit", "--dry-run", "--run-root", "/shared/r", "hardware=cluster_gpu").stdout
     )
+
+
+def test_an_unreachable_address_is_one_line_and_quick(launch):
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for address, words in ((f"http://127.0.0.1:{port}", "cannot reach the Ray job server"), ("127.0.0.1:8265", "URL")):
+        start = time.monotonic()
+        out = launch("submit", "--address", address, "method=grpo", timeout=120)
+        assert out.returncode != 0 and words in out.stderr, out.stderr[-2000:]
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert time.monotonic() - start < 30

@@ -1,0 +1,67 @@
+"""A dead Ray worker fails the run instead of hanging it.
+
+verl's replay buffer waits for the step's rollouts by polling with no deadline: if an agent-loop worker dies
+mid-step, its samples never finish and the driver logs ``pending: 0, running: 8`` every minute, forever. While it
+waits, the watchdog asks Ray (its public state API) every ``worker_check_s`` seconds whether an actor of this job
+has died since the run started, and raises ``WorkerDied`` naming it; verl's driver then fails, and Ray ends the
+job's other workers. A checkpoint-resumed run continues from the last checkpoint as after any failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerDied(RuntimeError):
+    """A Ray actor of this job died while the trainer waited for it."""
+
+
+def dead_actors(job_id: str) -> dict[str, str]:
+    """{actor id: "ClassName (pid N): cause"} for this job's dead actors."""
+    from ray.util.state import list_actors
+
+    actors = list_actors(
+        filters=[("job_id", "=", job_id), ("state", "=", "DEAD")], detail=True, raise_on_missing_output=False
+    )
+    described = {}
+    for actor in actors:
+        cause = actor.death_cause or {}
+        context = next(iter(cause.values()), {}) if isinstance(cause, dict) else {}
+        message = context.get("error_message", "") if isinstance(context, dict) else ""
+        described[actor.actor_id] = (
+            f"{actor.class_name} (pid {actor.pid}): {message.splitlines()[0] if message else 'died'}"
+        )
+    return described
+
+
+class WorkerWatchdog:
+    def __init__(self, check_every_s: float):
+        import ray
+
+        self.check_every_s = check_every_s
+        self.job_id = ray.get_runtime_context().get_job_id()
+        self.known_dead = set(dead_actors(self.job_id)) if check_every_s > 0 else set()  # before this run's trainer
+        self.next_check = time.monotonic() + check_every_s
+
+    def check(self) -> None:
+        """Raise ``WorkerDied`` if an actor of this job died since the watchdog started (at most every
+        ``check_every_s``)."""
+        now = time.monotonic()
+        if self.check_every_s <= 0 or now < self.next_check:
+            return
+        self.next_check = now + self.check_every_s
+        try:
+            dead = dead_actors(self.job_id)
+        except Exception as exc:  # noqa: BLE001 - the state API unavailable: never fail a run for the watchdog itself
+            logger.warning("worker watchdog: cannot list Ray actors (%r); not checking this time", exc)
+            return
+        new = {actor: text for actor, text in dead.items() if actor not in self.known_dead}
+        if new:
+            raise WorkerDied(
+                "a Ray worker of this run died while the trainer waited for rollouts: "
+                + "; ".join(new.values())
+                + " (the step can never complete; resume from the last checkpoint)"
+            )
