@@ -93,21 +93,18 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
 
 
 @pytest.mark.slow
-def test_a_nan_entropy_step_never_reaches_the_controller_and_too_many_fail_the_run(tmp_path, read_metrics):
+def test_a_nan_entropy_step_never_reaches_the_controller_and_too_many_fail_the_run(
+    tmp_path, smoke_overrides, read_metrics
+):
     """The drill replaces the measured entropy by NaN at steps 2, 4 and 5 of an EntroPIC run allowing 2 in a row:
     step 2 trains on step 1's alpha with the controller untouched, step 3 recovers, and step 5 fails the run (exit
     code != 0, the error says why) instead of training on NaN."""
     run_dir = tmp_path / "nan"
     out = subprocess.run(
         main_cmd(
+            *[o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")],
             "trainer.total_training_steps=6",
             "entropy_verl.safety.max_nonfinite_steps=2",
-            "data.train_batch_size=4",
-            "actor_rollout_ref.rollout.n=4",
-            "actor_rollout_ref.actor.ppo_mini_batch_size=2",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
             f"entropy_verl.run_dir={run_dir}",
         ),
         capture_output=True,
