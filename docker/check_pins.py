@@ -66,7 +66,7 @@ def requirement_lines(path: Path) -> list[str]:
 
 
 def image_pins(root: Path = ROOT) -> dict[str, str]:
-    """What the GPU image installs: docker/requirements-gpu.txt, its source builds, and the torch ARG."""
+    """What the GPU image pins: docker/requirements-gpu.txt and its source builds (docker/source-builds.txt)."""
     pins = exact_pins(requirement_lines(root / "docker" / "requirements-gpu.txt"))
     pins.update(exact_pins(requirement_lines(root / "docker" / "source-builds.txt")))
     return pins
@@ -129,7 +129,7 @@ def pip(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     )
 
 
-def classify_missing(requirement: str, workdir: Path | None = None) -> str:
+def classify_missing(requirement: str) -> str:
     """Why ``name==version`` has no wheel for the image: 'missing from this package index' (the index lists no such
     version: a partial mirror lacks it, or it does not exist), 'source only' (listed, but no wheel for any platform pip
     can see here), or 'no wheel for the image's Python/platform'."""
@@ -169,7 +169,7 @@ def resolve_image_wheels(root: Path = ROOT, workdir: Path | None = None) -> dict
     )
     if out.returncode != 0:
         failed = re.findall(r"(?:No matching distribution found for|satisfies the requirement) ([^\s]+)", out.stderr)
-        problems = [(req, classify_missing(req, workdir)) for req in dict.fromkeys(failed)]
+        problems = [(req, classify_missing(req)) for req in dict.fromkeys(failed)]
         return {"installed": {}, "problems": problems or [("resolution", out.stderr[-1500:])]}
     installed = {
         item["metadata"]["name"].lower().replace("_", "-"): (

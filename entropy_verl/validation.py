@@ -303,14 +303,11 @@ def check_reward_on_data(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     function; remote data is verl's to fetch."""
     from entropy_verl.tasks.reward_check import check_reward
 
-    if _is_embedded(config, "data.train_files"):
-        return
-    files = OmegaConf.select(config, "data.train_files")
-    first = str(files[0] if OmegaConf.is_list(files) else files)
-    if "://" in first or not os.path.exists(os.path.expanduser(first)):
+    local = _data_paths(config, "data.train_files")  # checked by check_data_files, which runs first
+    if not local:
         return
     needs_components = parsed.estimator is not None and REWARD_COMPONENTS in parsed.estimator[0].needs
-    check_reward(config, parsed.task, parsed.task.reward_components if needs_components else None)
+    check_reward(config, local[0], parsed.task, parsed.task.reward_components if needs_components else None)
 
 
 def check_advantage_estimator(config: DictConfig) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from entropy_verl.config import ConfigError
 
@@ -47,14 +47,10 @@ def reward_function(config: DictConfig, scorer: str):
     return default_compute_score, "entropy_verl.task.data_source"
 
 
-def check_reward(config: DictConfig, task, required_components: list[str] | None) -> dict:
-    """Call the run's reward function once on the first training row and check what it returns; returns that row."""
-    path = OmegaConf.select(config, "data.train_files")
-    path = str(path[0] if OmegaConf.is_list(path) or isinstance(path, list) else path)
+def check_reward(config: DictConfig, path: str, task, required_components: list[str] | None) -> dict:
+    """Call the run's reward function once on the first row of the training file ``path`` (whose columns
+    ``entropy_verl.validation.check_data_files`` has checked) and check what it returns; returns that row."""
     row = first_row(path)
-    for column in ("data_source", "reward_model"):
-        if column not in row:
-            raise ConfigError("data.train_files", f"{path!r} has no {column!r} column (verl's RL format)")
     if row["data_source"] != task.data_source:
         raise ConfigError(
             "entropy_verl.task.data_source",

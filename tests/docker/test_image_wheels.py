@@ -35,7 +35,7 @@ def test_the_gpu_images_installs_resolve_to_wheels_at_its_pins(tmp_path):
     print(f"{len(installed)} packages, all wheels for Python {check_pins.IMAGE_PYTHON}")
 
 
-def test_a_source_only_pin_is_named_and_not_mistaken_for_a_missing_file(tmp_path):
+def test_a_source_only_pin_is_named_and_not_mistaken_for_a_missing_file():
     # flash-attn 2.8.3 is on PyPI as a source package only: asked for as a wheel, it must be reported as such
-    assert check_pins.classify_missing("flash-attn==2.8.3", tmp_path) == "source only"
-    assert check_pins.classify_missing("entropy-verl-no-such-package==1.0", tmp_path) == MIRROR
+    assert check_pins.classify_missing("flash-attn==2.8.3") == "source only"
+    assert check_pins.classify_missing("entropy-verl-no-such-package==1.0") == MIRROR
