@@ -43,7 +43,7 @@ from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_awar
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
 from entropy_verl.tasks import load_task_function
 
-from .watchdog import WorkerWatchdog
+from .watchdog import WorkerDied, WorkerWatchdog
 from .whole_step import StepFields, whole_step_values
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         replay_buffer = super()._build_replay_buffer()
         replay_buffer.poll_interval = float(own_config.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
         # verl waits for rollouts with no deadline; the watchdog fails the run when a worker it waits for has died
-        watchdog = WorkerWatchdog(float(own_config.get("worker_check_s", DEFAULT_WORKER_CHECK_S)))
+        watchdog = self.watchdog = WorkerWatchdog(float(own_config.get("worker_check_s", DEFAULT_WORKER_CHECK_S)))
         wait = replay_buffer._wait_for_next_poll
 
         def wait_and_check(*args, **kwargs):
@@ -102,6 +102,15 @@ class EntropySyncTrainer(PPOTrainerSync):
 
         replay_buffer._wait_for_next_poll = wait_and_check
         return replay_buffer
+
+    def step(self, metrics, timing_raw):
+        try:
+            return super().step(metrics, timing_raw)
+        except WorkerDied:
+            raise
+        except Exception as failure:
+            self.watchdog.name_the_dead(failure)  # a dead worker's step fails in many ways; say which worker died
+            raise
 
     def on_init_end(self):
         if self.loss_methods:

@@ -5,6 +5,9 @@ mid-step, its samples never finish and the driver logs ``pending: 0, running: 8`
 waits, the watchdog asks Ray (its public state API) every ``worker_check_s`` seconds whether an actor of this job
 has died since the run started, and raises ``WorkerDied`` naming it; verl's driver then fails, and Ray ends the
 job's other workers. A checkpoint-resumed run continues from the last checkpoint as after any failure.
+
+Other deaths do fail the step, but not always with an error that says why (a dead rollout server surfaces as
+"no materializable trajectories"); ``name_the_dead`` turns such a failure into ``WorkerDied`` naming the worker.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class WorkerWatchdog:
         self.known_dead = set(dead_actors(self.job_id)) if check_every_s > 0 else set()  # before this run's trainer
         self.next_check = time.monotonic() + check_every_s
 
+    def newly_dead(self) -> dict[str, str]:
+        """This job's actors that died since the watchdog started: {actor id: description}."""
+        return {actor: text for actor, text in dead_actors(self.job_id).items() if actor not in self.known_dead}
+
     def check(self) -> None:
         """Raise ``WorkerDied`` if an actor of this job died since the watchdog started (at most every
         ``check_every_s``)."""
@@ -54,14 +61,32 @@ class WorkerWatchdog:
             return
         self.next_check = now + self.check_every_s
         try:
-            dead = dead_actors(self.job_id)
+            new = self.newly_dead()
         except Exception as exc:  # noqa: BLE001 - the state API unavailable: never fail a run for the watchdog itself
             logger.warning("worker watchdog: cannot list Ray actors (%r); not checking this time", exc)
             return
-        new = {actor: text for actor, text in dead.items() if actor not in self.known_dead}
         if new:
-            raise WorkerDied(
-                "a Ray worker of this run died while the trainer waited for rollouts: "
-                + "; ".join(new.values())
-                + " (the step can never complete; resume from the last checkpoint)"
-            )
+            raise _died(new, "while the trainer waited for rollouts")
+
+    def name_the_dead(self, failure: BaseException, settle_s: float = 2.0) -> None:
+        """Raise ``WorkerDied`` from ``failure`` if a worker of this job died: the step failed because of it. Ray marks
+        an actor dead a moment after its process ends, so an empty answer is asked again once after ``settle_s``."""
+        if self.check_every_s <= 0:
+            return
+        for attempt in range(2):
+            try:
+                new = self.newly_dead()
+            except Exception:  # noqa: BLE001 - the original failure is the one to report
+                return
+            if new:
+                raise _died(new, "and the step failed") from failure
+            if attempt == 0:
+                time.sleep(settle_s)
+
+
+def _died(dead: dict[str, str], when: str) -> WorkerDied:
+    return WorkerDied(
+        f"a Ray worker of this run died {when}: "
+        + "; ".join(dead.values())
+        + " (the step can never complete; resume from the last checkpoint)"
+    )

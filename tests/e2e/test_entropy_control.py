@@ -130,44 +130,88 @@ def _pids_of(process_title: str) -> list[int]:
     return [int(pid) for pid in out.stdout.split()]
 
 
+def _checkpointed(run_dir) -> int:
+    tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
+    return int(tracker.read_text().strip() or 0) if tracker.exists() else 0
+
+
+def _text(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+# Ray's process title of each kind of worker a CPU run starts, in the order the test kills them
+WORKER_KINDS = ("WorkerDict", "HFRolloutServer", "RewardLoopWorker", "AgentLoopWorker")
+FAIL_WITHIN_S = 60
+
+
 @pytest.mark.slow
-def test_a_killed_agent_loop_worker_fails_the_run_quickly_and_it_resumes(tmp_path, read_metrics):
-    """verl's replay buffer would wait forever for the rollouts of a dead agent-loop worker; the watchdog fails the
-    run within seconds, naming the worker, and the run resumes from its last checkpoint."""
-    run_dir = tmp_path / "kill"
-    overrides = [  # the full 32 x 8 batch: most of a step is rollout, so the kill lands while the trainer waits
-        "trainer.total_training_steps=3",
+def test_a_killed_worker_of_any_kind_fails_the_run_quickly_and_the_run_resumes_exactly(
+    tmp_path, smoke_overrides, read_metrics
+):
+    """One run directory, killed and resumed in a chain: each launch resumes from the last checkpoint, waits for one
+    more checkpoint, then loses one worker (the FSDP actor, the rollout server, the reward worker, an agent-loop
+    worker) to SIGKILL. Each launch must fail within FAIL_WITHIN_S naming the dead worker, leave none of its Ray
+    processes behind, and the next launch must continue at the step after the checkpoint with the PI controller's
+    integral carried over exactly. (Without the watchdog a dead agent-loop worker hangs verl's replay buffer.)"""
+    run_dir = tmp_path / "chain"
+    total_steps = 8  # each launch advances >= 1 checkpoint; the last one finishes the rest
+    overrides = [
+        *[o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")],
+        f"trainer.total_training_steps={total_steps}",
         "trainer.save_freq=1",
         "trainer.resume_mode=auto",
         "trainer.v1.entropy_sync.worker_check_s=2",
+        "entropy_verl.controllers.pi.integral_limit=null",  # the integral continues unclamped: I_t = I_{t-1} + e_t
         f"entropy_verl.run_dir={run_dir}",
     ]
-    log_path = tmp_path / "kill.log"  # a file, not a pipe: nobody reads a pipe while the run goes on
-    proc = subprocess.Popen(main_cmd(*overrides), stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=ENV)
     metrics = run_dir / "metrics.jsonl"
-    deadline = time.monotonic() + 600
-    tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
-    while not (tracker.exists() and metrics.exists() and '"step":1,' in metrics.read_text()):  # step 1 saved
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before step 1"
-        time.sleep(0.5)
-    workers = _pids_of("AgentLoopWorker")
-    assert workers, "no agent-loop worker process found"
-    os.kill(workers[0], signal.SIGKILL)
-    killed_at = time.monotonic()
-    try:
-        proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("the run did not fail within 120 s of the agent-loop worker's death (a hang)")
-    failed_after = time.monotonic() - killed_at
-    log = log_path.read_text()
-    print(f"failed {failed_after:.1f} s after the kill")
-    assert proc.returncode != 0
-    assert "WorkerDied" in log and "AgentLoopWorker" in log, log[-3000:]
-    assert len(read_metrics(run_dir)) < 3
-    # resume: the rest of the steps, from the last checkpoint
+    ckpt_integral = 0.0  # the integral at the checkpoint the next launch resumes from
+
+    def check_resumed_from(checkpoint: int) -> None:
+        rows = {row["step"]: row for row in read_metrics(run_dir)}  # this launch's own metrics.jsonl
+        assert min(rows) == checkpoint + 1, f"resumed at step {min(rows)}, the last checkpoint was {checkpoint}"
+        first = rows[checkpoint + 1]
+        expected = ckpt_integral + first["entropy_control/pi/error"]
+        assert first["entropy_control/pi/integral"] == pytest.approx(expected, abs=1e-12)
+
+    times = {}
+    for launch, kind in enumerate(WORKER_KINDS):
+        resumed_from = _checkpointed(run_dir)
+        log_path = tmp_path / f"launch{launch}.log"  # a file, not a pipe: nobody reads a pipe while the run goes on
+        proc = subprocess.Popen(main_cmd(*overrides), stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=ENV)
+        deadline = time.monotonic() + 600  # one more step trained, saved and logged:
+        while _checkpointed(run_dir) <= resumed_from or f'"step":{resumed_from + 1},' not in _text(metrics):
+            assert proc.poll() is None and time.monotonic() < deadline, f"launch {launch} ended before a checkpoint"
+            time.sleep(0.2)
+        if resumed_from:
+            check_resumed_from(resumed_from)
+        ray_processes = _pids_of("ray::")  # this launch's Ray workers (the suite runs one Ray cluster at a time)
+        victims = _pids_of(f"ray::{kind}")
+        assert victims, f"no {kind} process found"
+        os.kill(victims[0], signal.SIGKILL)
+        killed_at = time.monotonic()
+        try:
+            proc.wait(timeout=FAIL_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"the run did not fail within {FAIL_WITHIN_S} s of the {kind}'s death (a hang)")
+        times[kind] = time.monotonic() - killed_at
+        log = log_path.read_text()
+        assert proc.returncode != 0
+        assert kind in log.split("Error executing job")[-1], log[-3000:]  # the error names the dead worker
+        leftover_deadline = time.monotonic() + 15
+        while [pid for pid in ray_processes if os.path.exists(f"/proc/{pid}")]:
+            assert time.monotonic() < leftover_deadline, f"Ray processes left running after the {kind} kill"
+            time.sleep(0.5)
+        saved = run_dir / "checkpoints" / f"global_step_{_checkpointed(run_dir)}" / "entropy_controllers.json"
+        ckpt_integral = json.loads(saved.read_text())["controllers"]["pi"]["integral"]
+    print("seconds from kill to failure:", {kind: round(s, 1) for kind, s in times.items()})
+
+    # the last launch resumes and finishes; every step is logged once the segments are merged
+    resumed_from = _checkpointed(run_dir)
     out = subprocess.run(main_cmd(*overrides), capture_output=True, text=True, timeout=900, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
+    check_resumed_from(resumed_from)
     from entropy_verl.diagnostics.run_summary import load_metrics
 
-    assert [row["step"] for row in load_metrics(str(run_dir))] == [1, 2, 3]
+    assert [row["step"] for row in load_metrics(str(run_dir))] == list(range(1, total_steps + 1))
