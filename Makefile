@@ -61,7 +61,9 @@ smoke: install
 	$(PY) -m pytest -q -ra -m zoo tests/test_smoke_methods.py $(ARGS)
 
 # GRPO, clip-higher, EntroPIC, NSR, W-REINFORCE, top_entropy and Clip-B on the embedded default, same seed and budget:
-# outputs/compare/{compare.png,results.md}. ARGS e.g. "--methods grpo nsr embedded_entropic --steps 20 -- trainer.test_freq=5"
+# outputs/compare/{compare.png,results.md}. ARGS e.g. "--methods grpo nsr embedded_entropic --steps 20 -- trainer.test_freq=5";
+# "--seeds 1 2 3": each method at each seed; the table: means +- 95% intervals, each difference to GRPO with its own
+# interval and whether it holds (the interval excludes 0)
 compare: install
 	$(PY) -m entropy_verl.compare $(ARGS)
 

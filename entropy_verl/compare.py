@@ -1,9 +1,10 @@
-"""``python -m entropy_verl.compare`` (``make compare``): several method configs on the embedded default, same seed
+"""``python -m entropy_verl.compare`` (``make compare``): several method configs on the embedded default, same seeds
 and budget, one after the other through verl's real trainer; then a figure (entropy, reward, pass@k against step,
 one line per method) and a Markdown table (entropy and reward at the start and end, pass@1 / pass@n at the last
 validation, seconds per step and the overhead against GRPO).
 
     python -m entropy_verl.compare --methods grpo clip_b nsr --steps 40 -- trainer.test_freq=20
+    python -m entropy_verl.compare --methods grpo nsr --seeds 1 2 3   # each method at each seed
 
 A name is a method (``method/<name>.yaml``) or an experiment (``experiment/<name>.yaml``, a tuned combination).
 
@@ -11,6 +12,13 @@ Arguments after ``--`` are Hydra overrides for every run, on top of ``BUDGET`` (
 ``<out>/<name>/metrics.jsonl``; the table goes to ``<out>/results.md`` (numbers in ``results.json``), the figure to
 ``<out>/compare.png``. The first step's entropy is that of the initial policy (verl measures it on the step's
 rollout, before the update), i.e. the "step 0" value.
+
+``--seeds`` (default: the config's own seeds, one run per method) sets every seed of the run config (``SEED_KEYS``:
+data order, rollout sampling, mini-batch order) from each given seed. With several seeds each run writes
+``<out>/<name>/seed<k>/``, all methods run at the first seed before any runs at the second (an interrupted comparison
+still compares every method), the table gives each value as mean ± the half-width of its 95% Student-t interval over
+the seeds and each method's difference to GRPO with Welch's 95% interval ("holds" when it excludes 0), and the figure
+draws the mean over the seeds with a min-max band.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import json
 import math
 import os
 import sys
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -57,11 +66,13 @@ def method_row(name: str, rows: list[dict], window: int) -> dict:
     end = train[-window:]
     passes = last_pass_at(rows)
     n = max(passes, default=None)
+    entropy_end = window_mean(end, ENTROPY)
     return {
         "method": name,
         "steps": len(train),
         "entropy_start": train[0][ENTROPY],
-        "entropy_end": window_mean(end, ENTROPY),
+        "entropy_end": entropy_end,
+        "entropy_ratio": entropy_end / train[0][ENTROPY],
         "reward_start": train[0][REWARD],
         "reward_end": window_mean(end, REWARD),
         "pass@1": passes.get(1, math.nan),
@@ -84,10 +95,212 @@ def format_table(results: list[dict], window: int) -> str:
         overhead = f"{r['step_s'] / base['step_s']:.2f}x" if base else "-"
         lines.append(
             f"| {r['method']} | {r['entropy_start']:.3f} | {r['entropy_end']:.3f} | "
-            f"{r['entropy_end'] / r['entropy_start']:.2f} | {versus} | {r['reward_end']:.3f} | "
+            f"{r['entropy_ratio']:.2f} | {versus} | {r['reward_end']:.3f} | "
             f"{r.get('pass@1', math.nan):.3f} | {r.get('pass@n', math.nan):.3f} | {r['step_s']:.2f} | {overhead} |"
         )
     return "\n".join(lines) + "\n"
+
+
+# ---- several seeds: intervals --------------------------------------------------------------------------------------
+
+LEVEL = 0.95  # two-sided confidence of every interval in the table
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) (Numerical Recipes' continued fraction, modified Lentz):
+    scipy is not a dependency, and the t distribution's tail is I_{v/(v+t^2)}(v/2, 1/2)."""
+    if x <= 0.0 or x >= 1.0:
+        return max(0.0, min(1.0, x))
+    if x > (a + 1.0) / (a + b + 2.0):  # the fraction converges fast only below this: I_x(a, b) = 1 - I_1-x(b, a)
+        return 1.0 - betainc(b, a, 1.0 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 1000):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    return math.exp(log_front) * fraction / a
+
+
+def t_quantile(p: float, dof: float) -> float:
+    """The ``p`` quantile of Student's t with ``dof`` (real, > 0) degrees of freedom: bisection on x = v/(v+t^2),
+    where the two-sided tail P(|T| > t) = I_x(v/2, 1/2) is monotone."""
+    if p < 0.5:
+        return -t_quantile(1.0 - p, dof)
+    tail, low, high = 2.0 * (1.0 - p), 0.0, 1.0
+    for _ in range(200):
+        x = (low + high) / 2
+        if x in (low, high):
+            break
+        low, high = (low, x) if betainc(dof / 2, 0.5, x) > tail else (x, high)
+    x = (low + high) / 2
+    return math.sqrt(dof * (1.0 - x) / x) if x > 0 else math.inf
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1)."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """(mean, half-width of its ``LEVEL`` Student-t interval, n - 1 dof); the half-width is NaN for a single value."""
+    mean, sd = mean_sd(values)
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, t_quantile((1 + LEVEL) / 2, len(values) - 1) * sd / math.sqrt(len(values))
+
+
+def welch_interval(a: list[float], b: list[float]) -> tuple[float, float]:
+    """(mean(a) - mean(b), half-width of Welch's ``LEVEL`` interval for it: unequal variances, Welch-Satterthwaite
+    dof); NaN half-width unless both have two values or more."""
+    (mean_a, sd_a), (mean_b, sd_b) = mean_sd(a), mean_sd(b)
+    if len(a) < 2 or len(b) < 2:
+        return mean_a - mean_b, math.nan
+    va, vb = sd_a**2 / len(a), sd_b**2 / len(b)
+    if va + vb == 0:
+        return mean_a - mean_b, 0.0  # no spread at all: the difference is what it is
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return mean_a - mean_b, t_quantile((1 + LEVEL) / 2, dof) * math.sqrt(va + vb)
+
+
+def holds(diff: float, half: float) -> bool:
+    """A difference holds when its interval excludes zero."""
+    return math.isfinite(half) and abs(diff) > half
+
+
+# the table's columns with several seeds: (key in method_row, header, decimals)
+COLUMNS = [
+    ("entropy_start", "entropy, step 1", 3),
+    ("entropy_end", "entropy, last {window}", 3),
+    ("entropy_ratio", "end / start", 2),
+    ("reward_end", "reward, last {window}", 3),
+    ("pass@1", "pass@1", 3),
+    ("pass@n", "pass@{n}", 3),
+    ("step_s", "s / step", 2),
+]
+
+
+def seed_summaries(per_method: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per method, from its seeds' ``method_row``s: each column's mean and half-width, and (``vs_<BASELINE>``) its
+    difference to ``BASELINE`` with Welch's half-width and whether it holds (none when the baseline did not run)."""
+    base, versus = per_method.get(BASELINE), f"vs_{BASELINE}"
+    summaries = {}
+    for name, rows in per_method.items():
+        summary: dict = {"seeds": [r.get("seed") for r in rows], "mean": {}, "half": {}}
+        if base is not None and name != BASELINE:
+            summary[versus] = {}
+        for key, _, _ in COLUMNS:
+            summary["mean"][key], summary["half"][key] = mean_interval([r[key] for r in rows])
+            if versus in summary:
+                diff, half = welch_interval([r[key] for r in rows], [r[key] for r in base])
+                summary[versus][key] = {"diff": diff, "half": half, "holds": holds(diff, half)}
+        summaries[name] = summary
+    return summaries
+
+
+def estimate(value: float, half: float, decimals: int, sign: str = "") -> str:
+    """``value ± half``, or the value alone when there is no interval (one seed)."""
+    text = f"{value:{sign}.{decimals}f}"
+    return text if math.isnan(half) else f"{text} ± {half:.{decimals}f}"
+
+
+def format_seed_tables(per_method: dict[str, list[dict]], window: int) -> str:
+    """Two Markdown tables from each method's per-seed ``method_row``s: the values (mean ± 95% half-width), then the
+    differences to ``BASELINE`` with their verdict; the notes under them say how to read them."""
+    summaries = seed_summaries(per_method)
+    n = next((r["n"] for rows in per_method.values() for r in rows if r.get("n")), "n")
+    headers = " | ".join(header.format(window=window, n=n) for _, header, _ in COLUMNS)
+    lines = [f"| method | seeds | {headers} |", "|---|---:|" + "---:|" * len(COLUMNS)]
+    for name, s in summaries.items():
+        cells = [estimate(s["mean"][key], s["half"][key], decimals) for key, _, decimals in COLUMNS]
+        lines.append(f"| {name} | {len(s['seeds'])} | {' | '.join(cells)} |")
+    lines.append(
+        f"\nMean over the seeds ± the half-width of its {LEVEL:.0%} Student-t interval (n - 1 degrees of freedom)."
+    )
+    versus = {name: s[f"vs_{BASELINE}"] for name, s in summaries.items() if f"vs_{BASELINE}" in s}
+    if not versus:
+        return "\n".join(lines) + "\n"
+    lines += [f"\n| method − {BASELINE} | {headers} |", "|---|" + "---:|" * len(COLUMNS)]
+    for name, diffs in versus.items():
+        cells = []
+        for key, _, decimals in COLUMNS:
+            d = diffs[key]
+            verdict = "" if math.isnan(d["half"]) else " holds" if d["holds"] else " within noise"
+            cells.append(estimate(d["diff"], d["half"], decimals, "+") + verdict)
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    lines.append(
+        f"\nDifference of the means to {BASELINE} ± the half-width of Welch's {LEVEL:.0%} interval; **holds**: the "
+        "interval excludes 0, **within noise**: it does not (no verdict with a single seed on either side). Welch "
+        f"treats the seeds as independent; a method and {BASELINE} at the same seed share the data order and the "
+        "rollout seed, so where that correlates them this interval is wider than a paired one would be."
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ---- the runs ------------------------------------------------------------------------------------------------------
+
+# every seed in the composed run config (tests/test_compare.py checks this list against it): with one left out, two
+# "seeds" of a method would share that randomness (the critic's and reward model's are unused by these methods, but
+# set all the same so that no key is left at the config's value)
+SEED_KEYS = (
+    "data.seed",  # train data order, and entropy_verl's driver-side token selections
+    "actor_rollout_ref.rollout.seed",  # the rollout server's sampling
+    "actor_rollout_ref.actor.data_loader_seed",  # mini-batch order within a step
+    "actor_rollout_ref.actor.fsdp_config.seed",
+    "actor_rollout_ref.ref.fsdp_config.seed",
+    "critic.data_loader_seed",
+    "critic.fsdp.seed",
+    "reward.reward_model.rollout.seed",
+)
+
+
+def seed_overrides(seed: int | None) -> list[str]:
+    """The Hydra overrides that make ``seed`` every seed of a run; none for ``None`` (the config's own seeds)."""
+    return [] if seed is None else [f"{key}={seed}" for key in SEED_KEYS]
+
+
+class PlannedRun(NamedTuple):
+    name: str
+    seed: int | None
+    run_dir: str
+    overrides: list[str]
+
+
+def planned_runs(
+    methods: list[str], seeds: list[int | None], overrides: list[str], steps: int, out: str
+) -> list[PlannedRun]:
+    """One run per (seed, method), seeds outer: an interrupted comparison has every method at its first seeds. One
+    seed keeps the layout ``<out>/<name>/``; several put each run in ``<out>/<name>/seed<k>/``."""
+    runs = []
+    for seed in seeds:
+        for name in methods:
+            run_dir = os.path.join(out, name) if len(seeds) == 1 else os.path.join(out, name, f"seed{seed}")
+            runs.append(
+                PlannedRun(
+                    name,
+                    seed,
+                    run_dir,
+                    [
+                        *overrides,
+                        *seed_overrides(seed),
+                        f"trainer.total_training_steps={steps}",
+                        f"entropy_verl.run_dir={run_dir}",
+                    ],
+                )
+            )
+    return runs
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -102,16 +315,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="methods or experiments (trainer_configs/method/, experiment/)",
     )
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="run each method at each seed (all of SEED_KEYS); default: one run at the config's own seed (42)",
+    )
     parser.add_argument("--window", type=int, default=5, help="steps averaged for the 'end' values")
     parser.add_argument("--out", default="outputs/compare")
     parser.add_argument("--no-budget", action="store_true", help="do not apply BUDGET (use the configs' own sizes)")
     parser.add_argument(
         "--from-runs",
         action="store_true",
-        help="train nothing: redraw the figure and table from the runs already in --out/<name>",
+        help="train nothing: redraw the figure and table from the runs already in --out/<name>[/seed<k>]",
     )
     args = parser.parse_args(argv)
     overrides = merged([] if args.no_budget else BUDGET, user)
+    if args.seeds and len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds {args.seeds}: each seed once")
+    if args.seeds and (fixed := [o for o in user if o.split("=", 1)[0].lstrip("+~") in SEED_KEYS]):
+        parser.error(f"--seeds sets every seed key; drop {fixed} from the overrides")
     from entropy_verl.main import selection
 
     for name in args.methods:  # a typo in the 7th name must not wait for 6 runs
@@ -120,41 +343,69 @@ def main(argv: list[str] | None = None) -> list[dict]:
         except ValueError as exc:
             parser.error(str(exc))
     out = os.path.abspath(args.out)
+    seeds = args.seeds
     if args.from_runs:
-        missing = [name for name in args.methods if not os.path.isdir(os.path.join(out, name))]
-        if missing:
-            parser.error(f"--from-runs: no run directory for {missing} in {out}")
         previous = os.path.join(out, "results.json")
-        if os.path.exists(previous):  # the overrides the runs were made with, for results.md
+        if os.path.exists(previous):  # the overrides (and seeds) the runs were made with, for results.md
             with open(previous) as f:
-                overrides = json.load(f).get("overrides", overrides)
+                made = json.load(f)
+            overrides, seeds = made.get("overrides", overrides), seeds or made.get("seeds")
+    plan = planned_runs(args.methods, seeds or [None], overrides, args.steps, out)
+    if args.from_runs:
+        # an interrupted comparison with several seeds is read as far as it got; a method needs one run at least
+        present = [run for run in plan if os.path.isdir(run.run_dir)]
+        if without := [name for name in args.methods if name not in {run.name for run in present}]:
+            parser.error(f"--from-runs: no run directory for {without} in {out}")
+        if left_out := [os.path.relpath(run.run_dir, out) for run in plan if run not in present]:
+            print(f"--from-runs: not run, left out: {left_out}")
+        plan = present
     else:
         from entropy_verl.demo import run_config
 
-        for name in tqdm(args.methods, desc="methods", unit="run"):
-            run_config(
-                name,
-                [
-                    *overrides,
-                    f"trainer.total_training_steps={args.steps}",
-                    f"entropy_verl.run_dir={os.path.join(out, name)}",
-                ],
-            )
-    runs = {name: load_metrics(os.path.join(out, name)) for name in args.methods}
-    results = [method_row(name, rows, args.window) for name, rows in runs.items()]
+        for run in tqdm(plan, desc="runs", unit="run"):
+            run_config(run.name, run.overrides)
+    results = report(plan, seeds, overrides, args.window, out)
+    print(f"figure: {os.path.join(out, 'compare.png')}")
+    return results
+
+
+def report(plan: list[PlannedRun], seeds: list[int] | None, overrides: list[str], window: int, out: str) -> list[dict]:
+    """Read the runs of ``plan`` back, write ``results.md``, ``results.json`` and ``compare.png`` to ``out``, print
+    the table; returns one ``method_row`` per run (with its ``seed`` when ``--seeds`` set it)."""
+    per_method: dict[str, list[dict]] = {run.name: [] for run in plan}  # in the order of --methods
+    curves: dict[str, list[list[dict]]] = {run.name: [] for run in plan}
+    lengths = {}
+    for run in plan:
+        rows = load_metrics(run.run_dir)
+        curves[run.name].append(rows)
+        per_method[run.name].append({**method_row(run.name, rows, window), "seed": run.seed})
+        lengths[os.path.relpath(run.run_dir, out)] = per_method[run.name][-1]["steps"]
+    results = [row for rows in per_method.values() for row in rows]
+    steps = max(lengths.values())
+    if short := [f"{run} ({n} steps)" for run, n in lengths.items() if n < steps]:
+        print(f"shorter than {steps} steps (a run cut short?), in the table all the same: {short}")
+    several = seeds is not None and len(seeds) > 1
+    if several:
+        table = format_seed_tables(per_method, window)
+        seeding = f"seeds {', '.join(map(str, seeds))} (each method at each seed)"
+        title = f"{steps} steps, {len(seeds)} seeds (line: mean over the seeds, band: min-max)"
+    else:
+        table = format_table(results, window)
+        seeding = "same seed" if seeds is None else f"seed {seeds[0]}"
+        title = f"{steps} steps, {seeding}"
     os.makedirs(out, exist_ok=True)
-    steps = max(r["steps"] for r in results)
-    figure = plot_runs(runs, os.path.join(out, "compare.png"), title=f"{steps} steps, same seed")
-    table = format_table(results, args.window)
+    plot_runs(curves, os.path.join(out, "compare.png"), title=title)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(
-            f"# Method comparison on the embedded default\n\n{steps} steps each, same seed. Overrides: "
+            f"# Method comparison on the embedded default\n\n{steps} steps each, {seeding}. Overrides: "
             f"{' '.join(overrides) or 'none'}\n\n![compare](compare.png)\n\n{table}"
         )
+    summary = {"steps": steps, "window": window, "overrides": overrides, "seeds": seeds, "results": results}
+    if several:
+        summary["summaries"] = seed_summaries(per_method)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"steps": steps, "window": args.window, "overrides": overrides, "results": results}, f, indent=1)
+        json.dump(summary, f, indent=1)
     print(table)
-    print(f"figure: {figure}")
     return results
 
 

@@ -59,25 +59,54 @@ def save_figure(fig, out: str) -> str:
     return out
 
 
-def plot_runs(runs: dict[str, list[dict]], out: str, smooth: int = 5, title: str | None = None) -> str:
+def across_seeds(
+    curves: list[tuple[list[int], list[float]]],
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """(steps, mean, min, max) over the ``(steps, values)`` curves of one method's seeds, per step over the curves
+    that have it (a seed cut short still counts where it ran)."""
+    by_step: dict[int, list[float]] = {}
+    for steps, values in curves:
+        for step, value in zip(steps, values, strict=True):
+            by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    return (
+        steps,
+        [sum(by_step[s]) / len(by_step[s]) for s in steps],
+        [min(by_step[s]) for s in steps],
+        [max(by_step[s]) for s in steps],
+    )
+
+
+def plot_runs(
+    runs: dict[str, list[dict]] | dict[str, list[list[dict]]], out: str, smooth: int = 5, title: str | None = None
+) -> str:
     """Write the figure for ``{label: metric rows}`` to ``out`` (PNG); returns ``out``. One colour per run, named in
-    a single legend on the right; entropy and reward are trailing ``smooth``-step means (per-step values are noisy)."""
-    has_pass = any(pass_at_keys(rows) for rows in runs.values())
+    a single legend on the right; entropy and reward are trailing ``smooth``-step means (per-step values are noisy).
+    A label given a list of row lists (one per seed) is drawn as the mean over its seeds with a min-max band."""
+    groups = {label: rows if rows and isinstance(rows[0], list) else [rows] for label, rows in runs.items()}
+    has_pass = any(pass_at_keys(rows) for group in groups.values() for rows in group)
     fig, axes, colors = new_figure(3 if has_pass else 2, (16 if has_pass else 11, 4))
-    for i, (label, rows) in enumerate(runs.items()):
+
+    def draw(ax, group, key, window, color, style="-", **kwargs):
+        steps, mean, low, high = across_seeds([(s, smoothed(v, window)) for s, v in (series(r, key) for r in group)])
+        ax.plot(steps, mean, style, color=color, **kwargs)
+        if len(group) > 1:
+            ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
+
+    for i, (label, group) in enumerate(groups.items()):
         color = colors[i % len(colors)]
-        steps, entropy = series(rows, ENTROPY)
-        axes[0].plot(steps, smoothed(entropy, smooth), color=color, label=label)
-        steps, reward = series(rows, REWARD)
-        axes[1].plot(steps, smoothed(reward, smooth), color=color)
+        draw(axes[0], group, ENTROPY, smooth, color, label=label)
+        draw(axes[1], group, REWARD, smooth, color)
         if has_pass:
-            for key, style in zip(pass_at_keys(rows), ("-", "--"), strict=True):
-                steps, values = series(rows, key)
-                axes[2].plot(steps, values, style, marker="o", markersize=3, color=color)
+            keys = pass_at_keys([row for rows in group for row in rows])
+            for key, style in zip(keys, ("-", "--"), strict=False):
+                draw(axes[2], group, key, 1, color, style, marker="o", markersize=3)
     axes[0].set(title=f"token entropy (nats, {smooth}-step mean)", xlabel="step")
     axes[1].set(title=f"training reward ({smooth}-step mean)", xlabel="step")
     if has_pass:
-        n = max(int(PASS_AT.match(k).group(1)) for rows in runs.values() for k in pass_at_keys(rows))
+        n = max(
+            int(PASS_AT.match(k).group(1)) for group in groups.values() for rows in group for k in pass_at_keys(rows)
+        )
         axes[2].set(title=f"validation pass@1 (solid) and pass@{n} (dashed)", xlabel="step")
     for ax in axes:
         ax.grid(alpha=0.3)

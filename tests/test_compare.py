@@ -113,3 +113,211 @@ def test_a_validation_only_row_is_not_a_training_step():
         "x", [{"step": 0, "val/pass@1": 0.1, "val/pass@4": 0.3}, *rows([0.6, 0.5], [0.2, 0.4], (9.0, 2.0))], 1
     )
     assert r["steps"] == 2 and r["entropy_start"] == 0.6 and r["step_s"] == 2.0 and r["pass@1"] == 0.1
+
+
+# ---- several seeds ---------------------------------------------------------------------------------------------------
+
+
+def test_t_quantile_matches_the_tables_and_the_closed_forms():
+    import math
+
+    from entropy_verl.compare import t_quantile
+
+    # t_{0.975, dof} from any t table
+    table = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 30: 2.0423, 10**7: 1.9600}
+    for dof, value in table.items():
+        assert t_quantile(0.975, dof) == pytest.approx(value, abs=5e-5), dof
+    for p in (0.6, 0.9, 0.975, 0.999):  # closed forms: Cauchy (1 dof) and 2 dof
+        assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-9)
+        assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-9)
+        assert t_quantile(1 - p, 3) == pytest.approx(-t_quantile(p, 3), rel=1e-12)
+    assert t_quantile(0.5, 3) == 0.0
+
+
+def test_t_quantile_at_a_welch_dof_agrees_with_the_integrated_density():
+    import math
+
+    from entropy_verl.compare import t_quantile
+
+    dof = 50 / 17  # Welch's dof for [1, 2, 3] against [2, 4, 6]
+    t = t_quantile(0.975, dof)
+    assert t_quantile(0.975, 3) < t < t_quantile(0.975, 2)
+    scale = math.exp(math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2)) / math.sqrt(dof * math.pi)
+    density = [scale * (1 + (t * i / 2000) ** 2 / dof) ** (-(dof + 1) / 2) for i in range(2001)]
+    simpson = t / 2000 / 3 * (density[0] + density[-1] + sum((4 if i % 2 else 2) * density[i] for i in range(1, 2000)))
+    assert simpson == pytest.approx(0.475, abs=1e-9)  # P(0 < T < t) = 0.975 - 0.5
+
+
+def test_mean_and_welch_intervals_by_hand():
+    import math
+
+    from entropy_verl.compare import holds, mean_interval, t_quantile, welch_interval
+
+    mean, half = mean_interval([1.0, 2.0, 3.0])  # sd 1, se 1/sqrt(3), t_{0.975,2} 4.30265
+    assert mean == 2.0 and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert mean_interval([0.5])[0] == 0.5 and math.isnan(mean_interval([0.5])[1])
+    # equal variances and sizes: Welch's dof is 2 (n - 1) = 4, se sqrt(1/3 + 1/3)
+    diff, half = welch_interval([1.0, 2.0, 3.0], [3.0, 4.0, 5.0])
+    assert diff == -2.0 and half == pytest.approx(2.776445 * math.sqrt(2 / 3), rel=1e-6)
+    assert not holds(diff, half)  # [-4.27, 0.27] holds 0
+    diff, half = welch_interval([1.0, 2.0, 3.0], [5.0, 6.0, 7.0])
+    assert diff == -4.0 and holds(diff, half)  # [-6.27, -1.73]
+    # unequal variances: se^2 = 1/3 + 4/3, dof = (5/3)^2 / ((1/3)^2 / 2 + (4/3)^2 / 2) = 50/17
+    diff, half = welch_interval([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
+    assert diff == -2.0 and half == pytest.approx(t_quantile(0.975, 50 / 17) * math.sqrt(5 / 3), rel=1e-12)
+    assert welch_interval([1.0, 1.0], [2.0, 2.0]) == (-1.0, 0.0) and holds(-1.0, 0.0)  # no spread at all
+    assert math.isnan(welch_interval([1.0], [2.0, 3.0])[1]) and not holds(-1.5, math.nan)
+
+
+def test_each_run_gets_its_seed_in_every_seed_key_seeds_outer(run_config):
+    from omegaconf import OmegaConf
+
+    from entropy_verl.compare import BUDGET, SEED_KEYS, planned_runs
+    from entropy_verl.main import selection
+
+    plan = planned_runs(["grpo", "nsr"], [1, 2], BUDGET, 5, "/o")
+    # seeds outer: interrupted after three runs, both methods have seed 1
+    assert [(run.seed, run.name, run.run_dir) for run in plan] == [
+        (1, "grpo", "/o/grpo/seed1"),
+        (1, "nsr", "/o/nsr/seed1"),
+        (2, "grpo", "/o/grpo/seed2"),
+        (2, "nsr", "/o/nsr/seed2"),
+    ]
+    assert plan[3].overrides == [
+        *BUDGET,
+        *(f"{key}=2" for key in SEED_KEYS),
+        "trainer.total_training_steps=5",
+        "entropy_verl.run_dir=/o/nsr/seed2",
+    ]
+    (default,) = planned_runs(["grpo"], [None], [], 5, "/o")  # no --seeds: today's run, the config's seeds
+    assert default.run_dir == "/o/grpo" and not any("seed" in o for o in default.overrides)
+    assert planned_runs(["grpo"], [7], [], 5, "/o")[0].run_dir == "/o/grpo"  # one seed keeps the one-run layout
+
+    config = run_config(selection("nsr"), *plan[3].overrides)
+    found = {}
+
+    def walk(node, path):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{path}{key}.")
+            elif key == "seed" or str(key).endswith("_seed"):
+                found[f"{path}{key}"] = value
+
+    walk(OmegaConf.to_container(config, resolve=True), "")
+    assert found == dict.fromkeys(SEED_KEYS, 2)  # SEED_KEYS is every seed the run config has
+
+
+def write_seed_run(path, entropy_end, reward_end, start=0.6, step_s=2.0):
+    """A 3-step run's metrics.jsonl as verl's file logger writes it: validated at step 3 (pass@1, pass@4)."""
+    path.mkdir(parents=True)
+    write_jsonl(
+        path / "metrics.jsonl",
+        [
+            (1, {"actor/entropy": start, "critic/score/mean": 0.2, "timing_s/step": 9.0}),
+            (2, {"actor/entropy": entropy_end, "critic/score/mean": reward_end, "timing_s/step": step_s}),
+            (
+                3,
+                {
+                    "actor/entropy": entropy_end,
+                    "critic/score/mean": reward_end,
+                    "timing_s/step": step_s,
+                    "val/pass@1": reward_end,
+                    "val/pass@4": 0.8,
+                },
+            ),
+        ],
+    )
+
+
+SEEDED = {  # per method, per seed: (entropy at the end, reward at the end)
+    "grpo": [(0.40, 0.3), (0.42, 0.4), (0.44, 0.5)],
+    "nsr": [(0.55, 0.35), (0.57, 0.45), (0.59, 0.25)],  # entropy +0.15 (holds), reward -0.05 (within noise)
+    "clip_b": [(0.30, 0.60), (0.32, 0.61), (0.34, 0.62)],  # entropy -0.10 (holds), reward +0.21 (within noise)
+}
+
+
+def test_seed_tables_give_mean_interval_and_the_verdict_against_grpo(tmp_path, capsys):
+    import json
+
+    from entropy_verl.compare import main
+
+    for name, values in SEEDED.items():
+        for seed, (entropy, reward) in zip((1, 2, 3), values, strict=True):
+            write_seed_run(tmp_path / name / f"seed{seed}", entropy, reward, start=0.6 + seed / 100)
+    results = main(
+        ["--from-runs", "--methods", *SEEDED, "--seeds", "1", "2", "3", "--window", "2", "--out", str(tmp_path)]
+    )
+    assert [(r["method"], r["seed"]) for r in results] == [(name, seed) for name in SEEDED for seed in (1, 2, 3)]
+    md = (tmp_path / "results.md").read_text()
+    assert "3 steps each, seeds 1, 2, 3" in md
+    lines = md.splitlines()
+    values, versus = (lines.index(line) for line in lines if line.startswith("| method"))
+    assert lines[values] == (
+        "| method | seeds | entropy, step 1 | entropy, last 2 | end / start | reward, last 2 | pass@1 | pass@4 "
+        "| s / step |"
+    )
+    # grpo's end entropy 0.42 +- t_{0.975,2} 0.02 / sqrt(3) = 0.0497; the start 0.62 +- 0.0248, the same for all
+    assert lines[values + 2].startswith("| grpo | 3 | 0.620 ± 0.025 | 0.420 ± 0.050 | ")
+    assert lines[values + 2].endswith(" | 0.800 ± 0.000 | 2.00 ± 0.00 |")
+    assert lines[versus].startswith("| method − grpo | entropy, step 1 | ")
+    nsr, clip_b = lines[versus + 2].split(" | "), lines[versus + 3].split(" | ")
+    # Welch with equal spreads: dof 4, half-width 2.776 sqrt(2 sd^2 / 3): 0.0227 (sd 0.01), 0.0453 (0.02), 0.227 (0.1)
+    assert nsr[0] == "| nsr" and nsr[1] == "+0.000 ± 0.023 within noise" and nsr[2] == "+0.150 ± 0.045 holds"
+    assert nsr[4] == "-0.050 ± 0.227 within noise"  # reward: the seeds' spread swamps the difference
+    assert clip_b[2] == "-0.100 ± 0.045 holds" and clip_b[4] == "+0.210 ± 0.245 within noise"  # grpo's spread
+    assert "**holds**: the interval excludes 0" in md
+    summaries = json.loads((tmp_path / "results.json").read_text())["summaries"]
+    assert summaries["nsr"]["vs_grpo"]["entropy_end"]["holds"] is True and summaries["nsr"]["seeds"] == [1, 2, 3]
+    assert summaries["nsr"]["vs_grpo"]["reward_end"]["holds"] is False and "vs_grpo" not in summaries["grpo"]
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # interrupted after nsr's second seed: read as far as it got, the seeds recorded in results.json
+    for name in ("grpo", "nsr", "clip_b"):
+        for seed in (2, 3) if name == "clip_b" else (3,):
+            for file in (tmp_path / name / f"seed{seed}").iterdir():
+                file.unlink()
+            (tmp_path / name / f"seed{seed}").rmdir()
+    capsys.readouterr()
+    results = main(["--from-runs", "--methods", *SEEDED, "--window", "2", "--out", str(tmp_path)])
+    assert "not run, left out: ['clip_b/seed2', 'grpo/seed3', 'nsr/seed3', 'clip_b/seed3']" in capsys.readouterr().out
+    assert len(results) == 5
+    md = (tmp_path / "results.md").read_text()
+    assert "| clip_b | 1 | 0.610 | 0.300 | " in md  # one seed: the value alone
+    assert "| clip_b | -0.005 | -0.110 | " in md  # and no verdict against grpo (seeds 1, 2)
+
+
+def test_seeds_and_seed_overrides_do_not_mix(tmp_path):
+    from entropy_verl.compare import main
+
+    with pytest.raises(SystemExit):
+        main(["--from-runs", "--methods", "grpo", "--seeds", "1", "2", "--out", str(tmp_path), "--", "data.seed=3"])
+    with pytest.raises(SystemExit):
+        main(["--from-runs", "--methods", "grpo", "--seeds", "1", "1", "--out", str(tmp_path)])
+
+
+def test_single_seed_from_runs_keeps_todays_layout_and_table(tmp_path, capsys):
+    from entropy_verl.compare import main
+
+    for name, values in SEEDED.items():
+        write_seed_run(tmp_path / name, *values[0])
+    metrics = tmp_path / "clip_b" / "metrics.jsonl"
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:2]))  # killed during step 3
+    main(["--from-runs", "--methods", *SEEDED, "--window", "2", "--out", str(tmp_path)])
+    assert "shorter than 3 steps (a run cut short?), in the table all the same: ['clip_b (2 steps)']" in (
+        capsys.readouterr().out
+    )
+    table = [line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in table] == ["method", *SEEDED]
+    assert table[2] == "| nsr | 0.600 | 0.550 | 0.92 | +0.150 | 0.350 | 0.350 | 0.800 | 2.00 | 1.00x |"
+
+
+def test_plot_mean_and_band_over_seeds():
+    from entropy_verl.plot import across_seeds
+
+    # the second seed stopped after step 2: step 3 is the first seed's alone
+    assert across_seeds([([1, 2, 3], [1.0, 2.0, 3.0]), ([1, 2], [3.0, 4.0])]) == (
+        [1, 2, 3],
+        [2.0, 3.0, 3.0],
+        [1.0, 2.0, 3.0],
+        [3.0, 4.0, 3.0],
+    )
