@@ -18,3 +18,38 @@ def test_side_by_side_reports_phases_and_target_deviation():
     assert "GRPO: mean step 2.00s; entropy end/start 0.33 (10-step means)" in text
     # EntroPIC's last third is steps 21-30: 7 steps at 0.5 and 3 at 0.55 -> window mean 0.515 (3% off), worst step 10%
     assert "EntroPIC: mean step 2.00s" in text and "worst 10-step mean off by 3%, worst step by 10%" in text
+
+
+def test_pass_at_k_table_gives_each_runs_first_and_last_validation():
+    from entropy_verl.demo import pass_at_k_table
+
+    def validation(step, p1, p32, distinct):
+        return {"step": step, "val/pass@1": p1, "val/pass@32": p32, "val/distinct_correct": distinct}
+
+    text = pass_at_k_table(
+        {
+            "GRPO": [validation(0, 0.3, 0.9, 4.0), *rows([0.6, 0.5]), validation(2, 0.4, 0.7, 2.5)],
+            "EntroPIC": [validation(0, 0.3, 0.9, 4.0), *rows([0.6, 0.6])],  # no final validation: its start only
+        }
+    )
+    assert text.splitlines() == [
+        "run        step   pass@1  pass@32  distinct",
+        "GRPO          0    0.300    0.900      4.00",
+        "GRPO          2    0.400    0.700      2.50",
+        "EntroPIC      0    0.300    0.900      4.00",
+    ]
+
+
+def test_side_by_side_skips_validation_only_rows():
+    validation_only = {"step": 0, "val/pass@1": 0.3}
+    text = side_by_side({"GRPO": [validation_only, *rows([0.6] * 10 + [0.3] * 10)]}, {})
+    assert "GRPO: mean step 2.00s; entropy end/start 0.50" in text
+
+
+def test_validation_overrides_validate_at_start_and_end_and_the_user_wins():
+    from entropy_verl.demo import VAL_SAMPLES, validation_overrides
+
+    overrides = validation_overrides(["trainer.total_training_steps=20", "data.val_max_samples=8"])
+    assert overrides[:2] == ["trainer.val_before_train=true", "trainer.test_freq=20"]
+    assert f"actor_rollout_ref.rollout.val_kwargs.n={VAL_SAMPLES}" in overrides
+    assert overrides[-1] == "data.val_max_samples=8"  # Hydra applies overrides in order: the last one wins
