@@ -56,8 +56,13 @@ def pass_at_k_table(results: dict[str, list[dict]]) -> str:
 
 def run_config(name: str, overrides: list[str]) -> str:
     """Run the method or experiment ``name`` with Hydra ``overrides``; returns its run directory."""
+    return run_composed(compose_run([selection(name), *overrides]))
+
+
+def run_composed(config) -> str:
+    """Run a composed run config; returns its run directory."""
     try:
-        return run(compose_run([selection(name), *overrides]))
+        return run(config)
     finally:
         ray.shutdown()  # each run starts its own Ray with its own runtime env (metrics file, ...)
 
@@ -99,15 +104,14 @@ def main(overrides: list[str]) -> None:
     results, targets = {}, {}
     overrides = validation_overrides(overrides)
     for label, name in RUNS:
-        run_dir = run_config(name, overrides)
-        results[label] = load_metrics(run_dir)
-        pi = OmegaConf.select(compose_run([selection(name), *overrides]), "entropy_verl.controllers.pi")
+        config = compose_run([selection(name), *overrides])  # read before the run, which may resolve it in place
+        pi = OmegaConf.select(config, "entropy_verl.controllers.pi")
         if pi is not None:
             targets[label] = float(pi.target_entropy)
+        prompts, samples = config.data.val_max_samples, config.actor_rollout_ref.rollout.val_kwargs.n
+        results[label] = load_metrics(run_composed(config))
     print("\n[entropy_verl] GRPO vs EntroPIC on the embedded default (10-step means)")
     print(side_by_side(results, targets))
-    val = compose_run(overrides)
-    prompts, samples = val.data.val_max_samples, val.actor_rollout_ref.rollout.val_kwargs.n
     print(f"\n[entropy_verl] held-out prompts ({prompts} x {samples} samples), before and after training")
     print(pass_at_k_table(results))
 
