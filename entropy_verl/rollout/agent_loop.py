@@ -6,6 +6,9 @@ worker's time on the embedded default, where a step is 256 samples of ~10 genera
 keeps no per-sample state on the object (``run`` reads only what ``__init__`` set), so one object per agent name
 serves every sample. Other agent loops (tool, multi-turn) may keep state and are still built per sample.
 
+With the ``hf`` rollout server, the worker also sends its generate calls through ``HFBatchingClient`` (one Ray call
+per event-loop turn instead of three per sample).
+
 Selected through verl's own extension point, ``actor_rollout_ref.rollout.agent.agent_loop_manager_class`` (set in
 the CPU hardware groups only; GPU runs keep verl's manager).
 """
@@ -18,6 +21,9 @@ from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 from verl.utils.rollout_trace import rollout_trace_attr
+
+from entropy_verl.rollout.hf import ROLLOUT_NAME as HF_ROLLOUT
+from entropy_verl.rollout.hf.client import HFBatchingClient
 
 # agent-loop classes whose ``run`` keeps all per-sample state local (checked by tests/rollout/test_agent_loop.py)
 STATELESS_AGENT_LOOPS = (SingleTurnAgentLoop,)
@@ -35,6 +41,10 @@ class AgentLoopWorkerReusingLoops(_VerlWorker):
         # explicit: with the constructor inherited, Ray's actor creation fails in verl's zero-argument super() call
         _VerlWorker.__init__(self, *args, **kwargs)
         self.reused_agent_loops = {}
+        if self.rollout_config.name == HF_ROLLOUT and not self.rollout_config.trace.get("backend"):
+            # one Ray call per event-loop turn to the hf server instead of three per sample (hf/client.py); verl's
+            # client stays where tracing records each call
+            self.llm_client = HFBatchingClient.replacing(self.llm_client)
 
     def _agent_loop(self, agent_name: str):
         cache = self.reused_agent_loops

@@ -59,12 +59,20 @@ class HFRolloutServer:
     ) -> TokenOutput:
         if unused.get("image_data") or unused.get("video_data") or unused.get("audio_data"):
             raise NotImplementedError("hf rollout serves text-only models")
+        return await self._queued(prompt_ids, sampling_params)
+
+    async def generate_batch(self, requests: list[dict[str, Any]]) -> list[TokenOutput]:
+        """Several ``generate`` calls in one Ray call (``prompt_ids`` and ``sampling_params`` each): what
+        ``HFBatchingClient`` sends, saving a Ray round trip per sample."""
+        return list(await asyncio.gather(*(self._queued(r["prompt_ids"], r["sampling_params"]) for r in requests)))
+
+    async def _queued(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> TokenOutput:
         params = self._sampling_params(list(prompt_ids), dict(sampling_params))
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._batcher = asyncio.get_running_loop().create_task(self._run_batches())
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((list(prompt_ids), params, future))
+        self._queue.put_nowait((list(prompt_ids), params, future))
         result = await future
         return TokenOutput(
             token_ids=result.token_ids,

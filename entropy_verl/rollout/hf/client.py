@@ -1,0 +1,103 @@
+"""``HFBatchingClient``: verl's LLM-server client, sending the generate calls of one event-loop turn to the ``hf``
+server as one Ray call.
+
+verl's client makes three Ray calls per sample (ask the load balancer for a server, generate, release the server):
+on the embedded default that is 768 calls a step for 256 samples of ~6 tokens, more CPU than the generation. With
+one rollout server there is nothing to balance, so this client asks the load balancer once, keeps the server's
+handle, and queues each ``generate`` call; the calls queued in one turn of the agent-loop worker's event loop (a
+prompt's n samples at least, since verl starts them together) go to ``HFRolloutServer.generate_batch`` together.
+The server batches requests into waves either way, so what is sampled does not change, only how it is delivered.
+
+Used by the CPU agent-loop worker (``entropy_verl.rollout.agent_loop``) when ``rollout.name=hf``; other backends
+and GPU runs keep verl's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+from verl.workers.rollout.llm_server import LLMServerClient
+from verl.workers.rollout.replica import TokenOutput
+
+
+class HFBatchingClient(LLMServerClient):
+    def __init__(self, config, load_balancer_handle=None, **kwargs):
+        super().__init__(config=config, load_balancer_handle=load_balancer_handle, **kwargs)
+        self._server_lookup: asyncio.Task | None = None  # asks the load balancer once, shared by concurrent calls
+        self._pending: list[tuple[dict[str, Any], asyncio.Future]] = []
+
+    @classmethod
+    def replacing(cls, client: LLMServerClient) -> HFBatchingClient:
+        """This client in place of verl's ``client``, with the same config, load balancer and tokenizer."""
+        batching = cls(config=client.config, load_balancer_handle=client._load_balancer)
+        if hasattr(client, "tokenizer"):
+            batching.tokenizer = client.tokenizer
+        return batching
+
+    async def _only_server(self) -> ray.actor.ActorHandle | None:
+        """The server's handle if the load balancer has exactly one, else None (then verl's path balances)."""
+        if self._server_lookup is None:
+            self._server_lookup = asyncio.ensure_future(self._look_up_server())
+        return await self._server_lookup
+
+    async def _look_up_server(self) -> ray.actor.ActorHandle | None:
+        if len(await self._load_balancer.get_all_servers.remote()) != 1:
+            return None
+        server_id, server = await self._acquire_server(request_id="hf-batching-client")
+        self._release_server(server_id, request_id="hf-batching-client")
+        return server
+
+    async def generate(
+        self,
+        request_id,
+        *,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        image_data=None,
+        video_data=None,
+        audio_data=None,
+        mm_processor_kwargs=None,
+        **kwargs: Any,
+    ) -> TokenOutput:
+        server = await self._only_server()
+        if server is None or image_data is not None or video_data is not None or audio_data is not None:
+            return await super().generate(
+                request_id,
+                prompt_ids=prompt_ids,
+                sampling_params=sampling_params,
+                image_data=image_data,
+                video_data=video_data,
+                audio_data=audio_data,
+                mm_processor_kwargs=mm_processor_kwargs,
+                **kwargs,
+            )
+        future = asyncio.get_running_loop().create_future()
+        if not self._pending:  # the first call of this turn sends the turn's calls once they are all queued
+            asyncio.get_running_loop().call_soon(self._send_pending, server)
+        self._pending.append(({"prompt_ids": list(prompt_ids), "sampling_params": dict(sampling_params)}, future))
+        output: TokenOutput = await future
+        # what verl's client records on each output: the weights version the tokens came from
+        global_steps = output.extra_fields.get("global_steps")
+        output.extra_fields.setdefault("min_global_steps", global_steps)
+        output.extra_fields.setdefault("max_global_steps", global_steps)
+        return output
+
+    def _send_pending(self, server: ray.actor.ActorHandle) -> None:
+        pending, self._pending = self._pending, []
+        reply = asyncio.ensure_future(server.generate_batch.remote([request for request, _ in pending]))
+        reply.add_done_callback(lambda done: _deliver(done, [future for _, future in pending]))
+
+
+def _deliver(reply: asyncio.Future, futures: list[asyncio.Future]) -> None:
+    """Hand each waiting ``generate`` call its output, or the batch's error."""
+    error = reply.exception() if not reply.cancelled() else asyncio.CancelledError()
+    outputs = None if error else reply.result()
+    for i, future in enumerate(futures):
+        if future.done():
+            continue
+        if error:
+            future.set_exception(error)
+        else:
+            future.set_result(outputs[i])
