@@ -30,8 +30,6 @@ import os
 import sys
 from typing import NamedTuple
 
-from tqdm import tqdm
-
 from entropy_verl.diagnostics.intervals import LEVEL, holds, mean_interval, welch_interval
 from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, STEP_TIME, load_metrics, window_mean
 from entropy_verl.plot import PASS_AT, plot_runs
@@ -247,6 +245,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--window", type=int, default=5, help="steps averaged for the 'end' values")
     parser.add_argument("--out", default="outputs/compare")
+    parser.add_argument(
+        "--at-once", type=int, default=2, help="runs side by side (each its own Ray; 2 fill 2 cores, see parallel_runs)"
+    )
     parser.add_argument("--no-budget", action="store_true", help="do not apply BUDGET (use the configs' own sizes)")
     parser.add_argument(
         "--from-runs",
@@ -284,10 +285,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"--from-runs: not run, left out: {left_out}")
         plan = present
     else:
-        from entropy_verl.demo import run_config
+        from entropy_verl.main import selection
+        from entropy_verl.parallel_runs import Job, run_parallel
 
-        for run in tqdm(plan, desc="runs", unit="run"):
-            run_config(run.name, run.overrides)
+        jobs = [
+            Job(
+                run.name if run.seed is None else f"{run.name} seed {run.seed}",
+                (selection(run.name), *run.overrides),
+                os.path.abspath(run.run_dir),
+                args.steps,
+            )
+            for run in plan
+        ]
+        run_parallel(jobs, at_once=args.at_once)
     results = report(plan, seeds, overrides, args.window, out)
     print(f"figure: {os.path.join(out, 'compare.png')}")
     return results

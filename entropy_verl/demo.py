@@ -1,6 +1,7 @@
-"""``python -m entropy_verl.demo`` (``make demo``): GRPO and EntroPIC back to back on the embedded default, same seed
-and budget, then a side-by-side summary of entropy and reward at the start, middle and end of each run, and of what
-holding entropy keeps: pass@1 ... pass@32 and distinct correct answers per prompt on held-out prompts, measured by
+"""``python -m entropy_verl.demo`` (``make demo``): GRPO and EntroPIC side by side on the embedded default (two
+processes, each with its own Ray: ``entropy_verl/parallel_runs.py``), same seed and budget, then a summary of
+entropy and reward at the start, middle and end of each run, and of what holding entropy keeps: pass@1 ... pass@32
+and distinct correct answers per prompt on held-out prompts, measured by
 verl's validation before the first step and after the last (``VAL_PROMPTS`` prompts x ``VAL_SAMPLES`` samples).
 
 Extra arguments are Hydra overrides applied to both runs, e.g.
@@ -9,13 +10,15 @@ Extra arguments are Hydra overrides applied to both runs, e.g.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
-import ray
 from omegaconf import OmegaConf
 
 from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, STEP_TIME, load_metrics, summarize, window_mean
-from entropy_verl.main import compose_run, run, selection
+from entropy_verl.main import compose_run, selection
+from entropy_verl.parallel_runs import Job, run_parallel
 from entropy_verl.plot import PASS_AT
 
 RUNS = (("GRPO", "grpo"), ("EntroPIC", "embedded_entropic"))  # a method or an experiment each
@@ -54,19 +57,6 @@ def pass_at_k_table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def run_config(name: str, overrides: list[str]) -> str:
-    """Run the method or experiment ``name`` with Hydra ``overrides``; returns its run directory."""
-    return run_composed(compose_run([selection(name), *overrides]))
-
-
-def run_composed(config) -> str:
-    """Run a composed run config; returns its run directory."""
-    try:
-        return run(config)
-    finally:
-        ray.shutdown()  # each run starts its own Ray with its own runtime env (metrics file, ...)
-
-
 def side_by_side(results: dict[str, list[dict]], targets: dict[str, float], window: int = 10) -> str:
     results = {label: [r for r in rows if ENTROPY in r] for label, rows in results.items()}  # training steps only
     lines = [f"{'run':<10}{'phase':<8}{'steps':>9}{'entropy':>10}{'reward':>9}"]
@@ -101,16 +91,26 @@ def side_by_side(results: dict[str, list[dict]], targets: dict[str, float], wind
 
 
 def main(overrides: list[str]) -> None:
-    results, targets = {}, {}
+    jobs, targets = [], {}
     overrides = validation_overrides(overrides)
     for label, name in RUNS:
-        config = compose_run([selection(name), *overrides])  # read before the run, which may resolve it in place
+        run_overrides = (selection(name), *overrides)
+        config = compose_run(list(run_overrides))
         pi = OmegaConf.select(config, "entropy_verl.controllers.pi")
         if pi is not None:
             targets[label] = float(pi.target_entropy)
         prompts, samples = config.data.val_max_samples, config.actor_rollout_ref.rollout.val_kwargs.n
-        results[label] = load_metrics(run_composed(config))
-    print("\n[entropy_verl] GRPO vs EntroPIC on the embedded default (10-step means)")
+        run_dir = os.path.abspath(config.entropy_verl.run_dir)
+        jobs.append(Job(label, run_overrides, run_dir, int(config.trainer.total_training_steps)))
+    print(f"[entropy_verl] {' and '.join(job.label for job in jobs)} side by side; driver logs: <run dir>/driver.log")
+    start = time.time()
+    run_parallel(jobs, at_once=len(jobs))
+    results = {job.label: load_metrics(job.run_dir) for job in jobs}
+    print(
+        f"\n[entropy_verl] both runs finished in {time.time() - start:.0f}s; run directories: "
+        + ", ".join(job.run_dir for job in jobs)
+    )
+    print("\n[entropy_verl] GRPO vs EntroPIC on the embedded default (10-step means; the runs shared the CPU)")
     print(side_by_side(results, targets))
     print(f"\n[entropy_verl] held-out prompts ({prompts} x {samples} samples), before and after training")
     print(pass_at_k_table(results))

@@ -127,8 +127,10 @@ def resumes_from_checkpoint(config: DictConfig) -> bool:
 
 def joins_existing_cluster(ray_init) -> bool:
     """verl's ``run_ppo`` connects to a running cluster when ``ray_init.address`` or ``RAY_ADDRESS`` says so (as in
-    every Ray job) instead of starting a local one."""
-    return bool(ray_init.get("address", None) or os.environ.get("RAY_ADDRESS"))
+    every Ray job) instead of starting a local one; ``address: local`` starts a new local one (beside another run's,
+    as ``make demo`` runs its two)."""
+    address = ray_init.get("address", None) or os.environ.get("RAY_ADDRESS")
+    return bool(address) and address != "local"
 
 
 def register_resolvers() -> None:

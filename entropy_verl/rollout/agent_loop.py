@@ -7,7 +7,8 @@ keeps no per-sample state on the object (``run`` reads only what ``__init__`` se
 serves every sample. Other agent loops (tool, multi-turn) may keep state and are still built per sample.
 
 With the ``hf`` rollout server, the worker also sends its generate calls through ``HFBatchingClient`` (one Ray call
-per event-loop turn instead of three per sample).
+per event-loop turn instead of three per sample), and on any backend its reward calls through
+``BatchingRewardHandle`` (one per turn instead of one per sample).
 
 Selected through verl's own extension point, ``actor_rollout_ref.rollout.agent.agent_loop_manager_class`` (set in
 the CPU hardware groups only; GPU runs keep verl's manager).
@@ -24,6 +25,7 @@ from verl.utils.rollout_trace import rollout_trace_attr
 
 from entropy_verl.rollout.hf import ROLLOUT_NAME as HF_ROLLOUT
 from entropy_verl.rollout.hf.client import HFBatchingClient
+from entropy_verl.rollout.reward_batching import BatchingRewardHandle
 
 # agent-loop classes whose ``run`` keeps all per-sample state local (checked by tests/rollout/test_agent_loop.py)
 STATELESS_AGENT_LOOPS = (SingleTurnAgentLoop,)
@@ -45,6 +47,9 @@ class AgentLoopWorkerReusingLoops(_VerlWorker):
             # one Ray call per event-loop turn to the hf server instead of three per sample (hf/client.py); verl's
             # client stays where tracing records each call
             self.llm_client = HFBatchingClient.replacing(self.llm_client)
+        if self.reward_loop_worker_handles is not None:
+            # one reward call per event-loop turn instead of one per sample (reward_batching.py)
+            self.reward_loop_worker_handles = [BatchingRewardHandle(h) for h in self.reward_loop_worker_handles]
 
     def _agent_loop(self, agent_name: str):
         cache = self.reused_agent_loops

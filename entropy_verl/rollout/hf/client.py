@@ -21,12 +21,14 @@ import ray
 from verl.workers.rollout.llm_server import LLMServerClient
 from verl.workers.rollout.replica import TokenOutput
 
+from entropy_verl.rollout.turn_batch import TurnBatch
+
 
 class HFBatchingClient(LLMServerClient):
     def __init__(self, config, load_balancer_handle=None, **kwargs):
         super().__init__(config=config, load_balancer_handle=load_balancer_handle, **kwargs)
         self._server_lookup: asyncio.Task | None = None  # asks the load balancer once, shared by concurrent calls
-        self._pending: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._batch: TurnBatch | None = None  # the generate calls of the current event-loop turn
 
     @classmethod
     def replacing(cls, client: LLMServerClient) -> HFBatchingClient:
@@ -73,31 +75,13 @@ class HFBatchingClient(LLMServerClient):
                 mm_processor_kwargs=mm_processor_kwargs,
                 **kwargs,
             )
-        future = asyncio.get_running_loop().create_future()
-        if not self._pending:  # the first call of this turn sends the turn's calls once they are all queued
-            asyncio.get_running_loop().call_soon(self._send_pending, server)
-        self._pending.append(({"prompt_ids": list(prompt_ids), "sampling_params": dict(sampling_params)}, future))
-        output: TokenOutput = await future
+        if self._batch is None:
+            self._batch = TurnBatch(lambda requests: server.generate_batch.remote(requests))
+        output: TokenOutput = await self._batch.add(
+            {"prompt_ids": list(prompt_ids), "sampling_params": dict(sampling_params)}
+        )
         # what verl's client records on each output: the weights version the tokens came from
         global_steps = output.extra_fields.get("global_steps")
         output.extra_fields.setdefault("min_global_steps", global_steps)
         output.extra_fields.setdefault("max_global_steps", global_steps)
         return output
-
-    def _send_pending(self, server: ray.actor.ActorHandle) -> None:
-        pending, self._pending = self._pending, []
-        reply = asyncio.ensure_future(server.generate_batch.remote([request for request, _ in pending]))
-        reply.add_done_callback(lambda done: _deliver(done, [future for _, future in pending]))
-
-
-def _deliver(reply: asyncio.Future, futures: list[asyncio.Future]) -> None:
-    """Hand each waiting ``generate`` call its output, or the batch's error."""
-    error = reply.exception() if not reply.cancelled() else asyncio.CancelledError()
-    outputs = None if error else reply.result()
-    for i, future in enumerate(futures):
-        if future.done():
-            continue
-        if error:
-            future.set_exception(error)
-        else:
-            future.set_result(outputs[i])

@@ -1,0 +1,34 @@
+"""``run_parallel``: runs side by side, one driver log each; a failed run stops the batch and is named with its
+log's tail (the side-by-side success path runs in tests/e2e/test_compare_harness.py)."""
+
+import json
+import os
+
+import pytest
+
+from entropy_verl.parallel_runs import DRIVER_LOG, Job, run_parallel, steps_logged
+
+
+def test_steps_logged_counts_training_steps_not_validations(tmp_path):
+    assert steps_logged(str(tmp_path)) == 0
+    rows = [{"step": 0, "data": {"val/pass@1": 0.3}}] + [{"step": i, "data": {"actor/entropy": 0.5}} for i in (1, 2)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert steps_logged(str(tmp_path)) == 2
+
+
+def test_a_failed_run_is_named_with_its_log_tail(tmp_path):
+    jobs = [
+        Job(
+            f"run {i}",
+            ("trainer.total_training_steps=0", f"entropy_verl.run_dir={tmp_path / str(i)}"),
+            str(tmp_path / str(i)),
+            2,
+        )
+        for i in (1, 2)
+    ]
+    with pytest.raises(SystemExit) as failed:
+        run_parallel(jobs, at_once=2, poll_s=0.2)
+    message = str(failed.value)
+    assert "trainer.total_training_steps" in message and "failed (exit" in message
+    assert f"{tmp_path}/1/{DRIVER_LOG}" in message or f"{tmp_path}/2/{DRIVER_LOG}" in message
+    assert all(os.path.exists(tmp_path / str(i) / DRIVER_LOG) for i in (1, 2))
