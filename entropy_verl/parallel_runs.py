@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from entropy_verl.diagnostics.run_summary import METRICS_FILE
 
-# each run starts its own local Ray (joining another run's cluster would mix their TransferQueues) and no dashboard
-# (two would compete for its port)
-OWN_RAY = ("+ray_kwargs.ray_init.address=local", "+ray_kwargs.ray_init.include_dashboard=false")
+# each run starts its own local Ray (joining another run's cluster would mix their TransferQueues); Ray moves the
+# second dashboard to the next free port
+OWN_RAY = ("+ray_kwargs.ray_init.address=local",)
 DRIVER_LOG = "driver.log"
 
 
@@ -32,10 +32,11 @@ class Job:
     steps: int  # the composed ``trainer.total_training_steps``
 
 
-def steps_logged(run_dir: str) -> int:
-    """Training steps in the run's metrics file so far (validation-only rows have no ``actor/entropy``)."""
+def steps_logged(run_dir: str, since: float = 0.0) -> int:
+    """Training steps in the run's metrics file so far (validation-only rows have no ``actor/entropy``); 0 while the
+    file is older than ``since`` (an earlier run's, until this run's logger rewrites it)."""
     path = os.path.join(run_dir, METRICS_FILE)
-    if not os.path.exists(path):
+    if not os.path.exists(path) or os.path.getmtime(path) < since:
         return 0
     with open(path) as f:
         return sum('"actor/entropy"' in line for line in f)
@@ -44,7 +45,7 @@ def steps_logged(run_dir: str) -> int:
 def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0) -> None:
     """Run ``jobs``, ``at_once`` at a time, in order; raises SystemExit naming the first run that fails."""
     waiting, running = list(jobs), {}
-    bars = {}
+    bars, started = {}, {}
     try:
         while waiting or running:
             while waiting and len(running) < at_once:
@@ -53,10 +54,11 @@ def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0) -> None
                 log = open(os.path.join(job.run_dir, DRIVER_LOG), "w")
                 command = [sys.executable, "-m", "entropy_verl.main", *job.overrides, *OWN_RAY]
                 running[job] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
+                started[job] = time.time()
                 bars[job] = tqdm(total=job.steps, desc=job.label, position=len(bars), unit="step", leave=True)
             time.sleep(poll_s)
             for job, (process, log) in list(running.items()):
-                bars[job].update(min(steps_logged(job.run_dir), job.steps) - bars[job].n)
+                bars[job].update(min(steps_logged(job.run_dir, started[job]), job.steps) - bars[job].n)
                 if process.poll() is None:
                     continue
                 log.close()

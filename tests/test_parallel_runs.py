@@ -3,6 +3,7 @@ log's tail (the side-by-side success path runs in tests/e2e/test_compare_harness
 
 import json
 import os
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ def test_steps_logged_counts_training_steps_not_validations(tmp_path):
     rows = [{"step": 0, "data": {"val/pass@1": 0.3}}] + [{"step": i, "data": {"actor/entropy": 0.5}} for i in (1, 2)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert steps_logged(str(tmp_path)) == 2
+    assert steps_logged(str(tmp_path), since=time.time() + 60) == 0  # an earlier run's file
 
 
 def test_a_failed_run_is_named_with_its_log_tail(tmp_path):

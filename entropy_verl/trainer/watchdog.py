@@ -22,12 +22,16 @@ class WorkerDied(RuntimeError):
     """A Ray actor of this job died while the trainer waited for it."""
 
 
-def dead_actors(job_id: str) -> dict[str, str]:
-    """{actor id: "ClassName (pid N): cause"} for this job's dead actors."""
+def dead_actors(job_id: str, address: str | None = None) -> dict[str, str]:
+    """{actor id: "ClassName (pid N): cause"} for this job's dead actors, on the cluster at ``address`` (its GCS
+    address; None: the only cluster on this machine)."""
     from ray.util.state import list_actors
 
     actors = list_actors(
-        filters=[("job_id", "=", job_id), ("state", "=", "DEAD")], detail=True, raise_on_missing_output=False
+        address=address,
+        filters=[("job_id", "=", job_id), ("state", "=", "DEAD")],
+        detail=True,
+        raise_on_missing_output=False,
     )
     described = {}
     for actor in actors:
@@ -46,12 +50,19 @@ class WorkerWatchdog:
 
         self.check_every_s = check_every_s
         self.job_id = ray.get_runtime_context().get_job_id()
-        self.known_dead = set(dead_actors(self.job_id)) if check_every_s > 0 else set()  # before this run's trainer
+        # this run's own cluster: with another run's Ray on the machine (make demo runs two), Ray cannot guess
+        self.address = ray.get_runtime_context().gcs_address
+        # actors dead before this run's trainer started are not its workers
+        self.known_dead = set(dead_actors(self.job_id, self.address)) if check_every_s > 0 else set()
         self.next_check = time.monotonic() + check_every_s
 
     def newly_dead(self) -> dict[str, str]:
         """This job's actors that died since the watchdog started: {actor id: description}."""
-        return {actor: text for actor, text in dead_actors(self.job_id).items() if actor not in self.known_dead}
+        return {
+            actor: text
+            for actor, text in dead_actors(self.job_id, self.address).items()
+            if actor not in self.known_dead
+        }
 
     def check(self) -> None:
         """Raise ``WorkerDied`` if an actor of this job died since the watchdog started (at most every
