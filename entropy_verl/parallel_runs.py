@@ -65,6 +65,9 @@ def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0) -> None
                 del running[job]
                 if process.returncode != 0:
                     raise SystemExit(failure(job, process.returncode))
+                bars[job].refresh()
+                took = time.time() - started[job]
+                tqdm.write(f"[entropy_verl] {job.label} finished in {took:.0f}s; run directory: {job.run_dir}")
     finally:
         for process, log in running.values():
             process.terminate()
