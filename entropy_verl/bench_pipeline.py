@@ -317,15 +317,17 @@ def pipeline_command(steps: int, run_dir: str, overrides: list[str]) -> list[str
     ]
 
 
-def run_pipeline(command: list[str], log: str) -> float:
-    """Run the pipeline with its output in ``log`` (a file: a pipe nobody reads would fill and block it); returns its
-    wall time."""
+def run_pipeline(command: list[str], log: str, checkout: str | None = None) -> float:
+    """Run the pipeline with its output in ``log`` (a file: a pipe nobody reads would fill and block it), from
+    ``checkout`` (another checkout's ``entropy_verl`` first on the path of the driver and of every Ray worker it
+    starts) or from this one; returns its wall time."""
     print(f"{LOG_PREFIX} pipeline run in progress (start-up takes about a minute); log: {log}", flush=True)
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    if checkout:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
     start = time.perf_counter()
     with open(log, "w") as f:
-        returncode = subprocess.run(
-            command, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HYDRA_FULL_ERROR": "1"}
-        ).returncode
+        returncode = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=checkout).returncode
     if returncode != 0:
         raise RuntimeError(f"the pipeline run failed (exit code {returncode}); its output is in {log}")
     wall = time.perf_counter() - start
@@ -362,18 +364,29 @@ def timing_stats(per_step: list[dict[str, float]], warmup: int) -> dict[str, dic
     return stats
 
 
-def comparison(pipeline: dict | None, bare: dict | None) -> list[dict]:
-    """The table's rows: per phase of PHASES, both sides' stats and the ratio of their means (pipeline / bare)."""
+def comparison(pipeline: dict | None, bare: dict | None, baseline: dict | None = None) -> list[dict]:
+    """The table's rows: per phase of PHASES, each side's stats and the ratios of their means to the bare loop's
+    (``ratio``: pipeline / bare, ``baseline_ratio``: baseline / bare)."""
+
+    def ratio(side: dict | None, b: dict | None) -> float | None:
+        return side["mean"] / b["mean"] if side and b and b["mean"] > 0 else None
+
     rows = []
     for phase in PHASES:
-        p, b = (pipeline or {}).get(phase), (bare or {}).get(phase)
-        ratio = p["mean"] / b["mean"] if p and b and b["mean"] > 0 else None
-        rows.append({"phase": phase, "pipeline": p, "bare": b, "ratio": ratio})
+        p, b, base = (pipeline or {}).get(phase), (bare or {}).get(phase), (baseline or {}).get(phase)
+        row = {"phase": phase, "pipeline": p, "bare": b, "ratio": ratio(p, b)}
+        if baseline is not None:
+            row.update(baseline=base, baseline_ratio=ratio(base, b))
+        rows.append(row)
     return rows
 
 
 def _cell(stats: dict | None) -> str:
     return "-" if stats is None else f"{stats['mean']:.3g} ({stats['min']:.3g}-{stats['max']:.3g})"
+
+
+def _ratio(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def to_markdown(result: dict) -> str:
@@ -385,12 +398,24 @@ def to_markdown(result: dict) -> str:
         f"{machine['cpu_count']} CPUs; {result['steps']} steps, the first {result['warmup']} skipped: mean "
         "(min-max) over the rest.",
         "",
-        "| phase | pipeline mean s/step | bare-torch mean s/step | ratio (pipeline / bare) |",
-        "|---|---|---|---|",
     ]
+    baseline = result.get("baseline")
+    if baseline:
+        lines += [
+            f"| phase | baseline ({baseline['git_commit']}) | pipeline (this checkout) | bare-torch | ratio, baseline "
+            "/ bare | ratio, pipeline / bare |",
+            "|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += [
+            "| phase | pipeline mean s/step | bare-torch mean s/step | ratio (pipeline / bare) |",
+            "|---|---|---|---|",
+        ]
     for row in result["phases"]:
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
-        lines.append(f"| {row['phase']} | {_cell(row['pipeline'])} | {_cell(row['bare'])} | {ratio} |")
+        cells = [_cell(row["pipeline"]), _cell(row["bare"]), _ratio(row["ratio"])]
+        if baseline:
+            cells = [_cell(row["baseline"]), cells[0], cells[1], _ratio(row["baseline_ratio"]), cells[2]]
+        lines.append(f"| {row['phase']} | {' | '.join(cells)} |")
     labels = {"pipeline": "pipeline", "bare": "bare-torch"}
     others = [
         f"- {label} `{phase}`: {_cell(stats)}"
@@ -403,9 +428,11 @@ def to_markdown(result: dict) -> str:
         lines += ["", "Other timings, mean (min-max) s/step (the reference's `reward` is part of its `gen`, as the "]
         lines += ["pipeline's scoring is part of its `gen`):", "", *others]
     lines += ["", "How it was run:", "", f"- `{result['command']}`"]
-    if result["pipeline"]:
-        p = result["pipeline"]
-        lines.append(f"- pipeline: `{' '.join(p['command'])}` ({p['wall_s']:.0f}s in all; log: {p['log']})")
+    for side in ("baseline", "pipeline"):
+        if result.get(side):
+            p = result[side]
+            where = f"from {p['checkout']}, " if p.get("checkout") else ""
+            lines.append(f"- {side}: `{' '.join(p['command'])}` ({where}{p['wall_s']:.0f}s in all; log: {p['log']})")
     b = result["bare"]
     lines.append(
         f"- bare-torch reference: in that process, {b['torch_threads']} torch threads, the run config composed with "
@@ -430,13 +457,15 @@ def machine() -> dict:
     }
 
 
-def git_commit() -> str | None:
+def git_commit(checkout: str = REPO) -> str | None:
     """The checkout's short commit, ``+dirty`` with uncommitted changes; None outside a git checkout."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
         )
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=checkout, capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -462,9 +491,19 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--out", default=os.path.join("outputs", "bench_pipeline"))
     parser.add_argument("--skip-pipeline", action="store_true", help="the bare-torch reference only (a quick check)")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="another checkout of this repository (e.g. `git worktree add /tmp/before <commit>`): its pipeline runs "
+        "first, in the same sitting, and the table shows both pipelines' ratios to the bare loop (before and after)",
+    )
     args = parser.parse_args(own)
     if not 0 <= args.warmup < args.steps:
         parser.error(f"--warmup must be at least 0 and below --steps ({args.steps}), got {args.warmup}")
+    if args.baseline and not os.path.isfile(os.path.join(args.baseline, "entropy_verl", "main.py")):
+        parser.error(f"--baseline {args.baseline}: not a checkout of entropy_verl (no entropy_verl/main.py there)")
+    if args.baseline and args.skip_pipeline:
+        parser.error("--baseline compares two pipeline runs; it cannot go with --skip-pipeline")
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
 
@@ -480,13 +519,16 @@ def main(argv: list[str] | None = None) -> dict:
         "warmup": args.warmup,
         "pipeline": None,
     }
-    if not args.skip_pipeline:
-        run_dir = os.path.join(out, "pipeline_run")
+    sides = [("baseline", os.path.abspath(args.baseline))] if args.baseline else []
+    for side, checkout in [*sides, ("pipeline", None)] if not args.skip_pipeline else []:
+        run_dir = os.path.join(out, f"{side}_run")
         command = pipeline_command(args.steps, run_dir, overrides)
-        log = os.path.join(out, "pipeline.log")
-        wall = run_pipeline(command, log)
+        log = os.path.join(out, f"{side}.log")
+        wall = run_pipeline(command, log, checkout)
         timings = timing_stats(pipeline_steps(run_dir), args.warmup)
-        result["pipeline"] = {"command": command, "log": log, "run_dir": run_dir, "wall_s": wall, "timings": timings}
+        result[side] = {"command": command, "log": log, "run_dir": run_dir, "wall_s": wall, "timings": timings}
+        if checkout:
+            result[side].update(checkout=checkout, git_commit=git_commit(checkout))
 
     torch.set_num_threads(os.cpu_count() or 1)  # a single process may use every core
     caveats = reference_caveats(config)
@@ -501,7 +543,11 @@ def main(argv: list[str] | None = None) -> dict:
         "timings": timing_stats(per_step, args.warmup),
         "per_step": per_step,
     }
-    result["phases"] = comparison(result["pipeline"] and result["pipeline"]["timings"], result["bare"]["timings"])
+    result["phases"] = comparison(
+        result["pipeline"] and result["pipeline"]["timings"],
+        result["bare"]["timings"],
+        result["baseline"]["timings"] if "baseline" in result else None,
+    )
     markdown = write_results(result, out)
     print(markdown)
     print(f"{LOG_PREFIX} results written to {out}/results.{{json,md}}")

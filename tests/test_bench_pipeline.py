@@ -3,6 +3,7 @@ advantages match hand-computed values, and the table is read from a verl-style m
 
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -11,7 +12,9 @@ from entropy_verl.bench_pipeline import (
     ReferenceLoop,
     comparison,
     grpo_advantages,
+    main,
     pipeline_steps,
+    run_pipeline,
     timing_stats,
     to_markdown,
 )
@@ -94,3 +97,42 @@ def test_table_reads_verl_timings_after_warmup_and_divides_by_the_reference(tmp_
 def test_timing_stats_refuses_a_warmup_that_leaves_no_step():
     with pytest.raises(ValueError, match="no steps left after the first 2"):
         timing_stats([{"step": 1.0}] * 2, warmup=2)
+
+
+def test_baseline_column_shows_both_pipelines_ratios_to_the_bare_loop():
+    bare = {"gen": {"mean": 1.0, "min": 1.0, "max": 1.0}, "step": {"mean": 2.0, "min": 2.0, "max": 2.0}}
+    before = {"gen": {"mean": 4.0, "min": 3.0, "max": 5.0}, "step": {"mean": 8.0, "min": 8.0, "max": 8.0}}
+    after = {"gen": {"mean": 2.0, "min": 2.0, "max": 2.0}, "step": {"mean": 5.0, "min": 5.0, "max": 5.0}}
+    rows = {row["phase"]: row for row in comparison(after, bare, before)}
+    assert rows["gen"]["baseline_ratio"] == 4.0 and rows["gen"]["ratio"] == 2.0
+    assert rows["step"]["baseline_ratio"] == 4.0 and rows["step"]["ratio"] == 2.5
+    run = {"command": ["python", "-m", "entropy_verl.main"], "log": "x.log", "wall_s": 60.0}
+    result = {
+        "date": "2026-01-01T00:00:00+00:00",
+        "git_commit": "abc1234",
+        "machine": {"cpu_count": 2, "cpu_model": "test CPU"},
+        "command": "python -m entropy_verl.bench_pipeline --baseline /tmp/before",
+        "steps": 3,
+        "warmup": 1,
+        "baseline": {**run, "timings": before, "checkout": "/tmp/before", "git_commit": "0123abc"},
+        "pipeline": {**run, "timings": after},
+        "bare": {"timings": bare, "torch_threads": 2, "overrides": [], "settings": {}, "caveats": []},
+        "phases": list(rows.values()),
+    }
+    markdown = to_markdown(result)
+    assert "| phase | baseline (0123abc) | pipeline (this checkout) |" in markdown
+    assert "| step | 8 (8-8) | 5 (5-5) | 2 (2-2) | 4.00x | 2.50x |" in markdown
+    assert "- baseline: `python -m entropy_verl.main` (from /tmp/before, 60s in all" in markdown
+
+
+def test_a_baseline_checkout_is_imported_before_the_installed_package(tmp_path):
+    (tmp_path / "entropy_verl").mkdir()
+    (tmp_path / "entropy_verl" / "__init__.py").write_text("")
+    log = tmp_path / "out.log"
+    run_pipeline([sys.executable, "-c", "import entropy_verl; print(entropy_verl.__file__)"], str(log), str(tmp_path))
+    assert log.read_text().strip() == str(tmp_path / "entropy_verl" / "__init__.py")
+
+
+def test_baseline_must_be_a_checkout(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--baseline", str(tmp_path), "--out", str(tmp_path / "out")])
