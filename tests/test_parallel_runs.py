@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from entropy_verl.parallel_runs import DRIVER_LOG, Job, run_parallel, steps_logged
+from entropy_verl.parallel_runs import (
+    DRIVER_LOG,
+    Job,
+    build_embedded_default_once,
+    run_parallel,
+    steps_logged,
+    uses_embedded_default,
+)
 
 
 def test_steps_logged_counts_training_steps_not_validations(tmp_path):
@@ -34,3 +41,12 @@ def test_a_failed_run_is_named_with_its_log_tail(tmp_path):
     assert "trainer.total_training_steps" in message and "failed (exit" in message
     assert f"{tmp_path}/1/{DRIVER_LOG}" in message or f"{tmp_path}/2/{DRIVER_LOG}" in message
     assert all(os.path.exists(tmp_path / str(i) / DRIVER_LOG) for i in (1, 2))
+
+
+def test_runs_that_read_the_embedded_default_are_found_without_building_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENTROPY_VERL_CACHE", str(tmp_path / "cache"))  # empty: resolving would start a build
+    own_data = ("actor_rollout_ref.model.path=/m", "data.train_files=/t.parquet", "data.val_files=/v.parquet")
+    assert uses_embedded_default(("method=nsr",))
+    assert not uses_embedded_default(own_data)
+    build_embedded_default_once([Job("own data", own_data, str(tmp_path / "run"), 1)])
+    assert not (tmp_path / "cache").exists()
