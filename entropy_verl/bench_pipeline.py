@@ -412,9 +412,11 @@ def to_markdown(result: dict) -> str:
             "|---|---|---|---|",
         ]
     for row in result["phases"]:
-        cells = [_cell(row["pipeline"]), _cell(row["bare"]), _ratio(row["ratio"])]
         if baseline:
-            cells = [_cell(row["baseline"]), cells[0], cells[1], _ratio(row["baseline_ratio"]), cells[2]]
+            sides, ratios = ("baseline", "pipeline", "bare"), ("baseline_ratio", "ratio")
+        else:
+            sides, ratios = ("pipeline", "bare"), ("ratio",)
+        cells = [_cell(row[side]) for side in sides] + [_ratio(row[key]) for key in ratios]
         lines.append(f"| {row['phase']} | {' | '.join(cells)} |")
     labels = {"pipeline": "pipeline", "bare": "bare-torch"}
     others = [
@@ -519,8 +521,8 @@ def main(argv: list[str] | None = None) -> dict:
         "warmup": args.warmup,
         "pipeline": None,
     }
-    sides = [("baseline", os.path.abspath(args.baseline))] if args.baseline else []
-    for side, checkout in [*sides, ("pipeline", None)] if not args.skip_pipeline else []:
+    baseline = [("baseline", os.path.abspath(args.baseline))] if args.baseline else []
+    for side, checkout in [] if args.skip_pipeline else [*baseline, ("pipeline", None)]:
         run_dir = os.path.join(out, f"{side}_run")
         command = pipeline_command(args.steps, run_dir, overrides)
         log = os.path.join(out, f"{side}.log")
