@@ -406,16 +406,14 @@ def to_markdown(result: dict) -> str:
             "/ bare | ratio, pipeline / bare |",
             "|---|---|---|---|---|---|",
         ]
+        sides, ratios = ("baseline", "pipeline", "bare"), ("baseline_ratio", "ratio")
     else:
         lines += [
             "| phase | pipeline mean s/step | bare-torch mean s/step | ratio (pipeline / bare) |",
             "|---|---|---|---|",
         ]
+        sides, ratios = ("pipeline", "bare"), ("ratio",)
     for row in result["phases"]:
-        if baseline:
-            sides, ratios = ("baseline", "pipeline", "bare"), ("baseline_ratio", "ratio")
-        else:
-            sides, ratios = ("pipeline", "bare"), ("ratio",)
         cells = [_cell(row[side]) for side in sides] + [_ratio(row[key]) for key in ratios]
         lines.append(f"| {row['phase']} | {' | '.join(cells)} |")
     labels = {"pipeline": "pipeline", "bare": "bare-torch"}

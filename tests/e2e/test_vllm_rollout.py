@@ -60,10 +60,11 @@ def test_vllm_rollout_serves_the_trainers_weights_after_every_sync(tmp_path, smo
 
     rows = read_metrics(run_dir)
     assert len(rows) == STEPS
-    # an update moves the policy far (KL ~0.4 at this lr): a rollout left on stale weights would be off by tenths in
-    # log-prob on the next step, not by the fp32 rounding of two different matmul kernels measured below. ppo_kl is
-    # the mean over a step's mini-batches, the first of which runs before any update; it stays ~0 (1.5e-8 measured)
-    # only if every group before the last had one reward for all its samples: some step before the last must move.
+    # an update moves the policy far (step 1's KL 0.74 / 0.81 in two runs at this lr): a rollout left on stale
+    # weights would be off by tenths in log-prob on the next step, not by the fp32 rounding of two different matmul
+    # kernels measured below. ppo_kl is the mean over a step's mini-batches, the first of which runs before any
+    # update; it stays ~0 (1.5e-8 measured) only if every group before the last had one reward for all its samples:
+    # some step before the last must move.
     assert max(row["actor/ppo_kl"] for row in rows[:-1]) > 1e-2, [row["actor/ppo_kl"] for row in rows]
     for row in rows:
         # rollout and trainer score the sampled tokens alike (fp32 on both sides): the rollout has the new weights.
