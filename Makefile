@@ -36,7 +36,7 @@ $(VLLM_CPU_STAMP): $(STAMP)
 # GRPO and EntroPIC side by side on the embedded default (built on first use, then cached) through verl's v1
 # trainer, then a side-by-side summary. Extra Hydra overrides for both runs: ARGS="trainer.total_training_steps=20"
 demo: install
-	$(PY) -m entropy_verl.demo $(ARGS)
+	$(PY) -m entropy_verl.tools.demo $(ARGS)
 
 # GRPO alone (the default run), e.g. ARGS="trainer.total_training_steps=20"; any method: ARGS="method=clip_b"
 demo-grpo: install
@@ -65,15 +65,15 @@ smoke: install
 # "--seeds 1 2 3": each method at each seed; the table: means +- 95% intervals, each difference to GRPO with its own
 # interval and whether it holds (the interval excludes 0)
 compare: install
-	$(PY) -m entropy_verl.compare $(ARGS)
+	$(PY) -m entropy_verl.tools.compare $(ARGS)
 
 # Loss and Clip-V statistics cost (not a test): writes outputs/bench/results.{json,md}. ARGS e.g. "--repeats 9"
 bench: install
-	$(PY) -m entropy_verl.bench $(ARGS)
+	$(PY) -m entropy_verl.tools.bench.losses $(ARGS)
 
 # verl's per-step phase times next to a bare-torch loop doing the same work: outputs/bench_pipeline/results.{json,md}
 bench-pipeline: install
-	$(PY) -m entropy_verl.bench_pipeline $(ARGS)
+	$(PY) -m entropy_verl.tools.bench.pipeline $(ARGS)
 
 clean-runs:
 	rm -rf outputs

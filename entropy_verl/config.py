@@ -152,7 +152,7 @@ def as_mapping(value, key: str, what: str) -> dict:
 # ---- the entropy_verl block -----------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskConfig:
     """``entropy_verl.task``: what our code needs to know about the task (set by ``task/<name>.yaml``)."""
 
@@ -169,10 +169,11 @@ class TaskConfig:
     """Keys of the dict the task's reward function returns besides ``score`` (GDPO normalises each); null: none."""
 
 
+TRAINER_NAME = "entropy_sync"  # trainer.v1.trainer_mode of verl's v1 trainer that runs the methods and controllers
 TOP_LEVEL = ("run_dir", "task", "methods", "controllers", "diagnostics", "safety", "tuned_on")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EntropyVerlConfig:
     """The parsed ``entropy_verl`` block: (spec, config) pairs in config order, and the other sub-blocks."""
 
@@ -181,7 +182,7 @@ class EntropyVerlConfig:
     estimator: tuple[Spec, Any] | None  # ours, when algorithm.adv_estimator names one
     task: TaskConfig
     diagnostics: Any  # diagnostics.step.DiagnosticsConfig
-    safety: Any  # controllers.guard.SafetyConfig
+    safety: Any  # trainer.safety.SafetyConfig
     tuned_on: str | None
 
     @property
@@ -253,7 +254,7 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
         as_mapping(block.get("diagnostics"), "entropy_verl.diagnostics", "diagnostics settings"),
         "entropy_verl.diagnostics",
     )
-    from entropy_verl.controllers.guard import SafetyConfig
+    from entropy_verl.trainer.safety import SafetyConfig
 
     safety = build_config(
         SafetyConfig, as_mapping(block.get("safety"), "entropy_verl.safety", "safety settings"), "entropy_verl.safety"
@@ -268,3 +269,25 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
         safety=safety,
         tuned_on=tuned_on,
     )
+
+
+def objective(config: DictConfig, parsed: EntropyVerlConfig) -> str:
+    """The objective a run composed, in one line (the trainer prints it at start), e.g.
+    ``advantages: grpo -> entropy_adv | weights: top_entropy x steer | loss: vanilla + entropic(alpha <- pi)``:
+    verl's estimator then the advantage shapings in the order they apply, the token weights multiplied, verl's policy
+    loss plus the terms, each with the controller outputs it reads."""
+    produced = {output: spec.name for spec, _ in parsed.controllers for output in spec.outputs}
+
+    def named(spec: Spec, cfg) -> str:
+        reads = ", ".join(f"{output} <- {produced.get(output, '?')}" for output in spec.reads_of(cfg))
+        return f"{spec.name}({reads})" if reads else spec.name
+
+    def of_kind(kind: str) -> list[str]:
+        return [named(spec, cfg) for spec, cfg in parsed.loss_methods if spec.kind == kind]
+
+    estimator = OmegaConf.select(config, "algorithm.adv_estimator", default="grpo")
+    loss_mode = OmegaConf.select(config, "actor_rollout_ref.actor.policy_loss.loss_mode", default="vanilla")
+    advantages = " -> ".join([str(estimator), *of_kind("advantage")])
+    weights = " x ".join(of_kind("weight")) or "1"
+    loss = " + ".join([str(loss_mode), *of_kind("term")])
+    return f"advantages: {advantages} | weights: {weights} | loss: {loss}"

@@ -18,14 +18,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from entropy_verl.diagnostics.run_summary import (
-    METRICS_FILE,
-    archive_for_resume,
-    drop_segments,
-    format_summary,
-    load_metrics,
-    summarize,
-)
+from entropy_verl import run_state
+from entropy_verl.diagnostics.run_summary import format_summary, summarize
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 from entropy_verl.rollout.vllm_cpu import shm
 from entropy_verl.rollout.vllm_cpu.settings import is_cpu_vllm_run
@@ -51,13 +45,17 @@ def _module_file(module: str) -> str:
     return spec.origin
 
 
+def override_key(override: str) -> str:
+    """A Hydra override's key, without its ``+``/``++``/``~`` prefix: ``+entropy_verl.x=1`` -> ``entropy_verl.x``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def listed_methods() -> list[str]:
     """The methods a list choice names (``method=[a,b]``), in order; Hydra records a list choice only among the
     overrides."""
     for override in HydraConfig.get().overrides.task:
-        key, _, value = override.partition("=")
-        if key.lstrip("+~") == "method":
-            return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        if override_key(override) == "method":
+            return [v.strip() for v in override.partition("=")[2].strip("[]").split(",") if v.strip()]
     return []
 
 
@@ -112,19 +110,6 @@ def pin_run_name(config: DictConfig) -> DictConfig:
     return config
 
 
-def resumes_from_checkpoint(config: DictConfig) -> bool:
-    """Whether verl's trainer will load a checkpoint at start (``trainer.resume_mode``, read as verl's
-    _load_checkpoint reads it)."""
-    from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
-
-    mode = config.trainer.resume_mode
-    if mode == "disable":
-        return False
-    if mode == "resume_path":
-        return bool(config.trainer.get("resume_from_path"))
-    return find_latest_ckpt_path(config.trainer.default_local_dir) is not None
-
-
 def joins_existing_cluster(ray_init) -> bool:
     """verl's ``run_ppo`` connects to a running cluster when ``ray_init.address`` or ``RAY_ADDRESS`` says so (as in
     every Ray job) instead of starting a local one; ``address: local`` starts a new local one (beside another run's,
@@ -175,17 +160,17 @@ def prepare_config(config: DictConfig) -> DictConfig:
     with open_dict(config):
         config.entropy_verl.run_dir = run_dir
         config.trainer.default_local_dir = os.path.abspath(config.trainer.default_local_dir)
-        if resumes_from_checkpoint(config):  # keep the metrics logged so far: verl's file logger truncates its file
-            if archived := archive_for_resume(run_dir):
+        if run_state.resume_folder(config.trainer):  # keep the metrics so far: verl's file logger truncates its file
+            if archived := run_state.archive_for_resume(run_dir):
                 print(f"[entropy_verl] resuming: metrics so far kept in {archived} (load_metrics reads every segment)")
-        elif dropped := drop_segments(run_dir):
+        elif dropped := run_state.drop_segments(run_dir):
             print(f"[entropy_verl] starting afresh in {run_dir}: removed the earlier run's metric segments {dropped}")
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
         OmegaConf.update(
             config,
             "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH",
-            os.path.join(run_dir, METRICS_FILE),
+            os.path.join(run_dir, run_state.METRICS_FILE),
             force_add=True,
         )
         if parsed.needs(VOCAB_STATS):  # Clip-V: workers build entropy_verl/engine/fsdp.py
@@ -222,9 +207,9 @@ def run(config: DictConfig) -> str:
             if removed := shm.remove_leftovers(shm_before):
                 print(f"[entropy_verl] removed {len(removed)} shared-memory segments vLLM's processes left in /dev/shm")
     run_dir = config.entropy_verl.run_dir
-    metrics_path = os.path.join(run_dir, METRICS_FILE)
+    metrics_path = os.path.join(run_dir, run_state.METRICS_FILE)
     if os.path.exists(metrics_path):
-        print(format_summary(summarize(load_metrics(run_dir))))
+        print(format_summary(summarize(run_state.load_metrics(run_dir))))
     print(f"[entropy_verl] finished in {time.time() - start:.0f}s; run directory: {run_dir}")
     print(f"[entropy_verl] metrics: {metrics_path}")
     return run_dir

@@ -53,7 +53,7 @@ class Spec:
     impl: Callable  # the function (methods) or the class (controllers)
     config_cls: type  # its config dataclass, built from ``entropy_verl.<block>.<name>``
     reads: tuple[str, ...] | Callable[[object], tuple[str, ...]] = ()  # controller outputs it reads (or cfg -> them)
-    outputs: tuple[str, ...] = ()  # controllers: the coefficients update() returns
+    outputs: Outputs = ()  # controllers: the coefficients update() returns (also the class's ``outputs``)
     needs: tuple[str, ...] = ()  # inputs beyond verl's, from NEEDS
     step_stats: Callable | None = None  # (ctx, cfg) -> {stat: float}: whole-step statistics (driver, ``scope: step``)
     step_selection: Callable | None = None  # (ctx, cfg, generator) -> (bsz, T) per-token values, computed on the driver
@@ -72,6 +72,16 @@ class Spec:
         return tuple(self.reads(cfg)) if callable(self.reads) else tuple(self.reads)
 
 
+class Outputs(tuple):
+    """A controller's output names, declared once on its registration (``outputs=("alpha",)``) and read by attribute
+    everywhere else (``PIController.outputs.alpha``), so a misspelt output fails at import, not mid-run."""
+
+    def __getattr__(self, name: str) -> str:
+        if name in self:
+            return name
+        raise AttributeError(f"no controller output {name!r}{closest(name, self)} (outputs: {', '.join(self)})")
+
+
 REGISTRY: dict[str, Spec] = {}
 
 
@@ -85,12 +95,19 @@ def register(name: str, kind: str, config: type, **fields) -> Callable:
     if unknown_needs:
         raise ValueError(f"{name}: unknown needs {sorted(unknown_needs)}; known: {NEEDS}")
 
+    if not config.__dataclass_params__.frozen:  # settings are fixed once parsed: nothing changes them mid-run
+        raise TypeError(f"{name}: config {config.__name__} must be a frozen dataclass (@dataclass(frozen=True))")
+    if "outputs" in fields:
+        if kind != "controller":
+            raise ValueError(f"{name}: only controllers declare outputs")
+        fields["outputs"] = Outputs(fields["outputs"])
+
     def decorator(impl):
         if name in REGISTRY and REGISTRY[name].impl is not impl:
             raise ValueError(f"{name!r} is already registered (as a {REGISTRY[name].kind})")
         REGISTRY[name] = Spec(name=name, kind=kind, impl=impl, config_cls=config, **fields)
         if kind == "controller":
-            impl.name = name
+            impl.name, impl.outputs = name, REGISTRY[name].outputs
         return impl
 
     return decorator

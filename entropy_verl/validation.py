@@ -13,7 +13,8 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
-from entropy_verl.config import ConfigError, EntropyVerlConfig, parse
+from entropy_verl import run_state
+from entropy_verl.config import TRAINER_NAME, ConfigError, EntropyVerlConfig, parse
 from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, REWARD_COMPONENTS, VOCAB_STATS
 from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
 
@@ -68,8 +69,6 @@ def check_rollout_name(config: DictConfig) -> None:
 def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     """What each configured method and controller needs from the rest of the config is there, every controller
     output a method reads is produced, and every controller's output is read."""
-    from entropy_verl.trainer.sync import TRAINER_NAME
-
     entries = [*parsed.methods, *parsed.controllers, *([parsed.estimator] if parsed.estimator else [])]
     if not entries:
         return
@@ -267,34 +266,21 @@ def check_data_files(config: DictConfig) -> None:
 def check_resume_state(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     """When the run will resume, the entropy_verl state next to the checkpoint it resumes is readable and holds every
     configured controller: otherwise the run would fail after all its workers started."""
-    import json
-
-    from entropy_verl.trainer.sync import CONTROLLER_STATE_FILE
-
-    mode = OmegaConf.select(config, "trainer.resume_mode", default="disable")
-    if mode == "disable" or not parsed.controllers:
+    if not parsed.controllers:
         return
-    if mode == "resume_path":
-        folder = OmegaConf.select(config, "trainer.resume_from_path", default=None)
-    else:  # auto: the checkpoint verl's _load_checkpoint will pick, if any
-        from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path, get_checkpoint_tracker_filename
-
-        root = os.path.abspath(str(OmegaConf.select(config, "trainer.default_local_dir")))
-        folder = find_latest_ckpt_path(root) if os.path.exists(get_checkpoint_tracker_filename(root)) else None
-    if not folder:
+    folder = run_state.resume_folder(config.trainer)
+    if folder is None:
         return
-    path = os.path.join(str(folder), CONTROLLER_STATE_FILE)
     key = "trainer.resume_mode"
-    if not os.path.exists(path):
-        raise ConfigError(key, f"resuming from {folder}: no controller state at {path}")
     try:
-        with open(path) as f:
-            state = json.load(f)
-        missing = [spec.name for spec, _ in parsed.controllers if spec.name not in state["controllers"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(key, f"resuming from {folder}: {path} cannot be read: {exc!r}") from None
+        state = run_state.read_state(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(key, f"resuming from {folder}: {exc}") from None
+    missing = [spec.name for spec, _ in parsed.controllers if spec.name not in state["controllers"]]
     if missing:
-        raise ConfigError(key, f"resuming from {folder}: {path} has no state for controller(s) {missing}")
+        raise ConfigError(
+            key, f"resuming from {folder}: {run_state.STATE_FILE} has no state for controller(s) {missing}"
+        )
 
 
 def check_reward_on_data(config: DictConfig, parsed: EntropyVerlConfig) -> None:

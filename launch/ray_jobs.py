@@ -85,13 +85,19 @@ class JobSpec:
         return {"working_dir": self.working_dir, "excludes": list(WORKING_DIR_EXCLUDES), "env_vars": env}
 
 
+def key_value(override: str) -> tuple[str, str]:
+    """A Hydra override's (key without its ``+``, ``++`` or ``~`` prefix, value): ``++a.b=1`` -> ``("a.b", "1")``,
+    ``~a.b`` -> ``("a.b", "")``."""
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
 def selection_of(overrides: list[str]) -> str:
     """What the overrides choose, for a default run name: the experiment, else the method(s) (``grpo`` by default)."""
     chosen = {}
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key.lstrip("+~") in SELECTION_GROUPS:
-            chosen[key.lstrip("+~")] = "+".join(v.strip() for v in value.strip("[]").split(",") if v.strip())
+    for key, value in map(key_value, overrides):
+        if key in SELECTION_GROUPS:
+            chosen[key] = "+".join(v.strip() for v in value.strip("[]").split(",") if v.strip())
     return chosen.get("experiment") or chosen.get("method") or "grpo"
 
 
@@ -188,7 +194,7 @@ def check_storage(run_root: str | None, nnodes: int | None, overrides: list[str]
     """A cluster run writes its checkpoints, controller state and metrics where every node and the user can reach
     them again: ``--run-root`` (or an explicit run directory) must be an absolute path on shared storage. Without it
     they would go to ``outputs/`` inside Ray's per-node cache of the uploaded working directory and be lost with it."""
-    placed = {o.partition("=")[0].lstrip("+"): o.partition("=")[2] for o in overrides if "=" in o}
+    placed = dict(key_value(o) for o in overrides if "=" in o and not o.startswith("~"))  # a deletion places nothing
     explicit = [placed[k] for k in RUN_DIR_KEYS if k in placed]
     for where, path in (
         [("--run-root", run_root)] if run_root else [(k, placed[k]) for k in RUN_DIR_KEYS if k in placed]

@@ -23,6 +23,7 @@ from ray_jobs import (
     TERMINAL,
     add_job_arguments,
     client_for,
+    key_value,
     parse_with_overrides,
     spec_from,
     status_of,
@@ -44,9 +45,8 @@ def expand(overrides: list[str]) -> list[tuple[list[str], list[str]]]:
 def run_name(prefix: str, index: int, swept: list[str]) -> str:
     """``<prefix>-<i>-<key>_<value>...`` from the swept overrides (last key segment), safe as a directory name."""
     parts = []
-    for override in swept:
-        key, _, value = override.partition("=")
-        parts.append(f"{key.lstrip('+~').split('.')[-1]}_{re.sub(r'[^A-Za-z0-9_.+-]+', '-', value).strip('-')}")
+    for key, value in map(key_value, swept):
+        parts.append(f"{key.split('.')[-1]}_{re.sub(r'[^A-Za-z0-9_.+-]+', '-', value).strip('-')}")
     return "-".join([prefix, str(index), *parts])
 
 

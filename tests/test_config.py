@@ -97,8 +97,53 @@ def test_field_docs_include_the_base_classes_fields():
 
 def test_every_block_of_the_entropy_verl_config_documents_its_fields():
     from entropy_verl.config import TaskConfig, settable_fields
-    from entropy_verl.controllers.guard import SafetyConfig
     from entropy_verl.diagnostics.step import DiagnosticsConfig
+    from entropy_verl.trainer.safety import SafetyConfig
 
     for cls in (TaskConfig, DiagnosticsConfig, SafetyConfig):  # the registered entries' configs: tests/test_registry.py
         assert set(field_docs(cls)) == set(settable_fields(cls)), cls.__name__
+
+
+def test_a_parsed_run_config_is_frozen(run_config):
+    import dataclasses
+
+    from entropy_verl.config import parse
+
+    parsed = parse(run_config("experiment=embedded_entropic"))
+    (_, term), (_, pi) = parsed.methods[0], parsed.controllers[0]
+    for cfg, name in (
+        (term, "prob_threshold"),
+        (pi, "kp"),
+        (parsed.task, "data_source"),
+        (parsed.safety, "max_nonfinite_steps"),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(cfg, name, getattr(cfg, name))
+
+
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (["method=grpo"], "advantages: grpo | weights: 1 | loss: vanilla"),
+        (["experiment=embedded_entropic"], "advantages: grpo | weights: 1 | loss: vanilla + entropic(alpha <- pi)"),
+        (
+            ["method=[entropy_adv,top_entropy,steer,entropic]"],
+            "advantages: grpo -> entropy_adv | weights: top_entropy x steer | loss: vanilla + entropic(alpha <- pi)",
+        ),
+        (["method=kl_cov_global"], "advantages: grpo | weights: 1 | loss: pg_unclipped + kl_cov_global"),
+        (["method=nsr"], "advantages: nsr | weights: 1 | loss: vanilla"),
+        (
+            [
+                "method=pos_adv_reweight",
+                "+entropy_verl.controllers.lambda_schedule={}",
+                "entropy_verl.methods.pos_adv_reweight.lam=null",
+            ],
+            "advantages: grpo | weights: pos_adv_reweight(pos_adv_lambda <- lambda_schedule) | loss: vanilla",
+        ),
+    ],
+)
+def test_the_objective_a_run_composed_in_one_line(run_config, overrides, line):
+    from entropy_verl.config import objective, parse
+
+    config = run_config(*overrides)
+    assert objective(config, parse(config)) == line

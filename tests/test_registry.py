@@ -4,6 +4,7 @@
 - a ``method/*.yaml`` selects it, its own file with the paper's values equal to its config dataclass's defaults,
   every config field has a one-line docstring, and validation accepts that file on the embedded default and under
   both hardware groups;
+- a method's docstring (and its driver-side statistics' or selection's) names every ``ctx.<field>`` it reads;
 - run the way the actor loss (or verl's advantage step) runs it, its output has the batch's shape, padding never
   counts (garbage at padded positions changes nothing), its inputs are not modified, and every metric is a finite
   number under its own name;
@@ -12,8 +13,12 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import math
+import re
+import textwrap
 
 import numpy as np
 import pytest
@@ -74,6 +79,31 @@ def test_config_fields_have_docstrings(name):
     spec = registry.REGISTRY[name]
     missing = set(settable_fields(spec.config_cls)) - set(field_docs(spec.config_cls))
     assert not missing, f"{spec.config_cls.__name__}: fields without a docstring: {sorted(missing)}"
+
+
+def ctx_reads(fn) -> set[str]:
+    """The ``ctx.<field>`` attributes ``fn`` reads in its own body (fields read inside the helpers it calls are not
+    seen; its docstring names those too)."""
+    (node,) = ast.parse(textwrap.dedent(inspect.getsource(fn))).body
+    assert node.args.args[0].arg == "ctx", f"{fn.__qualname__}: its first argument is not named ctx"
+    return {
+        a.attr
+        for a in ast.walk(node)
+        if isinstance(a, ast.Attribute)
+        and isinstance(a.value, ast.Name)
+        and a.value.id == "ctx"
+        and isinstance(a.ctx, ast.Load)
+    }
+
+
+@pytest.mark.parametrize("name", [s.name for s in SPECS if s.kind in (*registry.LOSS_KINDS, "estimator")])
+def test_docstrings_name_the_context_fields_read(name):
+    spec = registry.REGISTRY[name]
+    for fn in filter(None, (spec.impl, spec.step_stats, spec.step_selection)):
+        doc = inspect.getdoc(fn) or ""
+        assert "Reads: " in doc, f"{fn.__qualname__}: no 'Reads: ``ctx.<field>``, ...' line in its docstring"
+        missing = sorted(field for field in ctx_reads(fn) if not re.search(rf"\bctx\.{field}\b", doc))
+        assert not missing, f"{fn.__qualname__} reads {['ctx.' + f for f in missing]}, its docstring does not name them"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -227,3 +257,25 @@ def test_controller_outputs_state_and_readers(name, selecting_files):
         parsed = validate(config)
         read = {key for s, cfg in parsed.methods for key in s.reads_of(cfg)}
         assert set(spec.outputs) <= read, f"method/{option}.yaml: no method reads {name}'s outputs {spec.outputs}"
+
+
+def test_controller_outputs_are_declared_once_and_read_by_attribute():
+    from dataclasses import dataclass
+
+    from entropy_verl.controllers import PIController
+
+    load_registry()
+    assert PIController.outputs == registry.get("pi").outputs == ("alpha",) and PIController.outputs.alpha == "alpha"
+    with pytest.raises(AttributeError, match="no controller output 'alfa'; did you mean 'alpha'"):
+        PIController.outputs.alfa  # noqa: B018
+
+    @dataclass
+    class Mutable:
+        x: float = 1.0
+        """A setting."""
+
+    with pytest.raises(TypeError, match="must be a frozen dataclass"):
+        registry.register("mutable_example", kind="weight", config=Mutable)
+    with pytest.raises(ValueError, match="only controllers declare outputs"):
+        registry.register("weight_example", kind="weight", config=dataclass(frozen=True)(Mutable), outputs=("y",))
+    assert "mutable_example" not in registry.REGISTRY and "weight_example" not in registry.REGISTRY

@@ -24,7 +24,7 @@ from entropy_verl.registry import REWARD_COMPONENTS, register
 from .estimator import EstimatorContext
 
 
-@dataclass
+@dataclass(frozen=True)
 class GDPOConfig:
     reward_keys: list[str] | None = None
     """The reward components normalised separately, keys of the dict the task's reward function returns
@@ -47,6 +47,11 @@ class GDPOConfig:
 
 @register("gdpo_v1", kind="estimator", config=GDPOConfig, needs=(REWARD_COMPONENTS,))
 def gdpo_v1(ctx: EstimatorContext, cfg: GDPOConfig):
+    """GDPO's advantages by verl's ``compute_gdpo_outcome_advantage`` (arXiv:2601.05242): each reward component
+    GRPO-normalised within its group, the weighted sum whitened over the batch.
+
+    Reads: ``ctx.reward_components``, ``ctx.token_level_rewards``, ``ctx.response_mask``, ``ctx.index``.
+    """
     from verl.trainer.ppo.core_algos import compute_gdpo_outcome_advantage
 
     components = ctx.reward_components  # key -> one value per response

@@ -22,13 +22,13 @@ from entropy_verl.registry import register
 from .estimator import EstimatorContext
 
 
-@dataclass
+@dataclass(frozen=True)
 class PolarityConfig:
     correct_threshold: float = 0.5
     """A response is correct when its summed reward exceeds this (binary rewards: 0.5)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class WReinforceConfig(PolarityConfig):
     positive_weight: float = 0.1
     """lambda, the advantage of a correct response (a wrong one gets -1); >= 0 (paper: 0.1)."""
@@ -47,14 +47,28 @@ def sample_polarity_advantages(ctx: EstimatorContext, positive: float, negative:
 
 @register("w_reinforce", kind="estimator", config=WReinforceConfig)
 def w_reinforce(ctx: EstimatorContext, cfg: WReinforceConfig):
+    """W-REINFORCE (arXiv:2506.01347, Sec. 4): each token of a response gets +lambda if it is correct, -1 if not.
+
+    Reads: ``ctx.token_level_rewards``, ``ctx.response_mask`` (by ``sample_polarity_advantages``).
+    """
     return sample_polarity_advantages(ctx, cfg.positive_weight, -1.0, cfg.correct_threshold)
 
 
 @register("psr", kind="estimator", config=PolarityConfig)
 def psr(ctx: EstimatorContext, cfg: PolarityConfig):
+    """PSR, positive samples only (arXiv:2506.01347, Sec. 3, Eq. 3-5): +1 on a correct response's tokens, 0 on a
+    wrong one's.
+
+    Reads: ``ctx.token_level_rewards``, ``ctx.response_mask`` (by ``sample_polarity_advantages``).
+    """
     return sample_polarity_advantages(ctx, 1.0, 0.0, cfg.correct_threshold)
 
 
 @register("nsr", kind="estimator", config=PolarityConfig)
 def nsr(ctx: EstimatorContext, cfg: PolarityConfig):
+    """NSR, negative samples only (arXiv:2506.01347, Sec. 3, Eq. 3-5): 0 on a correct response's tokens, -1 on a
+    wrong one's.
+
+    Reads: ``ctx.token_level_rewards``, ``ctx.response_mask`` (by ``sample_polarity_advantages``).
+    """
     return sample_polarity_advantages(ctx, 0.0, -1.0, cfg.correct_threshold)

@@ -27,7 +27,7 @@ from entropy_verl.registry import FINAL_ANSWERS, register
 from .estimator import EstimatorContext, grpo_advantages
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeedGRPOConfig:
     alpha: float = 0.5
     """Advantages are scaled by 1 - alpha * SE / log G; in [0, 1] keeps every sign (0.5 here; the paper's value
@@ -54,6 +54,12 @@ def group_semantic_entropy(answers: list, index) -> tuple[torch.Tensor, torch.Te
 
 @register("seed_grpo", kind="estimator", config=SeedGRPOConfig, needs=(FINAL_ANSWERS,))
 def seed_grpo(ctx: EstimatorContext, cfg: SeedGRPOConfig):
+    """GRPO's advantages scaled by 1 - alpha * SE / log G, SE the group's semantic entropy over the final answers
+    (arXiv:2505.12346, Sec. 3, Eq. 5-7).
+
+    Reads: ``ctx.final_answers``, ``ctx.index``, and for GRPO's advantages (``grpo_advantages``)
+    ``ctx.token_level_rewards``, ``ctx.response_mask``, ``ctx.algorithm`` (``norm_adv_by_std_in_grpo``).
+    """
     advantages = grpo_advantages(ctx)
     se, size = group_semantic_entropy(ctx.final_answers, ctx.index)
     max_entropy = torch.log(size.clamp(min=2.0))  # a group of one has SE 0

@@ -22,7 +22,7 @@ from entropy_verl.registry import SEQUENCE_MEAN_OLD_LOG_PROB, register
 from .estimator import EstimatorContext, grpo_advantages
 
 
-@dataclass
+@dataclass(frozen=True)
 class UnlikelinessConfig:
     beta: float = 0.25
     """The likeliest response of a group keeps 1 - beta of its reward; in [0, 1] (paper: 0.25)."""
@@ -51,6 +51,12 @@ def unlikeliness_scaled_rewards(token_level_rewards, mean_log_prob, index, beta:
 
 @register("unlikeliness", kind="estimator", config=UnlikelinessConfig, needs=(SEQUENCE_MEAN_OLD_LOG_PROB,))
 def unlikeliness(ctx: EstimatorContext, cfg: UnlikelinessConfig):
+    """GRPO on rewards scaled by 1 - beta * rank_i / G, rank_i by mean old log-prob within the group
+    (arXiv:2506.02355, Sec. 4, Eq. 3).
+
+    Reads: ``ctx.token_level_rewards``, ``ctx.sequence_mean_old_log_prob``, ``ctx.index``, and for GRPO's normalisation
+    (``grpo_advantages``) ``ctx.response_mask``, ``ctx.algorithm`` (``norm_adv_by_std_in_grpo``).
+    """
     rewards = ctx.token_level_rewards
     mean_log_prob = ctx.sequence_mean_old_log_prob.to(rewards.device)
     scaled = unlikeliness_scaled_rewards(rewards, mean_log_prob, ctx.index, cfg.beta)

@@ -14,7 +14,7 @@ from entropy_verl.registry import register
 from .base import EntropyController
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdaptiveEntropyConfig:
     target_entropy: float = 0.2
     """The bonus is on while entropy (nats/token) is below this; >= 0 (paper: 0.2)."""
@@ -50,7 +50,9 @@ class AdaptiveEntropyController(EntropyController):
         below = measurement < cfg.target_entropy
         self.coef = min(max(self.coef + (cfg.delta if below else -cfg.delta), cfg.coef_min), cfg.coef_max)
         return self._record(
-            measurement, float(measurement) - cfg.target_entropy, {"entropy_coef": self.coef if below else 0.0}
+            measurement,
+            float(measurement) - cfg.target_entropy,
+            {self.outputs.entropy_coef: self.coef if below else 0.0},
         )
 
     def _state(self):

@@ -15,7 +15,7 @@ from entropy_verl.registry import register
 from .base import EntropyController
 
 
-@dataclass
+@dataclass(frozen=True)
 class LambdaScheduleConfig:
     target_entropy: float = 0.2
     """delta_H: lambda shrinks while entropy (nats/token) is below it; >= 0 (paper's value not confirmed)."""
@@ -44,7 +44,9 @@ class LambdaScheduleController(EntropyController):
         cfg = self.config
         step = -cfg.delta if measurement < cfg.target_entropy else cfg.delta
         self.lam = min(max(self.lam + step, 0.0), 1.0)
-        return self._record(measurement, float(measurement) - cfg.target_entropy, {"pos_adv_lambda": self.lam})
+        return self._record(
+            measurement, float(measurement) - cfg.target_entropy, {self.outputs.pos_adv_lambda: self.lam}
+        )
 
     def _state(self):
         return {"lambda": self.lam}

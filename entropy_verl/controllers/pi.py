@@ -18,7 +18,7 @@ from entropy_verl.registry import register
 from .base import EntropyController
 
 
-@dataclass
+@dataclass(frozen=True)
 class PIControllerConfig:
     target_entropy: float = 0.1
     """Entropy (nats/token) the controller holds; >= 0 (paper: e.g. 0.1 at temperature 0.6)."""
@@ -62,7 +62,7 @@ class PIController(EntropyController):
         ki_term = 0.0 if cfg.p_only else cfg.ki * self.integral
         alpha = min(max(cfg.kp * error + ki_term, -cfg.output_limit), cfg.output_limit)
         self.steps += 1
-        return self._record(measurement, error, {"alpha": alpha})
+        return self._record(measurement, error, {self.outputs.alpha: alpha})
 
     def _state(self):
         return {"integral": self.integral, "steps": self.steps}
@@ -72,4 +72,4 @@ class PIController(EntropyController):
         self.steps = int(state["steps"])
 
     def metrics(self):
-        return {"alpha": 0.0, **super().metrics(), "target": self.config.target_entropy}
+        return {self.outputs.alpha: 0.0, **super().metrics(), "target": self.config.target_entropy}

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from entropy_verl import metric_names
+
 MIN_POINTS = 3
 
 
@@ -64,16 +66,16 @@ class OnlineEntropyLaw:
         self.entropies.append(float(entropy))
         self.rewards.append(float(reward))
 
-    def metrics(self, prefix: str = "entropy_law") -> dict[str, float]:
+    def metrics(self) -> dict[str, float]:
         fit = fit_entropy_law(self.entropies, self.rewards)
         if fit is None:
             return {}
         return {
-            f"{prefix}/a": fit.a,
-            f"{prefix}/b": fit.b,
-            f"{prefix}/ceiling": fit.ceiling,
-            f"{prefix}/rmse": fit.rmse,
-            f"{prefix}/points": float(fit.points),
+            metric_names.law("a"): fit.a,
+            metric_names.law("b"): fit.b,
+            metric_names.law("ceiling"): fit.ceiling,
+            metric_names.law("rmse"): fit.rmse,
+            metric_names.law("points"): float(fit.points),
         }
 
     def state_dict(self) -> dict:

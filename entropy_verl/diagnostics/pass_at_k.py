@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from entropy_verl import metric_names
+
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """1 - C(n-c, k) / C(n, k), as a running product (no huge binomials): 1 - prod_{i=n-c+1}^{n} (1 - k / i)."""
@@ -25,7 +27,7 @@ def k_values(n: int) -> list[int]:
 
 
 def pass_at_k_metrics(
-    correct: Sequence[Sequence[bool]], answers: Sequence[Sequence[str | None]] | None = None, prefix: str = "val"
+    correct: Sequence[Sequence[bool]], answers: Sequence[Sequence[str | None]] | None = None
 ) -> dict[str, float]:
     """Mean pass@k over prompts for k in k_values(n) (every prompt has the same n samples), and the mean number of
     distinct correct answers per prompt when ``answers`` (canonical answer strings) are given."""
@@ -35,7 +37,7 @@ def pass_at_k_metrics(
     if any(len(c) != n for c in correct):
         raise ValueError("every prompt needs the same number of samples")
     metrics = {
-        f"{prefix}/pass@{k}": sum(pass_at_k(n, sum(map(bool, c)), k) for c in correct) / len(correct)
+        metric_names.pass_at(k): sum(pass_at_k(n, sum(map(bool, c)), k) for c in correct) / len(correct)
         for k in k_values(n)
     }
     if answers is not None:
@@ -43,5 +45,5 @@ def pass_at_k_metrics(
             len({a for a, ok in zip(ans, c, strict=True) if ok and a is not None})
             for ans, c in zip(answers, correct, strict=True)
         ]
-        metrics[f"{prefix}/distinct_correct"] = sum(distinct) / len(distinct)
+        metrics[metric_names.DISTINCT_CORRECT] = sum(distinct) / len(distinct)
     return metrics

@@ -17,12 +17,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from entropy_verl import metric_names
+
 from .entropy_law import OnlineEntropyLaw
 from .pass_at_k import pass_at_k_metrics
 from .token_stats import EntropyChangeTracker, step_diagnostics
 
 
-@dataclass
+@dataclass(frozen=True)
 class DiagnosticsConfig:
     enable: bool = True
     """Log the per-step entropy/... metrics and, at validation, pass@k and the entropy-performance law."""
@@ -51,7 +53,7 @@ class StepDiagnostics:
     def validation(self, step: int, uids, rewards, outputs) -> dict[str, float]:
         """pass@k and distinct correct answers from validation samples grouped by prompt (uid), then the law. One law
         pair per step: a resumed run validating its checkpoint step again (val_before_train) adds none; the pair is
-        logged as ``entropy_law/entropy|reward`` (what ``python -m entropy_verl.law`` fits offline)."""
+        logged as ``entropy_law/entropy|reward`` (what ``python -m entropy_verl.tools.law`` fits offline)."""
         correct, answers = defaultdict(list), defaultdict(list)
         for uid, reward, text in zip(uids, rewards, outputs, strict=True):
             correct[uid].append(float(reward) >= self.cfg.correct_threshold)
@@ -60,12 +62,14 @@ class StepDiagnostics:
         full = [uid for uid, c in correct.items() if len(c) == n]  # a prompt missing samples would bias pass@k
         metrics = pass_at_k_metrics([correct[u] for u in full], [answers[u] for u in full] if self.extract else None)
         if len(full) < len(correct):
-            metrics["val/prompts_missing_samples"] = float(len(correct) - len(full))
+            metrics[metric_names.PROMPTS_MISSING_SAMPLES] = float(len(correct) - len(full))
         if self.entropy is not None and rewards and step != self.law_step:
             reward = sum(map(float, rewards)) / len(rewards)
             self.law.add(self.entropy, reward)
             self.law_step = step
-            metrics.update({"entropy_law/entropy": self.entropy, "entropy_law/reward": reward, **self.law.metrics()})
+            metrics.update(
+                {metric_names.LAW_ENTROPY: self.entropy, metric_names.LAW_REWARD: reward, **self.law.metrics()}
+            )
         return metrics
 
     def state_dict(self) -> dict:

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from entropy_verl import metric_names
 from entropy_verl.losses import LossContext
 from entropy_verl.losses.clip_b import discriminator_s
 from entropy_verl.losses.clip_v import expected_discriminator
@@ -32,9 +33,10 @@ def entropy_distribution(ctx: LossContext) -> dict[str, float]:
     if values.size == 0:
         return {}
     metrics = {
-        f"entropy/p{round(q * 100)}": float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
+        metric_names.diagnostic(f"p{round(q * 100)}"): float(v)
+        for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
     }
-    metrics.update({f"entropy/frac_above_{t:g}": float((values > t).mean()) for t in THRESHOLDS})
+    metrics.update({metric_names.diagnostic(f"frac_above_{t:g}"): float((values > t).mean()) for t in THRESHOLDS})
     return metrics
 
 
@@ -43,7 +45,7 @@ def entropy_by_advantage_sign(ctx: LossContext) -> dict[str, float]:
     for name, sign in (("pos_adv", ctx.advantages > 0), ("neg_adv", ctx.advantages < 0)):
         selected = ctx.response_mask & sign
         if selected.any():
-            out[f"entropy/{name}_mean"] = float(masked_mean_std(ctx.old_entropy, selected)[0])
+            out[metric_names.diagnostic(f"{name}_mean")] = float(masked_mean_std(ctx.old_entropy, selected)[0])
     return out
 
 
@@ -68,11 +70,11 @@ def step_diagnostics(ctx: LossContext) -> dict[str, float]:
         valid = discriminator_s(ctx)[ctx.response_mask]
         metrics.update(
             {
-                "entropy/cov_logp_adv": logp_advantage_covariance(ctx),
-                "entropy/s_mean": float(valid.mean()),
-                "entropy/s_std": float(valid.std(unbiased=False)),
-                "entropy/s_neg_frac": float((valid < 0).double().mean()),
-                "entropy/predicted_change": predicted_entropy_change(ctx),
+                metric_names.diagnostic("cov_logp_adv"): logp_advantage_covariance(ctx),
+                metric_names.diagnostic("s_mean"): float(valid.mean()),
+                metric_names.diagnostic("s_std"): float(valid.std(unbiased=False)),
+                metric_names.diagnostic("s_neg_frac"): float((valid < 0).double().mean()),
+                metric_names.diagnostic("predicted_change"): predicted_entropy_change(ctx),
             }
         )
     return metrics
@@ -93,10 +95,10 @@ class EntropyChangeTracker:
         if self.pending is not None:
             measured = entropy - self.pending[1]
             self.pairs.append((self.pending[0], measured))
-            metrics["entropy/measured_change"] = measured
+            metrics[metric_names.diagnostic("measured_change")] = measured
             corr = self.correlation()
             if corr is not None:
-                metrics["entropy/predicted_vs_measured_corr"] = corr
+                metrics[metric_names.diagnostic("predicted_vs_measured_corr")] = corr
         self.pending = (float(predicted), float(entropy))
         return metrics
 

@@ -8,7 +8,7 @@ reproducible from a seed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from entropy_verl.tasks import countdown
 
@@ -23,9 +23,6 @@ class EvalResult:
     entropy: float  # mean per-token entropy (nats) of the sampled completions, EOS included
     n_prompts: int
     temperature: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _generate(model, prompt_ids, max_new_tokens, eos_id, temperature, generator, greedy):

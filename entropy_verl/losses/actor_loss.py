@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from entropy_verl import metric_names
+
 from .context import LossContext, build_loss_context
 
 
@@ -90,11 +92,11 @@ def entropy_aware_loss(config, model_output, data, dp_group=None, *, methods=())
     terms, term_metrics = apply_loss_terms(ctx, methods)
     loss = loss + terms
     method_metrics.update(term_metrics)
-    metrics.update({f"actor/{k}": Metric(value=v, aggregation=AggregationType.MEAN) for k, v in method_metrics.items()})
+    metrics.update(
+        {metric_names.method(k): Metric(value=v, aggregation=AggregationType.MEAN) for k, v in method_metrics.items()}
+    )
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     broadcast = {**ctx.coefficients, **{f"{m}/{k}": v for m, stats in ctx.step_stats.items() for k, v in stats.items()}}
     for key, value in broadcast.items():  # what this worker used: checked against the driver's value
-        metrics[f"entropy_verl/worker_coef/{key}/rank{rank}"] = Metric(
-            value=float(value), aggregation=AggregationType.MEAN
-        )
+        metrics[metric_names.worker_coef(key, rank)] = Metric(value=float(value), aggregation=AggregationType.MEAN)
     return loss, metrics

@@ -22,7 +22,7 @@ from .context import LossContext
 from .masked import masked_mean_std, valid_token_mean
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClipBConfig:
     mu: float = 2.5
     """Drop A < 0 tokens whose S is more than mu standard deviations below the batch mean; >= 0 (paper: 2.5)."""
@@ -39,12 +39,24 @@ def discriminator_s(ctx: LossContext) -> torch.Tensor:
 
 
 def clip_b_stats(ctx: LossContext, cfg: ClipBConfig) -> dict[str, float]:
+    """Mean and std of S_t over the valid tokens, for ``ctx.stats`` (arXiv:2602.03392, Eq. 12-14): over the whole
+    step on the driver, or over each micro-batch (``scope: micro_batch``).
+
+    Reads: ``ctx.old_log_prob``, ``ctx.old_prob``, ``ctx.old_entropy`` (S_t, by ``discriminator_s``),
+    ``ctx.response_mask``.
+    """
     mean, std = masked_mean_std(discriminator_s(ctx), ctx.response_mask)
     return {"s_mean": mean.item(), "s_std": std.item()}
 
 
 @register("clip_b", kind="weight", config=ClipBConfig, step_stats=clip_b_stats)
 def clip_b_weight(ctx: LossContext, cfg: ClipBConfig):
+    """Clip-B's token weight (arXiv:2602.03392, Eq. 12-14): 0 on A_t < 0 tokens with S_t - mean(S) < -mu std(S), else 1.
+
+    Reads: ``ctx.advantages``, ``ctx.old_log_prob``, ``ctx.old_prob``, ``ctx.old_entropy`` (S_t, by
+    ``discriminator_s``), ``ctx.response_mask``, ``ctx.stats`` (``s_mean``, ``s_std`` of ``clip_b_stats``),
+    ``ctx.log_prob`` (its dtype only).
+    """
     z = discriminator_s(ctx) - ctx.stats["s_mean"]
     drop = (ctx.advantages < 0) & (z < -cfg.mu * ctx.stats["s_std"]) & ctx.response_mask
     return (~drop).to(ctx.log_prob.dtype), {"dropped_frac": valid_token_mean(drop, ctx)}

@@ -28,7 +28,7 @@ from .masked import masked_mean_std, selection_count, valid_token_mean
 MIN_SIGMA = 1e-12
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClipVConfig:
     mu: float = 8.5
     """Drop A < 0 tokens whose gap x = N - S exceeds mu standard deviations of x; >= 0 (paper: 8.5)."""
@@ -58,7 +58,12 @@ def vocab_discriminator_gap(ctx: LossContext) -> torch.Tensor:
 
 
 def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Generator) -> torch.Tensor:
-    """1 on the tokens Clip-V drops this step, 0 elsewhere (deterministic: the generator is unused)."""
+    """1 on the tokens Clip-V drops this step, 0 elsewhere (arXiv:2602.03392, Eq. 15); deterministic: the generator is
+    unused.
+
+    Reads: ``ctx.advantages``, ``ctx.response_mask``, and for x_t = N_t - S_t (``vocab_discriminator_gap``)
+    ``ctx.old_entropy``, ``ctx.old_sum_p2``, ``ctx.old_sum_p2_logp``, ``ctx.old_log_prob``, ``ctx.old_prob``.
+    """
     mask = ctx.response_mask
     x = vocab_discriminator_gap(ctx).float()
     n = int(mask.sum())
@@ -78,5 +83,9 @@ def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Genera
 
 @register("clip_v", kind="weight", config=ClipVConfig, step_selection=clip_v_selection, needs=(VOCAB_STATS,))
 def clip_v_weight(ctx: LossContext, cfg: ClipVConfig):
+    """Clip-V's token weight (arXiv:2602.03392, Eq. 15): 0 on the tokens the driver's selection drops, else 1.
+
+    Reads: ``ctx.selection`` (``clip_v_selection``'s), ``ctx.response_mask``.
+    """
     selected = ctx.selection * ctx.response_mask
     return 1.0 - selected, {"dropped_frac": valid_token_mean(selected, ctx)}

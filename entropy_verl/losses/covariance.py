@@ -35,7 +35,7 @@ def token_covariance(ctx: LossContext) -> torch.Tensor:
     return cov.masked_fill(~mask, float("-inf"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClipCovConfig:
     ratio: float = 2e-4
     """Fraction of the step's tokens detached, drawn at random among lower_bound < Cov < upper_bound; in (0, 1]
@@ -53,6 +53,11 @@ class ClipCovConfig:
 
 
 def clip_cov_selection(ctx: LossContext, cfg: ClipCovConfig, generator: torch.Generator) -> torch.Tensor:
+    """1 on ratio * N tokens drawn with ``generator`` among those with lower_bound < Cov_t < upper_bound, 0 elsewhere
+    (arXiv:2505.22617, Sec. 4, Eq. 10-12).
+
+    Reads: ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``token_covariance``), ``ctx.response_mask``.
+    """
     cov = token_covariance(ctx)
     candidates = torch.nonzero(ctx.response_mask & (cov > cfg.lower_bound) & (cov < cfg.upper_bound))
     count = selection_count(cfg.ratio, int(ctx.response_mask.sum()))
@@ -64,11 +69,15 @@ def clip_cov_selection(ctx: LossContext, cfg: ClipCovConfig, generator: torch.Ge
 
 @register("clip_cov_global", kind="weight", config=ClipCovConfig, step_selection=clip_cov_selection)
 def clip_cov_weight(ctx: LossContext, cfg: ClipCovConfig):
+    """Clip-Cov's token weight (arXiv:2505.22617, Sec. 4, Eq. 10-12): 0 (detached) on the driver's selection, else 1.
+
+    Reads: ``ctx.selection`` (``clip_cov_selection``'s), ``ctx.response_mask``.
+    """
     selected = ctx.selection * ctx.response_mask
     return 1.0 - selected, {"detached_frac": valid_token_mean(selected, ctx)}
 
 
-@dataclass
+@dataclass(frozen=True)
 class KLCovConfig:
     ratio: float = 2e-3
     """Fraction of the step's tokens, the highest-Cov ones, that get the KL penalty; in (0, 1] (paper: 2e-3 for 7B,
@@ -84,6 +93,11 @@ class KLCovConfig:
 
 
 def kl_cov_selection(ctx: LossContext, cfg: KLCovConfig, generator: torch.Generator) -> torch.Tensor:
+    """1 on the ratio * N tokens with the highest Cov_t, 0 elsewhere (arXiv:2505.22617, Sec. 4, Eq. 10-12); the
+    generator is unused.
+
+    Reads: ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``token_covariance``), ``ctx.response_mask``.
+    """
     cov = token_covariance(ctx).flatten()
     top = torch.topk(cov, selection_count(cfg.ratio, int(ctx.response_mask.sum()))).indices
     selected = torch.zeros_like(cov)
@@ -98,6 +112,11 @@ def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch
 
 @register("kl_cov_global", kind="term", config=KLCovConfig, step_selection=kl_cov_selection, loss_mode=PG_UNCLIPPED)
 def kl_cov_term(ctx: LossContext, cfg: KLCovConfig):
+    """KL-Cov's penalty coef * token-mean(1[t selected] |log pi_t - log pi_old,t|) (arXiv:2505.22617, Eq. 10-12).
+
+    Reads: ``ctx.selection`` (``kl_cov_selection``'s), ``ctx.log_prob``, ``ctx.old_log_prob``, ``ctx.response_mask``,
+    ``ctx.global_batch_info`` (verl's token-mean normaliser, by ``selected_token_mean``).
+    """
     selected = ctx.selection * ctx.response_mask
     penalty = selected_kl_penalty(ctx, cfg.coef * selected)
     return penalty, {"selected_frac": valid_token_mean(selected, ctx), "penalty": penalty.item()}

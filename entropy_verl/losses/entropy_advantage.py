@@ -20,7 +20,7 @@ from .context import LossContext
 from .masked import valid_token_mean
 
 
-@dataclass
+@dataclass(frozen=True)
 class EntropyAdvantageConfig:
     alpha: float = 0.4
     """Scale of the entropy bonus alpha * H; >= 0 (paper: 0.4)."""
@@ -36,6 +36,10 @@ class EntropyAdvantageConfig:
 
 @register("entropy_adv", kind="advantage", config=EntropyAdvantageConfig)
 def entropy_advantage(ctx: LossContext, cfg: EntropyAdvantageConfig):
+    """A'_t = A_t + min(alpha * sg(H_t), |A_t| / kappa) on the valid tokens (arXiv:2506.14758, Eq. 5-6).
+
+    Reads: ``ctx.advantages``, ``ctx.old_entropy`` (H of the sampling policy), ``ctx.response_mask``.
+    """
     bonus = torch.minimum(cfg.alpha * ctx.old_entropy.detach(), ctx.advantages.abs() / cfg.kappa)
     bonus = bonus * ctx.response_mask
     return ctx.advantages + bonus, {"mean_bonus": valid_token_mean(bonus, ctx)}

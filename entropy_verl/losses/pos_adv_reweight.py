@@ -12,14 +12,15 @@ from dataclasses import dataclass
 
 import torch
 
+from entropy_verl.controllers.lambda_schedule import LambdaScheduleController
 from entropy_verl.registry import register
 
 from .context import LossContext
 
-SCHEDULED = "pos_adv_lambda"  # the lambda_schedule controller's output
+SCHEDULED = LambdaScheduleController.outputs.pos_adv_lambda
 
 
-@dataclass
+@dataclass(frozen=True)
 class PosAdvReweightConfig:
     lam: float | None = 0.1
     """Weight on A > 0 tokens, in [0, 1] (paper: 0.1); null reads it from the lambda_schedule controller."""
@@ -35,6 +36,11 @@ def reads_lambda(cfg: PosAdvReweightConfig) -> tuple[str, ...]:
 
 @register("pos_adv_reweight", kind="weight", config=PosAdvReweightConfig, reads=reads_lambda)
 def pos_adv_reweight(ctx: LossContext, cfg: PosAdvReweightConfig):
+    """weight_t = lambda if A_t > 0 else 1 (arXiv:2511.05993, Sec. 5).
+
+    Reads: ``ctx.advantages``, and ``ctx.coefficients`` (``pos_adv_lambda``, the lambda_schedule controller's) only when
+    ``lam`` is null.
+    """
     lam = cfg.lam if cfg.lam is not None else float(ctx.coefficients[SCHEDULED])
     weights = torch.where(ctx.advantages > 0, torch.full_like(ctx.advantages, lam), torch.ones_like(ctx.advantages))
     return weights, {"lambda": lam}

@@ -22,7 +22,7 @@ from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
 HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
 
 
-@dataclass
+@dataclass(frozen=True)
 class SentConfig:
     k: float = 2e-4
     """Fraction of the low-entropy tokens penalised at each end of the Cov order; in (0, 0.5] (paper: 2e-4)."""
@@ -41,7 +41,12 @@ class SentConfig:
 
 
 def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Per-token penalty multiplier: 2 (high-Cov), 0.5 (low-Cov) or 0, among the low-entropy tokens."""
+    """Per-token penalty multiplier: 2 (high-Cov), 0.5 (low-Cov) or 0, among the low-entropy tokens
+    (arXiv:2512.04359, Sec. 3, Eq. 7-8); the generator is unused.
+
+    Reads: ``ctx.old_entropy``, ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``token_covariance``),
+    ``ctx.response_mask``.
+    """
     mask = ctx.response_mask
     weights = torch.zeros_like(ctx.advantages)
     if not mask.any():
@@ -61,6 +66,11 @@ def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator
 
 @register("sent", kind="term", config=SentConfig, step_selection=sent_selection, loss_mode=PG_UNCLIPPED)
 def sent_term(ctx: LossContext, cfg: SentConfig):
+    """SENT's penalty coef * token-mean(m_t |log pi_t - log pi_old,t|), m_t in {2, 0.5, 0} (arXiv:2512.04359, Eq. 7-8).
+
+    Reads: ``ctx.selection`` (the multipliers m_t of ``sent_selection``), ``ctx.log_prob``, ``ctx.old_log_prob``,
+    ``ctx.response_mask``, ``ctx.global_batch_info`` (verl's token-mean normaliser, by ``selected_token_mean``).
+    """
     multiplier = ctx.selection * ctx.response_mask
     penalty = selected_kl_penalty(ctx, cfg.coef * multiplier)
     return penalty, {"selected_frac": valid_token_mean(multiplier > 0, ctx), "penalty": penalty.item()}

@@ -24,7 +24,7 @@ from .masked import valid_token_mean
 MIN_SCALE = 0.02  # floor of max|Omega| so a batch of near-zero changes is not stretched to lambda_min
 
 
-@dataclass
+@dataclass(frozen=True)
 class SteerConfig:
     lambda_min: float = 0.8
     """Weight of the token whose |Omega| is the batch's largest; in (0, 1] (paper: 0.8)."""
@@ -44,12 +44,24 @@ def entropy_change(ctx: LossContext) -> torch.Tensor:
 
 
 def steer_stats(ctx: LossContext, cfg: SteerConfig) -> dict[str, float]:
+    """max_t |Omega_t| over the valid tokens, for ``ctx.stats`` (arXiv:2510.10150, Eq. 8-10): over the whole step on the
+    driver, or over each micro-batch (``scope: micro_batch``).
+
+    Reads: ``ctx.advantages``, ``ctx.old_log_prob``, ``ctx.old_prob``, ``ctx.old_entropy``, ``ctx.response_mask``
+    (Omega_t, by ``entropy_change``).
+    """
     omega = entropy_change(ctx).abs()
     return {"omega_max": omega.max().item() if omega.numel() else 0.0}
 
 
 @register("steer", kind="weight", config=SteerConfig, step_stats=steer_stats)
 def steer_weight(ctx: LossContext, cfg: SteerConfig):
+    """STEER's token weight lambda_t = clamp(exp(-k |Omega_t|), lambda_min, 1), or linear in |Omega_t| with
+    ``mode: linear`` (arXiv:2510.10150, Sec. 3, Eq. 8-10).
+
+    Reads: ``ctx.stats`` (``omega_max`` of ``steer_stats``), ``ctx.advantages``, ``ctx.old_log_prob``, ``ctx.old_prob``,
+    ``ctx.old_entropy``, ``ctx.response_mask`` (Omega_t, by ``entropy_change``).
+    """
     scale = max(ctx.stats["omega_max"], MIN_SCALE)
     omega = entropy_change(ctx).abs()
     if cfg.mode == "exp":

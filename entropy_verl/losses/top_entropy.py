@@ -19,7 +19,7 @@ from .context import LossContext
 from .masked import quantile, valid_token_mean
 
 
-@dataclass
+@dataclass(frozen=True)
 class TopEntropyConfig:
     rho: float = 0.2
     """Fraction of the batch's tokens kept, the highest-entropy ones; in (0, 1] (paper: 0.2)."""
@@ -32,6 +32,11 @@ class TopEntropyConfig:
 
 
 def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, float]:
+    """tau_rho, the (1 - rho)-quantile of the valid tokens' entropies, for ``ctx.stats`` (arXiv:2506.01939, Eq. 4): over
+    the whole step on the driver, or over each micro-batch (``scope: micro_batch``).
+
+    Reads: ``ctx.old_entropy``, ``ctx.response_mask``.
+    """
     valid = ctx.old_entropy[ctx.response_mask]
     if valid.numel() == 0:
         return {"threshold": float("inf")}
@@ -40,6 +45,11 @@ def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, 
 
 @register("top_entropy", kind="weight", config=TopEntropyConfig, step_stats=top_entropy_threshold)
 def top_entropy_weight(ctx: LossContext, cfg: TopEntropyConfig):
+    """weight_t = 1[H_t >= tau_rho] on the valid tokens (arXiv:2506.01939, Sec. 4, Eq. 4).
+
+    Reads: ``ctx.old_entropy``, ``ctx.response_mask``, ``ctx.stats`` (``threshold`` of ``top_entropy_threshold``),
+    ``ctx.log_prob`` (its dtype only).
+    """
     threshold = ctx.stats["threshold"]
     keep = (ctx.old_entropy >= threshold) & ctx.response_mask
     return keep.to(ctx.log_prob.dtype), {"threshold": threshold, "kept_frac": valid_token_mean(keep, ctx)}

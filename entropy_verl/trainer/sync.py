@@ -5,10 +5,12 @@ driver-side entropy control:
 
 1. after verl recomputes old log-probs (which also yields per-token entropy; no extra forward pass), the trainer
    takes the *global* token-mean entropy of the step's rollout batch;
-2. it updates the configured controllers (``entropy_verl.controllers``) with it;
+2. it updates the configured controllers with it (``control.py``: the algorithm, apart from this file's plumbing);
 3. it puts their coefficients into the batch's ``extra_info`` before the actor update, so every actor worker's
    entropy-aware loss (installed with verl's ``set_loss_fn``) reads the same values;
-4. controller state is saved next to verl's checkpoint of the same step and restored on resume.
+4. controller state is saved next to verl's checkpoint of the same step and restored on resume (``run_state.py``).
+
+Every worker call (actor, reference, critic) gets the step's batch meta through one field filter (``_for_workers``).
 
 It also makes verl's replay-buffer poll interval configurable (``trainer.v1.entropy_sync.poll_interval_s``): verl
 polls every 2 s for finished rollouts, noise on a GPU step but half of a CPU step on the embedded default; and while
@@ -18,7 +20,6 @@ it waits, a watchdog (``trainer.v1.entropy_sync.worker_check_s``, ``watchdog.py`
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from functools import partial
@@ -34,16 +35,16 @@ from verl.utils.debug import marked_timer
 from verl.utils.transferqueue_utils import kv_batch_meta2batch_meta
 from verl.workers.utils.padding import response_from_nested, response_to_nested
 
+from entropy_verl import metric_names, run_state
 from entropy_verl.advantages import estimator_inputs
-from entropy_verl.config import parse
-from entropy_verl.controllers.guard import NonFiniteGuard
-from entropy_verl.diagnostics.run_summary import METRICS_FILE
+from entropy_verl.config import TRAINER_NAME, objective, parse
 from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_aware_loss
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
 from entropy_verl.tasks import load_task_function
 
+from .control import EntropyControl
 from .watchdog import WorkerDied, WorkerWatchdog
 from .whole_step import StepFields, whole_step_values
 
@@ -71,10 +72,8 @@ ROLLOUT_RECORDS = frozenset(
 
 logger = logging.getLogger(__name__)
 
-TRAINER_NAME = "entropy_sync"
 DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
 DEFAULT_WORKER_CHECK_S = 5.0  # how often the trainer asks Ray for dead workers while it waits for rollouts (0: never)
-CONTROLLER_STATE_FILE = "entropy_controllers.json"
 NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 
 
@@ -82,12 +81,11 @@ NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 class EntropySyncTrainer(PPOTrainerSync):
     def __init__(self, config):
         self.entropy_config = parse(config)  # the same parse the driver's start-up validation ran
-        self.controllers = {spec.name: spec.impl(cfg) for spec, cfg in self.entropy_config.controllers}
+        print(f"[entropy_verl] objective: {objective(config, self.entropy_config)}", flush=True)
+        self.control = EntropyControl(self.entropy_config)
         self.loss_methods = self.entropy_config.loss_methods
         self.needs_vocab_stats = self.entropy_config.needs(VOCAB_STATS)
         self.step_fields: StepFields | None = None  # the step's per-token fields, read once (_read_step_fields)
-        self.coefficients: dict[str, float] = {}
-        self.guard = NonFiniteGuard(self.entropy_config.safety)
         # fault drill (tests, rehearsals): steps whose entropy measurement is replaced by NaN, e.g. "2,4"
         self.nonfinite_drill = {int(s) for s in os.environ.get(NONFINITE_DRILL_ENV, "").split(",") if s.strip()}
         task = self.entropy_config.task
@@ -96,8 +94,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         self.diagnostics = StepDiagnostics(diagnostics, extract) if diagnostics.enable else None
         estimator = self.entropy_config.estimator
         reads_log_probs = estimator is not None and SEQUENCE_MEAN_OLD_LOG_PROB in estimator[0].needs
-        self.needs_step_fields = bool(self.controllers or self.loss_methods or self.diagnostics or reads_log_probs)
-        self.step_entropy: float | None = None  # global token-mean entropy of this step's rollout
+        self.needs_step_fields = bool(
+            self.control.controllers or self.loss_methods or self.diagnostics or reads_log_probs
+        )
         self._val_outputs: list[str] | None = None
         self._state_written_at: int | None = None  # the step whose checkpoint holds the latest entropy_verl state
         # seeds the driver-side token selections (with the step)
@@ -106,7 +105,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
         run_dir = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
         if run_dir:
-            os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, METRICS_FILE)
+            os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, run_state.METRICS_FILE)
         super().__init__(config)
 
     def _build_replay_buffer(self):
@@ -155,37 +154,20 @@ class EntropySyncTrainer(PPOTrainerSync):
             with marked_timer("entropy_step_read", self.timing_raw, color="green"):
                 self.step_fields = self._read_step_fields(batch)
             gap = self.step_fields.rollout_log_prob_gap()
-            metrics.update({f"entropy_verl/rollout_log_prob_gap/{k}": v for k, v in gap.items()})
-            batch = self._without_driver_fields(batch)
-        if self.controllers or self.diagnostics:
+            metrics.update({metric_names.rollout_log_prob_gap(k): v for k, v in gap.items()})
+        if self.control.controllers or self.diagnostics:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
                 entropy = self.step_fields.token_mean_entropy()
                 if self.global_steps in self.nonfinite_drill:
                     entropy = float("nan")
-                if self.guard.accept(entropy, self.global_steps):  # else: last step's coefficients, state untouched
-                    self.step_entropy = entropy
-                    updated = {}
-                    for controller in self.controllers.values():
-                        updated.update(controller.update(entropy))
-                    self.coefficients = self.guard.finite(updated, self.coefficients, self.global_steps)
-                else:
-                    self.step_entropy = None
-                for name, controller in self.controllers.items():  # on a skipped step: its unchanged state
-                    metrics.update({f"entropy_control/{name}/{k}": v for k, v in controller.metrics().items()})
-                metrics.update(self.guard.metrics())
+                metrics.update(self.control.measure(entropy, self.global_steps))
         return batch
 
-    def _without_driver_fields(self, batch):
-        """The batch meta without the fields only the driver reads (Clip-V's full-length sums): verl's workers fetch
-        the fields a meta lists, and the actor update does not need them."""
-        if not self.needs_vocab_stats or batch.fields is None:
-            return batch
-        return dataclasses.replace(batch, fields=[f for f in batch.fields if f not in VOCAB_STATS_OUTPUTS])
-
     def _for_workers(self, batch):
-        """The meta an actor or reference worker call gets: without the rollout's per-sample records
-        (``ROLLOUT_RECORDS``) and the driver-only fields. A meta that lists no fields makes verl's workers fetch
-        every field."""
+        """The meta every worker call gets (actor, reference, critic): without the rollout's per-sample records
+        (``ROLLOUT_RECORDS``) and the fields only the driver reads (Clip-V's full-length sums). verl's workers fetch
+        every field a meta lists, and every field when it lists none. The driver's own reads name their fields, so
+        the rest of the step keeps the full meta."""
         fields = batch.fields if batch.fields is not None else kv_batch_meta2batch_meta(batch).field_names
         drop = ROLLOUT_RECORDS | (set(VOCAB_STATS_OUTPUTS) if self.needs_vocab_stats else set())
         return dataclasses.replace(batch, fields=[f for f in fields if f not in drop])
@@ -193,6 +175,14 @@ class EntropySyncTrainer(PPOTrainerSync):
     def _compute_ref_log_prob(self, batch, metrics):
         super()._compute_ref_log_prob(self._for_workers(batch), metrics=metrics)
         return batch  # verl returns the meta it was given: the rest of the step keeps the full one
+
+    def _compute_values(self, batch, metrics):
+        super()._compute_values(self._for_workers(batch), metrics=metrics)
+        return batch
+
+    def _update_critic(self, batch, metrics):
+        super()._update_critic(self._for_workers(batch), metrics=metrics)
+        return batch
 
     def _read_step_fields(self, batch) -> StepFields:
         """The step's per-token fields, read from TransferQueue once and padded once: every driver-side consumer
@@ -240,10 +230,9 @@ class EntropySyncTrainer(PPOTrainerSync):
             batch = tq.kv_batch_put(
                 keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(nested, batch_size=len(batch))
             )
-            batch = self._without_driver_fields(batch)  # kv_batch_put lists every field the samples hold
-        if self.diagnostics and self.step_entropy is not None:
+        if self.diagnostics and self.control.entropy is not None:
             with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
-                metrics.update(self.diagnostics.step(ctx, self.step_entropy))
+                metrics.update(self.diagnostics.step(ctx, self.control.entropy))
         return stats, batch
 
     def _compute_advantage(self, batch, metrics):
@@ -267,18 +256,18 @@ class EntropySyncTrainer(PPOTrainerSync):
             inputs[REWARD_COMPONENTS] = {key: [info.get(key) for info in infos] for key in set().union(*infos)}
         with estimator_inputs({spec.name: cfg}, **inputs) as estimator_metrics:
             batch = super()._compute_advantage(batch, metrics=metrics)
-        metrics.update({f"entropy_verl/{k}": v for k, v in estimator_metrics.items()})
+        metrics.update({metric_names.estimator(k): v for k, v in estimator_metrics.items()})
         return batch
 
     def _update_actor(self, batch, metrics):
         if self.loss_methods or self.diagnostics:
             with marked_timer("entropy_step_inputs", self.timing_raw, color="green"):
                 stats, batch = self._whole_step_inputs(batch, metrics)
-                self.coefficients.update(self.guard.finite(stats, self.coefficients, self.global_steps))
+                self.control.add_step_stats(stats, self.global_steps)
         self.step_fields = None  # this step's driver-side fields are done with
-        if self.coefficients:
-            batch.extra_info[COEFFICIENTS_KEY] = dict(self.coefficients)
-            metrics.update({f"entropy_verl/driver_coef/{k}": v for k, v in self.coefficients.items()})
+        if coefficients := self.control.coefficients:
+            batch.extra_info[COEFFICIENTS_KEY] = dict(coefficients)
+            metrics.update({metric_names.driver_coef(k): v for k, v in coefficients.items()})
         super()._update_actor(self._for_workers(batch), metrics=metrics)
         return batch  # verl returns the meta it was given: the rest of the step keeps the full one
 
@@ -301,32 +290,22 @@ class EntropySyncTrainer(PPOTrainerSync):
             )
         return metrics
 
-    # ---- checkpoints: controller state lives next to verl's checkpoint of the same step ------------------------
-
-    def _step_folder(self, step: int) -> str:
-        return os.path.join(self.config.trainer.default_local_dir, f"global_step_{step}")
+    # ---- checkpoints: controller state lives next to verl's checkpoint of the same step (run_state.py) ----------
 
     def _write_state(self) -> None:
-        folder = self._step_folder(self.global_steps)
-        os.makedirs(folder, exist_ok=True)
         state = {
             "global_steps": self.global_steps,
-            "coefficients": self.coefficients,
-            "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
-            "nonfinite": self.guard.state_dict(),
+            **self.control.state_dict(),
             "diagnostics": self.diagnostics.state_dict() if self.diagnostics else None,
         }
-        path = os.path.join(folder, CONTROLLER_STATE_FILE)
-        internal = {name: {k: v for k, v in c.items() if k != "last"} for name, c in state["controllers"].items()}
-        json.dumps([state["coefficients"], internal], allow_nan=False)  # raises rather than store a NaN state
-        with open(path + ".tmp", "w") as f:
-            json.dump(state, f, indent=1)
-        os.replace(path + ".tmp", path)  # a kill mid-write must not leave a checkpoint with half a state file
+        run_state.write_state(
+            run_state.checkpoint_folder(self.config.trainer.default_local_dir, self.global_steps), state
+        )
         self._state_written_at = self.global_steps
 
     def _save_checkpoint(self):
         # Written before verl's save, whose last act is the latest_checkpointed_iteration.txt tracker.
-        if self.controllers or self.diagnostics:
+        if self.control.controllers or self.diagnostics:
             self._write_state()
         return super()._save_checkpoint()
 
@@ -338,31 +317,22 @@ class EntropySyncTrainer(PPOTrainerSync):
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
-        if (self.controllers or self.diagnostics) and self.global_steps > 0:
-            resume_path = self.config.trainer.get("resume_from_path", None)
-            folder = (
-                resume_path
-                if self.config.trainer.resume_mode == "resume_path" and resume_path
-                else self._step_folder(self.global_steps)
-            )
-            path = os.path.join(folder, CONTROLLER_STATE_FILE)
-            if not os.path.exists(path):
-                if not self.controllers:  # diagnostics only: a checkpoint from before they existed; start them afresh
-                    logger.warning(
-                        "resuming step %d: no entropy_verl state at %s; diagnostics start afresh",
-                        self.global_steps,
-                        path,
-                    )
-                    return result
-                raise FileNotFoundError(f"resuming step {self.global_steps}: no controller state at {path}")
-            with open(path) as f:
-                state = json.load(f)
-            for name, controller in self.controllers.items():
-                controller.load_state_dict(state["controllers"][name])
-            self.coefficients = dict(state.get("coefficients", {}))
-            if "nonfinite" in state:
-                self.guard.load_state_dict(state["nonfinite"])
+        if (self.control.controllers or self.diagnostics) and self.global_steps > 0:
+            folder = run_state.resume_folder(self.config.trainer)  # the folder verl has just loaded
+            try:
+                state = run_state.read_state(folder)
+            except FileNotFoundError:
+                if self.control.controllers:
+                    raise FileNotFoundError(
+                        f"resuming step {self.global_steps}: no controller state in {folder}"
+                    ) from None
+                # diagnostics only: a checkpoint from before they existed; start them afresh
+                logger.warning(
+                    "resuming step %d: no entropy_verl state in %s; diagnostics start afresh", self.global_steps, folder
+                )
+                return result
+            self.control.load_state_dict(state)
             if self.diagnostics and state.get("diagnostics"):
                 self.diagnostics.load_state_dict(state["diagnostics"])
-            logger.info("restored entropy controllers from %s", path)
+            logger.info("restored entropy controllers from %s", folder)
         return result

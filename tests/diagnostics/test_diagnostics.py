@@ -201,7 +201,7 @@ def write_run(path, rows):
 
 
 def test_offline_law_fit_reads_the_logged_pairs_and_falls_back_to_verls_validation_mean(tmp_path):
-    from entropy_verl.law import main
+    from entropy_verl.tools.law import main
 
     a, b = 0.5, 1.2
     hs = [0.9, 0.8, 0.7, 0.6, 0.5]
@@ -229,7 +229,7 @@ def test_offline_law_fit_reads_the_logged_pairs_and_falls_back_to_verls_validati
 
 
 def test_offline_law_fit_first_k_predicts_the_held_out_validations(tmp_path, capsys):
-    from entropy_verl.law import main
+    from entropy_verl.tools.law import main
 
     hs = [1.0, 0.9, 0.8, 0.7, 0.6]
     rows = [{"actor/entropy": h, "val-core/x/reward/mean@4": -0.4 * math.exp(h) + 1.0} for h in hs]
@@ -242,12 +242,12 @@ def test_offline_law_fit_first_k_predicts_the_held_out_validations(tmp_path, cap
 
 
 def test_offline_law_fit_names_the_ambiguous_reward_keys(tmp_path):
-    from entropy_verl.law import main
+    from entropy_verl.tools.law import main
 
     rows = [{"actor/entropy": 0.5, "val-core/a/reward/mean@4": 0.1, "val-core/b/reward/mean@4": 0.2}]
     with pytest.raises(SystemExit):
         main([str(write_run(tmp_path / "two_sources", rows))])
-    from entropy_verl.law import reward_key
+    from entropy_verl.tools.law import reward_key
 
     with pytest.raises(ValueError, match="val-core/a/reward/mean@4, val-core/b/reward/mean@4"):
         reward_key(rows)

@@ -1,6 +1,7 @@
 import json
 
-from entropy_verl.diagnostics.run_summary import format_summary, load_metrics, summarize
+from entropy_verl.diagnostics.run_summary import format_summary, summarize
+from entropy_verl.run_state import load_metrics
 
 
 def test_summary_window_means(tmp_path):

@@ -1,4 +1,4 @@
-"""End to end: the comparison harness (``python -m entropy_verl.compare``) runs GRPO and SEED-GRPO on the embedded
+"""End to end: the comparison harness (``python -m entropy_verl.tools.compare``) runs GRPO and SEED-GRPO on the embedded
 default through verl's v1 trainer and Ray on this CPU machine, then writes the figure and the table. Its GRPO run
 doubles as the check that the default config trains end to end, its SEED-GRPO run as the smoke run of an advantage
 estimator that needs driver inputs (each response's final answer)."""
@@ -34,7 +34,7 @@ def compare_out(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "entropy_verl.compare",
+            "entropy_verl.tools.compare",
             "--methods",
             *METHODS,
             "--steps",

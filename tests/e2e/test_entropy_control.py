@@ -64,7 +64,7 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
     assert sorted(after) == [3, 4]  # resumed at step 3, not from scratch
     # verl's file logger truncates metrics.jsonl when it opens it: the first launch's rows were moved aside first
     assert f"metrics so far kept in {run_dir / 'metrics.1.jsonl'}" in second.stdout
-    from entropy_verl.diagnostics.run_summary import load_metrics
+    from entropy_verl.run_state import load_metrics
 
     assert [r["step"] for r in load_metrics(str(run_dir))] == [1, 2, 3, 4]
     integral = saved["controllers"]["pi"]["integral"]
@@ -82,9 +82,10 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
     assert after[3]["entropy/measured_change"] == pytest.approx(entropy[3] - entropy[2], abs=1e-12)
     assert "entropy/predicted_vs_measured_corr" in after[4]  # its 3rd pair: steps 2 and 3's came through the checkpoint
     from entropy_verl.diagnostics.entropy_law import fit_entropy_law
-    from entropy_verl.law import law_pairs
+    from entropy_verl.tools.law import law_pairs
 
-    offline = fit_entropy_law(*law_pairs([*before.values(), *after.values()]))  # what `python -m entropy_verl.law` fits
+    # what `python -m entropy_verl.tools.law` fits
+    offline = fit_entropy_law(*law_pairs([*before.values(), *after.values()]))
     assert offline.points == 4
     assert (offline.a, offline.b) == (
         pytest.approx(after[4]["entropy_law/a"], abs=1e-9),
@@ -212,6 +213,6 @@ def test_a_killed_worker_of_any_kind_fails_the_run_quickly_and_the_run_resumes_e
     out = subprocess.run(main_cmd(*overrides), capture_output=True, text=True, timeout=900, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     check_resumed_from(resumed_from)
-    from entropy_verl.diagnostics.run_summary import load_metrics
+    from entropy_verl.run_state import load_metrics
 
     assert [row["step"] for row in load_metrics(str(run_dir))] == list(range(1, total_steps + 1))

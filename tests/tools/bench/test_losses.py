@@ -2,11 +2,12 @@
 and the driver's whole-step work (no timing asserted); and it runs where only torch is installed."""
 
 import json
+import os
 import subprocess
 import sys
 
 from entropy_verl import registry
-from entropy_verl.bench import main
+from entropy_verl.tools.bench.losses import main
 
 TOY = [
     "--device",
@@ -38,15 +39,21 @@ def test_bench_writes_a_row_per_registered_loss_method(tmp_path):
     assert all(row["ratio"] > 0 for row in result["losses"]) and result["verl"] and result["device"] == "cpu"
     eager = result["vocab_stats"]["modes"]["eager"]
     assert result["vocab_stats"]["vocab"] == 50 and eager["time_ratio"] > 0 and "stats_peak_extra_mb" in eager
-    assert [(r["tokens"], r["path"]) for r in result["driver"]] == [("4 x 32", "previous"), ("4 x 32", "now")]
-    assert all(r["s"] > 0 for r in result["driver"])
-    assert (tmp_path / "results.md").read_text().startswith("# entropy_verl benchmark (CPU")
+    assert [r["tokens"] for r in result["driver"]] == ["4 x 32"] and result["driver"][0]["s"] > 0
+    assert result["machine"]["cpu_count"] == os.cpu_count() and "gpu" not in result["machine"]
+    markdown = (tmp_path / "results.md").read_text()
+    assert (
+        markdown.startswith("# entropy_verl benchmark\n") and "Command: `python -m entropy_verl.tools.bench" in markdown
+    )
+    assert "| 4 x 32 | " in markdown and "bf16" not in markdown
     assert result["diagnostics"]["metrics"] >= 12 and result["diagnostics"]["tokens"] > 0
 
 
 def test_bench_runs_with_torch_alone(tmp_path):
     """An accelerator machine has torch but not verl: our side is timed, verl's baselines are said to be missing."""
-    hide_verl = "import sys; sys.modules['verl'] = None; from entropy_verl.bench import main; main(sys.argv[1:])"
+    hide_verl = (
+        "import sys; sys.modules['verl'] = None; from entropy_verl.tools.bench.losses import main; main(sys.argv[1:])"
+    )
     out = subprocess.run(
         [sys.executable, "-c", hide_verl, *TOY, "--driver-sizes", "", "--out", str(tmp_path)],
         capture_output=True,

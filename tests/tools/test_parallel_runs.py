@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from entropy_verl.parallel_runs import (
+from entropy_verl.tools.parallel_runs import (
     DRIVER_LOG,
     Job,
     build_embedded_default_once,

@@ -1,8 +1,8 @@
-"""Non-finite safety for the driver's coefficients: one NaN step must not poison a run.
+"""Non-finite safety (``entropy_verl.safety``) for the driver's coefficients: one NaN step must not poison a run.
 
 Without it, a single non-finite entropy reading (a NaN loss upstream, an empty step) enters the PI controller's
 integral, every later alpha is NaN, every loss is NaN, verl skips every optimizer step ("grad_norm is not finite"),
-the NaN is saved in the checkpoint and restored on resume, and the run still exits 0. The guard sits between the
+the NaN is saved in the checkpoint and restored on resume, and the run still exits 0. ``Safety`` sits between the
 measurement and the controllers, and between every driver-side coefficient and the workers:
 
 - a non-finite measurement never reaches a controller: the step keeps the last finite coefficients, the event is
@@ -18,10 +18,12 @@ import logging
 import math
 from dataclasses import dataclass
 
+from entropy_verl import metric_names
+
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SafetyConfig:
     max_nonfinite_steps: int = 3
     """Consecutive steps with a non-finite entropy measurement before the run fails (>= 1; 1: fail on the first)."""
@@ -35,7 +37,7 @@ class NonFiniteError(RuntimeError):
     """The run saw too many non-finite steps (or a coefficient with no finite value to fall back to)."""
 
 
-class NonFiniteGuard:
+class Safety:
     def __init__(self, cfg: SafetyConfig):
         self.cfg = cfg
         self.consecutive = 0
@@ -80,8 +82,8 @@ class NonFiniteGuard:
 
     def metrics(self) -> dict[str, float]:
         return {
-            "entropy_control/nonfinite/consecutive": self.consecutive,
-            "entropy_control/nonfinite/total": self.total,
+            metric_names.NONFINITE_CONSECUTIVE: self.consecutive,
+            metric_names.NONFINITE_TOTAL: self.total,
         }
 
     def state_dict(self) -> dict[str, int]:

@@ -1,23 +1,26 @@
 """``make bench-pipeline`` without the pipeline run: the bare-torch reference trains the embedded default, its GRPO
-advantages match hand-computed values, and the table is read from a verl-style metrics.jsonl (no timing asserted)."""
+advantages (verl's) match hand-computed values, and the table is read from a verl-style metrics.jsonl (no timing
+asserted)."""
 
 import json
 import math
+import os
 import sys
 
 import pytest
 import torch
 
-from entropy_verl.bench_pipeline import (
+from entropy_verl.tools.bench.pipeline import (
     ReferenceLoop,
     comparison,
-    grpo_advantages,
     main,
+    pipeline_markdown,
     pipeline_steps,
     run_pipeline,
+    sample_advantages,
     timing_stats,
-    to_markdown,
 )
+from entropy_verl.tools.bench.report import machine
 
 SMALL = [  # 4 prompts x 4 samples, 2 mini-batches of 2 prompts, each in 2 micro-batches of 4 samples
     "data.train_batch_size=4",
@@ -39,14 +42,14 @@ def test_reference_loop_times_each_phase_and_trains_the_model(run_config):
     assert sum(changed) > len(changed) // 2
 
 
-def test_grpo_advantages_normalise_each_prompt_group():
+def test_sample_advantages_normalise_each_prompt_group():
     scores = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])  # two prompts, 3 samples each
     # group 1: mean 1/3, unbiased std sqrt(1/3); group 2: all equal, so 0 whatever the std
     std = math.sqrt(1 / 3)
     expected = torch.tensor([(2 / 3) / (std + 1e-6), (-1 / 3) / (std + 1e-6), (-1 / 3) / (std + 1e-6), 0.0, 0.0, 0.0])
-    assert torch.allclose(grpo_advantages(scores, 3), expected)
-    assert torch.allclose(grpo_advantages(scores, 3, norm_by_std=False), torch.tensor([2, -1, -1, 0, 0, 0]) / 3)
-    assert torch.equal(grpo_advantages(scores, 1), scores)  # verl: a group of one keeps its score
+    assert torch.allclose(sample_advantages(scores, 3), expected)
+    assert torch.allclose(sample_advantages(scores, 3, norm_by_std=False), torch.tensor([2, -1, -1, 0, 0, 0]) / 3)
+    assert torch.allclose(sample_advantages(scores, 1), scores)  # verl: a group of one keeps its score (mean 0, std 1)
 
 
 def _write_metrics(run_dir, steps):
@@ -79,8 +82,8 @@ def test_table_reads_verl_timings_after_warmup_and_divides_by_the_reference(tmp_
     result = {
         "date": "2026-01-01T00:00:00+00:00",
         "git_commit": None,
-        "machine": {"cpu_count": 2, "cpu_model": "test CPU"},
-        "command": "python -m entropy_verl.bench_pipeline --steps 3 --warmup 1",
+        "machine": machine(),
+        "command": "python -m entropy_verl.tools.bench.pipeline --steps 3 --warmup 1",
         "steps": 3,
         "warmup": 1,
         "pipeline": {"command": ["python", "-m", "entropy_verl.main"], "log": "pipeline.log", "wall_s": 70.0},
@@ -88,7 +91,10 @@ def test_table_reads_verl_timings_after_warmup_and_divides_by_the_reference(tmp_
         "phases": comparison(pipeline, bare),
     }
     result["pipeline"]["timings"] = pipeline
-    markdown = to_markdown(result)
+    markdown = pipeline_markdown(result)
+    assert markdown.startswith("# verl pipeline vs bare-torch reference, s/step\n")
+    assert "Command: `python -m entropy_verl.tools.bench.pipeline --steps 3 --warmup 1`" in markdown
+    assert "2026-01-01T00:00:00+00:00, commit unknown." in markdown and f"{os.cpu_count()} CPUs" in markdown
     assert "| gen | 3 (2-4) | 1 (1-1) | 3.00x |" in markdown
     assert "| old_log_prob | 0.5 (0.5-0.5) | - | - |" in markdown
     assert "- pipeline `update_weights`: 0.1 (0.1-0.1)" in markdown
@@ -110,8 +116,8 @@ def test_baseline_column_shows_both_pipelines_ratios_to_the_bare_loop():
     result = {
         "date": "2026-01-01T00:00:00+00:00",
         "git_commit": "abc1234",
-        "machine": {"cpu_count": 2, "cpu_model": "test CPU"},
-        "command": "python -m entropy_verl.bench_pipeline --baseline /tmp/before",
+        "machine": machine(),
+        "command": "python -m entropy_verl.tools.bench.pipeline --baseline /tmp/before",
         "steps": 3,
         "warmup": 1,
         "baseline": {**run, "timings": before, "checkout": "/tmp/before", "git_commit": "0123abc"},
@@ -119,8 +125,8 @@ def test_baseline_column_shows_both_pipelines_ratios_to_the_bare_loop():
         "bare": {"timings": bare, "torch_threads": 2, "overrides": [], "settings": {}, "caveats": []},
         "phases": list(rows.values()),
     }
-    markdown = to_markdown(result)
-    assert "| phase | baseline (0123abc) | pipeline (this checkout) |" in markdown
+    markdown = pipeline_markdown(result)
+    assert "commit abc1234." in markdown and "| phase | baseline (0123abc) | pipeline (this checkout) |" in markdown
     assert "| step | 8 (8-8) | 5 (5-5) | 2 (2-2) | 4.00x | 2.50x |" in markdown
     assert "- baseline: `python -m entropy_verl.main` (from /tmp/before, 60s in all" in markdown
 

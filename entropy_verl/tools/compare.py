@@ -1,10 +1,10 @@
-"""``python -m entropy_verl.compare`` (``make compare``): several method configs on the embedded default, same seeds
-and budget, one after the other through verl's real trainer; then a figure (entropy, reward, pass@k against step,
-one line per method) and a Markdown table (entropy and reward at the start and end, pass@1 / pass@n at the last
-validation, seconds per step and the overhead against GRPO).
+"""``python -m entropy_verl.tools.compare`` (``make compare``): several method configs on the embedded default,
+same seeds and budget, one after the other through verl's real trainer; then a figure (entropy, reward, pass@k
+against step, one line per method) and a Markdown table (entropy and reward at the start and end, pass@1 / pass@n at
+the last validation, seconds per step and the overhead against GRPO).
 
-    python -m entropy_verl.compare --methods grpo clip_b nsr --steps 40 -- trainer.test_freq=20
-    python -m entropy_verl.compare --methods grpo nsr --seeds 1 2 3   # each method at each seed
+    python -m entropy_verl.tools.compare --methods grpo clip_b nsr --steps 40 -- trainer.test_freq=20
+    python -m entropy_verl.tools.compare --methods grpo nsr --seeds 1 2 3   # each method at each seed
 
 A name is a method (``method/<name>.yaml``) or an experiment (``experiment/<name>.yaml``, a tuned combination).
 
@@ -30,9 +30,12 @@ import os
 import sys
 from typing import NamedTuple
 
-from entropy_verl.diagnostics.intervals import LEVEL, holds, mean_interval, welch_interval
-from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, STEP_TIME, load_metrics, window_mean
-from entropy_verl.plot import PASS_AT, plot_runs
+from entropy_verl.diagnostics.run_summary import window_mean
+from entropy_verl.main import override_key, selection
+from entropy_verl.metric_names import ENTROPY, REWARD, STEP_TIME, pass_at_values
+from entropy_verl.run_state import load_metrics
+from entropy_verl.tools.intervals import LEVEL, holds, mean_interval, welch_interval
+from entropy_verl.tools.plot import plot_runs
 
 BASELINE = "grpo"
 DEFAULT_METHODS = ["grpo", "clip_higher", "embedded_entropic", "nsr", "w_reinforce", "top_entropy", "clip_b"]
@@ -48,13 +51,13 @@ BUDGET = [
 
 def merged(defaults: list[str], overrides: list[str]) -> list[str]:
     """``defaults`` then ``overrides``, a key given in both taken from ``overrides`` only."""
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    return [d for d in defaults if d.split("=", 1)[0].lstrip("+~") not in keys] + overrides
+    keys = {override_key(o) for o in overrides}
+    return [d for d in defaults if override_key(d) not in keys] + overrides
 
 
 def last_pass_at(rows: list[dict]) -> dict[int, float]:
     for row in reversed(rows):
-        found = {int(m.group(1)): row[key] for key in row if (m := PASS_AT.match(key))}
+        found = pass_at_values(row)
         if found:
             return found
     return {}
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     argv = list(sys.argv[1:] if argv is None else argv)
     user = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="python -m entropy_verl.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m entropy_verl.tools.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -258,9 +261,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     overrides = merged([] if args.no_budget else BUDGET, user)
     if args.seeds and len(set(args.seeds)) < len(args.seeds):
         parser.error(f"--seeds {args.seeds}: each seed once")
-    if args.seeds and (fixed := [o for o in user if o.split("=", 1)[0].lstrip("+~") in SEED_KEYS]):
+    if args.seeds and (fixed := [o for o in user if override_key(o) in SEED_KEYS]):
         parser.error(f"--seeds sets every seed key; drop {fixed} from the overrides")
-    from entropy_verl.main import selection
 
     for name in args.methods:  # a typo in the 7th name must not wait for 6 runs
         try:
@@ -285,8 +287,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"--from-runs: not run, left out: {left_out}")
         plan = present
     else:
-        from entropy_verl.main import selection
-        from entropy_verl.parallel_runs import Job, run_parallel
+        from entropy_verl.tools.parallel_runs import Job, run_parallel
 
         jobs = [
             Job(

@@ -8,7 +8,7 @@ import pytest
 def test_t_quantile_matches_the_tables_and_the_closed_forms():
     import math
 
-    from entropy_verl.diagnostics.intervals import t_quantile
+    from entropy_verl.tools.intervals import t_quantile
 
     # t_{0.975, dof} from any t table
     table = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 30: 2.0423, 10**7: 1.9600}
@@ -24,7 +24,7 @@ def test_t_quantile_matches_the_tables_and_the_closed_forms():
 def test_t_quantile_at_a_welch_dof_agrees_with_the_integrated_density():
     import math
 
-    from entropy_verl.diagnostics.intervals import t_quantile
+    from entropy_verl.tools.intervals import t_quantile
 
     dof = 50 / 17  # Welch's dof for [1, 2, 3] against [2, 4, 6]
     t = t_quantile(0.975, dof)
@@ -38,7 +38,7 @@ def test_t_quantile_at_a_welch_dof_agrees_with_the_integrated_density():
 def test_mean_and_welch_intervals_by_hand():
     import math
 
-    from entropy_verl.diagnostics.intervals import holds, mean_interval, t_quantile, welch_interval
+    from entropy_verl.tools.intervals import holds, mean_interval, t_quantile, welch_interval
 
     mean, half = mean_interval([1.0, 2.0, 3.0])  # sd 1, se 1/sqrt(3), t_{0.975,2} 4.30265
     assert mean == 2.0 and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)

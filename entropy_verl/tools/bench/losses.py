@@ -1,6 +1,6 @@
-"""``python -m entropy_verl.bench`` (``make bench``): what our loss methods, Clip-V's statistics and the driver's
-whole-step work cost. On a GPU when there is one (``--device auto``): bf16 autocast and the shapes of the cluster
-hardware group; on the CPU otherwise, at sizes a 2-core machine runs in minutes.
+"""``python -m entropy_verl.tools.bench.losses`` (``make bench``): what our loss methods, Clip-V's statistics and the
+driver's whole-step work cost. On a GPU when there is one (``--device auto``): bf16 autocast and the shapes of the
+cluster hardware group; on the CPU otherwise, at sizes a 2-core machine runs in minutes.
 
 1. Losses: each registered loss method's forward + backward (its advantage shaping / token weights / terms plus
    verl's policy loss for its ``loss_mode``) next to verl's policy loss alone on the same tensors. Whole-step
@@ -9,13 +9,12 @@ hardware group; on the CPU otherwise, at sizes a 2-core machine runs in minutes.
    entropy, at the cluster's vocabulary: time and extra peak memory; on a GPU also both under ``torch.compile``.
 3. The driver's whole-step work (``trainer/whole_step.py``): the step's per-token fields padded once, every
    registered method's whole-step statistics and token selections, the entropy diagnostics, at 1024 x 8192 and
-   4096 x 8192 tokens: time and peak memory, next to the previous driver path (the fields padded three times, verl's
-   ``torch.quantile``), which cannot take 2^25 tokens.
+   4096 x 8192 tokens: time and peak memory.
 
 verl is needed only for verl's own baselines (its policy loss, its entropy): where only torch is installed (an
 accelerator machine), those columns say so and ours are still timed. Targets: token-weight losses <= 1.10x verl's
 loss, statistics <= 1.3x verl's entropy and at most one chunk of extra peak memory. Results: ``<out>/results.json``
-and ``<out>/results.md``, with the machine (the GPU's name) they were measured on.
+and ``<out>/results.md``, with the machine (the GPU's name), date and commit they were measured on.
 """
 
 from __future__ import annotations
@@ -32,13 +31,29 @@ from contextlib import nullcontext
 
 import torch
 
-TARGET_WEIGHT_RATIO = 1.10
+from entropy_verl.tools.bench.report import header, stamp, write_results
+
 TARGET_STATS_TIME_RATIO = 1.3
-COEFFICIENTS = {"alpha": -0.5, "entropy_coef": 1e-3, "pos_adv_lambda": 0.5}  # what the controllers would broadcast
+MEASURED_ENTROPY = 0.5  # the step's entropy the controllers see, for the coefficients the terms read
+
+
+def controller_outputs() -> dict[str, float]:
+    """What every registered controller, at its defaults, would broadcast after one step at ``MEASURED_ENTROPY``."""
+    from entropy_verl import registry
+    from entropy_verl.config import load_registry
+
+    load_registry()
+    outputs = {}
+    for spec in registry.specs("controller"):
+        outputs.update(spec.impl(spec.config_cls()).update(MEASURED_ENTROPY))
+    return outputs
+
+
 DRIVER_SIZES = ((1024, 8192), (4096, 8192))
 # per device: (loss batch, loss length, vocab-stats positions, vocabulary, chunk)
 SIZES = {"cpu": (64, 1024, 4096, 151_936, 1024), "cuda": (8, 8192, 24_576, 152_064, 2048)}
 VERL_MISSING = "verl is not installed here: verl's baseline not measured"
+LOG_PREFIX = "[entropy_verl.tools.bench.losses]"
 
 
 def verl_available() -> bool:
@@ -105,7 +120,7 @@ def bench_losses(batch: int, length: int, repeats: int, device: str) -> list[dic
             response_mask=mask,
             entropy=entropy,
             old_entropy=old_entropy,
-            coefficients=dict(COEFFICIENTS),
+            coefficients=controller_outputs(),
             step_stats=step_stats,
             selections=selections,
         )
@@ -222,7 +237,7 @@ def _cuda_peak_extra_bytes(fn, logits: torch.Tensor) -> int:
 def _cpu_peak_extra_bytes(which: str, tokens: int, vocab: int, chunk: int) -> int:
     args = ["--memory-probe", which, "--vocab-tokens", str(tokens), "--vocab", str(vocab), "--chunk", str(chunk)]
     out = subprocess.run(
-        [sys.executable, "-m", "entropy_verl.bench", *args], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "entropy_verl.tools.bench.losses", *args], capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_extra_bytes"]
 
@@ -297,63 +312,49 @@ def _pad(nested: dict, names) -> dict:
     return {k: torch.nested.to_padded_tensor(nested[k], 0.0) for k in names}
 
 
-def driver_step(nested: dict, previous: bool = False) -> None:
-    """One step's driver-side work as the trainer does it (``previous``: as it did before the fields were read and
-    padded once, with torch.quantile for the entropy thresholds)."""
+def driver_step(nested: dict) -> None:
+    """One step's driver-side work as the trainer does it: the fields padded once, every method's whole-step values,
+    the diagnostics."""
     import entropy_verl.losses  # noqa: F401
     from entropy_verl import registry
     from entropy_verl.diagnostics.token_stats import step_diagnostics
-    from entropy_verl.losses import masked, sent, top_entropy
     from entropy_verl.trainer.whole_step import StepFields, whole_step_values
 
     methods = [(s, s.config_cls()) for s in registry.specs(*registry.LOSS_KINDS) if s.step_stats or s.step_selection]
-    generator = torch.Generator().manual_seed(0)
-    if previous:  # the controllers' entropy mean (a read), Clip-V's sums read, cut and written back (another)
-        float(nested["entropy"].values().mean())
-        {k: nested[k].values().clone() for k in ("sum_p2", "sum_p2_logp", "response_mask")}  # noqa: B018
-        exact, masked.quantile = masked.quantile, lambda values, q: torch.quantile(values, q)  # noqa: E731
-        sent.quantile = top_entropy.quantile = masked.quantile
-    try:
-        padded = _pad(nested, nested)
-        fields = StepFields(
-            padded["response_mask"].bool(),
-            padded["old_log_probs"],
-            padded["entropy"],
-            padded["sum_p2"],
-            padded["sum_p2_logp"],
-        )
-        fields.token_mean_entropy()
-        ctx = fields.context(padded["advantages"])
-        whole_step_values(ctx, methods, generator)
-        step_diagnostics(ctx)
-    finally:
-        if previous:
-            masked.quantile = sent.quantile = top_entropy.quantile = exact
+    padded = _pad(nested, nested)
+    fields = StepFields(
+        padded["response_mask"].bool(),
+        padded["old_log_probs"],
+        padded["entropy"],
+        padded["sum_p2"],
+        padded["sum_p2_logp"],
+    )
+    fields.token_mean_entropy()
+    ctx = fields.context(padded["advantages"])
+    whole_step_values(ctx, methods, torch.Generator().manual_seed(0))
+    step_diagnostics(ctx)
 
 
-def _driver_probe(batch: int, length: int, previous: bool) -> dict:
+def _driver_probe(batch: int, length: int) -> dict:
     """Run in a fresh process: time and peak resident memory of one step's driver work (the fields as TQ hands them
     are made first and not counted)."""
     nested = _nested_step(batch, length)
     before = _peak_rss_bytes()
     start = time.perf_counter()
-    try:
-        driver_step(nested, previous)
-    except RuntimeError as exc:
-        return {"error": str(exc).splitlines()[0][:200]}
+    driver_step(nested)
     return {"s": time.perf_counter() - start, "peak_extra_mb": (_peak_rss_bytes() - before) / 2**20}
 
 
 def bench_driver(sizes) -> list[dict]:
     rows = []
     for batch, length in sizes:
-        for previous in (True, False):
-            args = ["--driver-probe", f"{batch}x{length}"] + (["--previous"] if previous else [])
-            out = subprocess.run(
-                [sys.executable, "-m", "entropy_verl.bench", *args], capture_output=True, text=True, check=True
-            )
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append({"tokens": f"{batch} x {length}", "path": "previous" if previous else "now", **result})
+        out = subprocess.run(
+            [sys.executable, "-m", "entropy_verl.tools.bench.losses", "--driver-probe", f"{batch}x{length}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows.append({"tokens": f"{batch} x {length}", **json.loads(out.stdout.strip().splitlines()[-1])})
     return rows
 
 
@@ -364,12 +365,14 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
-def to_markdown(result: dict) -> str:
-    lines = [f"# entropy_verl benchmark ({result['machine']})", "", f"Command: `{result['command']}`", ""]
+def losses_markdown(result: dict) -> str:
+    lines = header("entropy_verl benchmark", result)
     if not result["verl"]:
         lines += [f"{VERL_MISSING} (its policy loss, its entropy).", ""]
+    autocast = ", bf16 autocast" if result["device"] == "cuda" else ""
     lines += [
-        f"## Loss forward + backward, {result['batch']} x {result['length']} tokens (median of {result['repeats']})",
+        f"## Loss forward + backward, {result['batch']} x {result['length']} tokens{autocast} (median of "
+        f"{result['repeats']})",
         "",
         "| method | kind | ms | vs verl's loss alone (same loss_mode) | driver-side ms (once per step) |",
         "|---|---|---|---|---|",
@@ -412,17 +415,10 @@ def to_markdown(result: dict) -> str:
             "## The driver's whole-step work (fields padded, every method's statistics and selections, the "
             "diagnostics)",
             "",
-            "| tokens | path | s | peak extra MiB |",
-            "|---|---|---|---|",
+            "| tokens | s | peak extra MiB |",
+            "|---|---|---|",
         ]
-        for row in result["driver"]:
-            cells = f"{row['error']} | " if "error" in row else f"{row['s']:.2f} | {row['peak_extra_mb']:.0f}"
-            lines.append(f"| {row['tokens']} | {row['path']} | {cells} |")
-        lines += [
-            "",
-            "previous: the fields padded three times (entropy mean, Clip-V's sums, the whole step) and "
-            "torch.quantile for the entropy thresholds; now: padded once, an exact quantile of any size.",
-        ]
+        lines += [f"| {row['tokens']} | {row['s']:.2f} | {row['peak_extra_mb']:.0f} |" for row in result["driver"]]
     return "\n".join(lines) + "\n"
 
 
@@ -437,13 +433,6 @@ def bench_diagnostics(batch: int, length: int, repeats: int) -> dict:
         "ms": _median_time(lambda: step_diagnostics(ctx), repeats) * 1e3,
         "metrics": len(step_diagnostics(ctx)),
     }
-
-
-def machine(device: str) -> str:
-    torch_info = f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}), bf16 autocast, {torch_info}"
-    return f"CPU, {os.cpu_count()} cores, {torch_info}"
 
 
 def main(argv=None) -> dict:
@@ -468,14 +457,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=os.path.join("outputs", "bench"))
     parser.add_argument("--memory-probe", choices=["entropy", "stats"], help=argparse.SUPPRESS)
     parser.add_argument("--driver-probe", help=argparse.SUPPRESS)
-    parser.add_argument("--previous", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
         print(json.dumps(_memory_probe(args.memory_probe, args.vocab_tokens, args.vocab, args.chunk)))
         return {}
     if args.driver_probe:
         batch, length = map(int, args.driver_probe.split("x"))
-        print(json.dumps(_driver_probe(batch, length, args.previous)))
+        print(json.dumps(_driver_probe(batch, length)))
         return {}
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     batch, length, tokens, vocab, chunk = (
@@ -486,12 +474,12 @@ def main(argv=None) -> dict:
     )
     torch.manual_seed(0)
     if not verl_available():
-        print(f"[entropy_verl.bench] {VERL_MISSING}: its policy loss and entropy are left out of the comparisons")
+        print(f"{LOG_PREFIX} {VERL_MISSING}: its policy loss and entropy are left out of the comparisons")
+    command = " ".join(["python -m entropy_verl.tools.bench.losses", *(sys.argv[1:] if argv is None else argv)])
     result = {
-        "machine": machine(device),
+        **stamp(command, device),
         "device": device,
         "verl": verl_available(),
-        "command": "python -m entropy_verl.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "batch": batch,
         "length": length,
         "repeats": args.loss_repeats,
@@ -500,14 +488,7 @@ def main(argv=None) -> dict:
         "diagnostics": bench_diagnostics(batch, length, args.loss_repeats),
         "driver": bench_driver([tuple(map(int, size.split("x"))) for size in args.driver_sizes.split(",") if size]),
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    markdown = to_markdown(result)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(markdown)
-    print(markdown)
-    print(f"[entropy_verl] benchmark written to {os.path.abspath(args.out)}/results.{{json,md}}")
+    write_results(result, losses_markdown(result), args.out, LOG_PREFIX)
     return result
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from entropy_verl.compare import format_table, method_row
+from entropy_verl.tools.compare import format_table, method_row
 
 
 def rows(entropies, rewards, step_s=(9.0, 2.0, 4.0)):
@@ -36,7 +34,7 @@ def test_table_has_a_row_per_method_and_the_difference_to_grpo():
 
 
 def test_pass_at_k_of_the_last_validation_and_budget_overrides():
-    from entropy_verl.compare import last_pass_at, merged
+    from entropy_verl.tools.compare import last_pass_at, merged
 
     rows = [
         {"step": 1, "val/pass@1": 0.1, "val/pass@8": 0.5},
@@ -55,7 +53,7 @@ def test_pass_at_k_of_the_last_validation_and_budget_overrides():
 def test_plot_draws_entropy_reward_and_pass_at_k_from_runs_jsonl(tmp_path):
     import json
 
-    from entropy_verl.plot import main, pass_at_keys, smoothed
+    from entropy_verl.tools.plot import main, pass_at_keys, smoothed
 
     for name, slope in (("grpo", -0.02), ("nsr", 0.0)):
         run = tmp_path / name
@@ -79,35 +77,6 @@ def write_jsonl(path, rows):
     path.write_text("".join(json.dumps({"step": step, "data": data}) + "\n" for step, data in rows))
 
 
-def test_a_resumed_runs_metrics_are_kept_and_read_back_in_step_order(tmp_path):
-    from entropy_verl.diagnostics.run_summary import archive_for_resume, drop_segments, load_metrics
-
-    write_jsonl(
-        tmp_path / "metrics.jsonl", [(1, {"x": 1.0}), (2, {"x": 2.0}), (3, {"x": 30.0})]
-    )  # killed during step 4
-    assert archive_for_resume(str(tmp_path)) == str(tmp_path / "metrics.1.jsonl")
-    assert not (tmp_path / "metrics.jsonl").exists()
-    # resumed from step 2's checkpoint: validates it first (val_before_train), then re-runs step 3
-    write_jsonl(tmp_path / "metrics.jsonl", [(2, {"val": 0.5}), (3, {"x": 3.0}), (4, {"x": 4.0})])
-    assert archive_for_resume(str(tmp_path)) == str(tmp_path / "metrics.2.jsonl")  # and a second resume
-    write_jsonl(tmp_path / "metrics.jsonl", [(5, {"x": 5.0})])
-    rows = load_metrics(str(tmp_path))
-    assert rows == [
-        {"step": 1, "x": 1.0},
-        {"step": 2, "x": 2.0, "val": 0.5},
-        {"step": 3, "x": 3.0},
-        {"step": 4, "x": 4.0},
-        {"step": 5, "x": 5.0},
-    ]
-    assert load_metrics(str(tmp_path / "metrics.jsonl")) == [{"step": 5, "x": 5.0}]  # one file: just that file
-    (tmp_path / "nothing").mkdir()
-    assert archive_for_resume(str(tmp_path / "nothing")) is None  # a first launch: nothing to keep
-    assert sorted(map(os.path.basename, drop_segments(str(tmp_path)))) == ["metrics.1.jsonl", "metrics.2.jsonl"]
-    assert load_metrics(str(tmp_path)) == [{"step": 5, "x": 5.0}]
-    with pytest.raises(FileNotFoundError, match="no metrics.jsonl in run directory"):
-        load_metrics(str(tmp_path / "nothing"))
-
-
 def test_a_validation_only_row_is_not_a_training_step():
     r = method_row(
         "x", [{"step": 0, "val/pass@1": 0.1, "val/pass@4": 0.3}, *rows([0.6, 0.5], [0.2, 0.4], (9.0, 2.0))], 1
@@ -121,8 +90,8 @@ def test_a_validation_only_row_is_not_a_training_step():
 def test_each_run_gets_its_seed_in_every_seed_key_seeds_outer(run_config):
     from omegaconf import OmegaConf
 
-    from entropy_verl.compare import BUDGET, SEED_KEYS, planned_runs
     from entropy_verl.main import selection
+    from entropy_verl.tools.compare import BUDGET, SEED_KEYS, planned_runs
 
     plan = planned_runs(["grpo", "nsr"], [1, 2], BUDGET, 5, "/o")
     # seeds outer: interrupted after three runs, both methods have seed 1
@@ -188,7 +157,7 @@ SEEDED = {  # per method, per seed: (entropy at the end, reward at the end)
 def test_seed_tables_give_mean_interval_and_the_verdict_against_grpo(tmp_path, capsys):
     import json
 
-    from entropy_verl.compare import main
+    from entropy_verl.tools.compare import main
 
     for name, values in SEEDED.items():
         for seed, (entropy, reward) in zip((1, 2, 3), values, strict=True):
@@ -236,7 +205,7 @@ def test_seed_tables_give_mean_interval_and_the_verdict_against_grpo(tmp_path, c
 
 
 def test_seeds_and_seed_overrides_do_not_mix(tmp_path):
-    from entropy_verl.compare import main
+    from entropy_verl.tools.compare import main
 
     with pytest.raises(SystemExit):
         main(["--from-runs", "--methods", "grpo", "--seeds", "1", "2", "--out", str(tmp_path), "--", "data.seed=3"])
@@ -245,7 +214,7 @@ def test_seeds_and_seed_overrides_do_not_mix(tmp_path):
 
 
 def test_single_seed_from_runs_keeps_todays_layout_and_table(tmp_path, capsys):
-    from entropy_verl.compare import main
+    from entropy_verl.tools.compare import main
 
     for name, values in SEEDED.items():
         write_seed_run(tmp_path / name, *values[0])
@@ -261,7 +230,7 @@ def test_single_seed_from_runs_keeps_todays_layout_and_table(tmp_path, capsys):
 
 
 def test_plot_mean_and_band_over_seeds():
-    from entropy_verl.plot import across_seeds
+    from entropy_verl.tools.plot import across_seeds
 
     # the second seed stopped after step 2: step 3 is the first seed's alone
     assert across_seeds([([1, 2, 3], [1.0, 2.0, 3.0]), ([1, 2], [3.0, 4.0])]) == (

@@ -1,4 +1,4 @@
-"""``python -m entropy_verl.law RUN_DIR [RUN_DIR ...]``: the entropy-performance law R = -a * exp(H) + b
+"""``python -m entropy_verl.tools.law RUN_DIR [RUN_DIR ...]``: the entropy-performance law R = -a * exp(H) + b
 (``diagnostics/entropy_law.py``) fitted offline to finished runs, one row per run, from their ``metrics.jsonl``.
 
 Each validation gives one (entropy, validation reward) pair. entropy_verl runs log the exact pair the online fit used
@@ -15,13 +15,11 @@ the fitted curves.
 from __future__ import annotations
 
 import argparse
-import re
 
 from entropy_verl.diagnostics.entropy_law import fit_entropy_law, prediction_rmse
-from entropy_verl.diagnostics.run_summary import ENTROPY, load_metrics, run_label
-
-LOGGED_ENTROPY, LOGGED_REWARD = "entropy_law/entropy", "entropy_law/reward"
-VERL_VAL_REWARD = re.compile(r"^val-(core|aux)/[^/]+/reward/mean@\d+$")
+from entropy_verl.diagnostics.run_summary import run_label
+from entropy_verl.metric_names import ENTROPY, LAW_ENTROPY, LAW_REWARD, is_verl_val_reward
+from entropy_verl.run_state import load_metrics
 
 
 def reward_key(rows: list[dict], requested: str | None = None) -> str:
@@ -29,9 +27,9 @@ def reward_key(rows: list[dict], requested: str | None = None) -> str:
     if requested:
         return requested
     keys = set().union(*rows) if rows else set()
-    if LOGGED_REWARD in keys:
-        return LOGGED_REWARD
-    found = sorted(k for k in keys if VERL_VAL_REWARD.match(k))
+    if LAW_REWARD in keys:
+        return LAW_REWARD
+    found = sorted(k for k in keys if is_verl_val_reward(k))
     if len(found) != 1:
         raise ValueError(
             "cannot tell the validation reward key "
@@ -46,7 +44,7 @@ def law_pairs(
 ) -> tuple[list[float], list[float]]:
     """(entropies, rewards) of every row that validated, in step order."""
     reward = reward_key(rows, reward)
-    entropy = entropy or (LOGGED_ENTROPY if reward == LOGGED_REWARD else ENTROPY)
+    entropy = entropy or (LAW_ENTROPY if reward == LAW_REWARD else ENTROPY)
     pairs = [
         (row[entropy], row[reward])
         for row in rows
@@ -92,7 +90,7 @@ def format_table(fits: dict[str, dict], fit_first: int | None) -> str:
 
 
 def plot_fits(fits: dict[str, dict], out: str) -> str:
-    from entropy_verl.plot import new_figure, save_figure
+    from entropy_verl.tools.plot import new_figure, save_figure
 
     fig, ax, colors = new_figure(1, (6, 4))
     for i, (name, r) in enumerate(fits.items()):
@@ -109,14 +107,14 @@ def plot_fits(fits: dict[str, dict], out: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    parser = argparse.ArgumentParser(prog="python -m entropy_verl.law", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m entropy_verl.tools.law", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories (or metrics.jsonl files)")
     parser.add_argument(
         "--fit-first", type=int, help="fit on the first K validations only; report the rest as held out"
     )
     parser.add_argument("--reward-key", help="validation reward metric (default: see above)")
     parser.add_argument(
-        "--entropy-key", help=f"entropy metric (default: {LOGGED_ENTROPY} with the logged pair, else {ENTROPY})"
+        "--entropy-key", help=f"entropy metric (default: {LAW_ENTROPY} with the logged pair, else {ENTROPY})"
     )
     parser.add_argument("--out", help="also draw reward against entropy with the fits (PNG)")
     args = parser.parse_args(argv)

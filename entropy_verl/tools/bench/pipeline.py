@@ -1,5 +1,5 @@
-"""``python -m entropy_verl.bench_pipeline`` (``make bench-pipeline``): what verl's pipeline costs per training step
-over the same work done by a plain torch loop, phase by phase, on the embedded default.
+"""``python -m entropy_verl.tools.bench.pipeline`` (``make bench-pipeline``): what verl's pipeline costs per training
+step over the same work done by a plain torch loop, phase by phase, on the embedded default.
 
 A step of ``python -m entropy_verl.main`` on a CPU runs through Ray: verl's v1 trainer, the agent-loop workers, our
 ``hf`` rollout server, the reward worker, TransferQueue and an FSDP2 actor over gloo, each a process of its own on
@@ -9,11 +9,12 @@ is:
 1. The pipeline: ``python -m entropy_verl.main`` for ``--steps`` steps in a subprocess (its output in
    ``<out>/pipeline.log``); verl's own phase timings (``timing_s/gen``, ``old_log_prob``, ``update_actor``,
    ``step``, and every other ``timing_s/*``) from its ``metrics.jsonl``.
-2. A bare-torch reference doing the same work in this process, without Ray or verl: the same model, tokenizer,
-   training prompts and reward function, and the sizes of the same composed config (prompts per step, samples per
-   prompt, response length, mini- and micro-batches, learning rate, clip range). Per step: KV-cache sampling with
-   the rollout server's own engine, scoring, one no-grad forward for the old log-probs, GRPO advantages, then PPO's
-   clipped token-mean loss over the mini-batches with gradient accumulation over the micro-batches, AdamW.
+2. A bare-torch reference doing the same work in this process, without Ray or verl's trainer: the same model,
+   tokenizer, training prompts and reward function, and the sizes of the same composed config (prompts per step,
+   samples per prompt, response length, mini- and micro-batches, learning rate, clip range). Per step: KV-cache
+   sampling with the rollout server's own engine, scoring, one no-grad forward for the old log-probs, GRPO advantages
+   (verl's own ``compute_grpo_outcome_advantage``), then PPO's clipped token-mean loss over the mini-batches with
+   gradient accumulation over the micro-batches, AdamW.
 
 Both skip the first ``--warmup`` steps (start-up, first allocations). Results, with the machine, date, commit and
 the commands used: ``<out>/results.json`` and ``<out>/results.md``, columns ``phase | pipeline | bare-torch |
@@ -23,10 +24,8 @@ ratio``. The reference is always plain GRPO with verl's vanilla clipped loss; a 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,14 +33,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from entropy_verl.tools.bench.report import git_commit, header, stamp, write_results
+
 PHASES = ("gen", "old_log_prob", "update_actor", "step")  # the table's rows; other timings go to a secondary list
-TIMING_PREFIX = "timing_s/"
-GRPO_EPS = 1e-6  # verl's compute_grpo_outcome_advantage
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-LOG_PREFIX = "[entropy_verl.bench_pipeline]"
+LOG_PREFIX = "[entropy_verl.tools.bench.pipeline]"
 
 
 # ---- the bare-torch reference ----------------------------------------------------------------------------------------
@@ -108,16 +107,17 @@ class Rollout:
     prompt_width: int
 
 
-def grpo_advantages(scores: torch.Tensor, n: int, norm_by_std: bool = True, eps: float = GRPO_EPS) -> torch.Tensor:
-    """GRPO's outcome advantage per sample: the score minus its prompt group's mean, over the group's (unbiased)
-    standard deviation + eps, as verl computes it. ``scores`` holds each prompt's ``n`` samples consecutively."""
-    if n == 1:  # verl's convention for a group of one: mean 0, std 1
-        return scores.clone()
-    groups = scores.view(-1, n)
-    centered = groups - groups.mean(-1, keepdim=True)
-    if norm_by_std:
-        centered = centered / (groups.std(-1, keepdim=True) + eps)
-    return centered.flatten()
+def sample_advantages(scores: torch.Tensor, n: int, norm_by_std: bool = True) -> torch.Tensor:
+    """Each sample's GRPO outcome advantage [B], by verl's own ``compute_grpo_outcome_advantage`` (each prompt's group
+    normalised); ``scores`` [B] holds each prompt's ``n`` samples consecutively."""
+    from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+
+    rewards = scores[:, None]  # verl sums a response's token rewards into its score: one column of scores does
+    groups = np.repeat(np.arange(len(scores) // n), n)
+    advantages, _ = compute_grpo_outcome_advantage(
+        rewards, torch.ones_like(rewards), groups, norm_adv_by_std_in_grpo=norm_by_std
+    )
+    return advantages[:, 0]
 
 
 def ppo_clipped_loss(log_prob, old_log_prob, advantages, mask, clip_low: float, clip_high: float, tokens: int):
@@ -279,7 +279,7 @@ class ReferenceLoop:
             with _timed(times, "old_log_prob"):
                 old_log_prob = self._old_log_probs(rollout)
             with _timed(times, "adv"):
-                advantages = grpo_advantages(scores, self.settings.n, self.settings.norm_adv_by_std)
+                advantages = sample_advantages(scores, self.settings.n, self.settings.norm_adv_by_std)
             with _timed(times, "update_actor"):
                 self._update(rollout, old_log_prob, advantages)
         return times
@@ -337,7 +337,8 @@ def run_pipeline(command: list[str], log: str, checkout: str | None = None) -> f
 
 def pipeline_steps(run_dir: str) -> list[dict[str, float]]:
     """Each training step's verl timings ``timing_s/<phase>`` as ``{phase: seconds}``, in step order."""
-    from entropy_verl.diagnostics.run_summary import STEP_TIME, load_metrics
+    from entropy_verl.metric_names import STEP_TIME, TIMING_PREFIX
+    from entropy_verl.run_state import load_metrics
 
     rows = [row for row in load_metrics(run_dir) if STEP_TIME in row]  # not a validation-only row
     return [{k[len(TIMING_PREFIX) :]: v for k, v in row.items() if k.startswith(TIMING_PREFIX)} for row in rows]
@@ -389,16 +390,9 @@ def _ratio(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-def to_markdown(result: dict) -> str:
-    machine = result["machine"]
-    lines = [
-        "# verl pipeline vs bare-torch reference, s/step",
-        "",
-        f"{result['date']}, commit {result['git_commit'] or 'unknown'}; {machine['cpu_model']}, "
-        f"{machine['cpu_count']} CPUs; {result['steps']} steps, the first {result['warmup']} skipped: mean "
-        "(min-max) over the rest.",
-        "",
-    ]
+def pipeline_markdown(result: dict) -> str:
+    lines = header("verl pipeline vs bare-torch reference, s/step", result)
+    lines += [f"{result['steps']} steps, the first {result['warmup']} skipped: mean (min-max) over the rest.", ""]
     baseline = result.get("baseline")
     if baseline:
         lines += [
@@ -427,7 +421,7 @@ def to_markdown(result: dict) -> str:
     if others:
         lines += ["", "Other timings, mean (min-max) s/step (the reference's `reward` is part of its `gen`, as the "]
         lines += ["pipeline's scoring is part of its `gen`):", "", *others]
-    lines += ["", "How it was run:", "", f"- `{result['command']}`"]
+    lines += ["", "How it was run:", ""]
     for side in ("baseline", "pipeline"):
         if result.get(side):
             p = result[side]
@@ -442,49 +436,13 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def machine() -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def git_commit(checkout: str = REPO) -> str | None:
-    """The checkout's short commit, ``+dirty`` with uncommitted changes; None outside a git checkout."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=checkout, capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def write_results(result: dict, out: str) -> str:
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    markdown = to_markdown(result)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(markdown)
-    return markdown
-
-
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="python -m entropy_verl.bench_pipeline", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m entropy_verl.tools.bench.pipeline", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--steps", type=int, default=12, help="training steps of each side (default: %(default)s)")
     parser.add_argument(
         "--warmup", type=int, default=2, help="first steps left out of the means (default: %(default)s)"
@@ -511,10 +469,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = compose_run(overrides)  # first: a bad override fails now, not after the pipeline run
     result = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-        "machine": machine(),
-        "command": " ".join(["python -m entropy_verl.bench_pipeline", *argv]),
+        **stamp(" ".join(["python -m entropy_verl.tools.bench.pipeline", *argv])),
         "steps": args.steps,
         "warmup": args.warmup,
         "pipeline": None,
@@ -548,9 +503,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["bare"]["timings"],
         result["baseline"]["timings"] if "baseline" in result else None,
     )
-    markdown = write_results(result, out)
-    print(markdown)
-    print(f"{LOG_PREFIX} results written to {out}/results.{{json,md}}")
+    write_results(result, pipeline_markdown(result), out, LOG_PREFIX)
     return result
 
 

@@ -1,5 +1,5 @@
-"""``python -m entropy_verl.plot RUN_DIR [RUN_DIR ...] --out figure.png``: entropy, reward and pass@k against step, one
-line per run, from any runs' ``metrics.jsonl`` (verl's file logger; CPU or GPU runs alike).
+"""``python -m entropy_verl.tools.plot RUN_DIR [RUN_DIR ...] --out figure.png``: entropy, reward and pass@k against
+step, one line per run, from any runs' ``metrics.jsonl`` (verl's file logger; CPU or GPU runs alike).
 
 Panels: token entropy (``actor/entropy``) and training reward (``critic/score/mean``), both smoothed over
 ``--smooth`` steps,
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 
-from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, load_metrics, run_label
-
-PASS_AT = re.compile(r"^val/pass@(\d+)$")
+from entropy_verl.diagnostics.run_summary import run_label
+from entropy_verl.metric_names import ENTROPY, REWARD, pass_at, pass_at_k_of, pass_at_values
+from entropy_verl.run_state import load_metrics
 
 
 def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -35,8 +34,8 @@ def smoothed(values: list[float], window: int) -> list[float]:
 
 
 def pass_at_keys(rows: list[dict]) -> list[str]:
-    ks = sorted({int(m.group(1)) for row in rows for key in row if (m := PASS_AT.match(key))})
-    return [f"val/pass@{k}" for k in (ks[:1] + ks[-1:] if len(ks) > 1 else ks)]
+    ks = sorted({k for row in rows for k in pass_at_values(row)})
+    return [pass_at(k) for k in (ks[:1] + ks[-1:] if len(ks) > 1 else ks)]
 
 
 def new_figure(ncols: int, figsize: tuple[float, float]):
@@ -104,9 +103,7 @@ def plot_runs(
     axes[0].set(title=f"token entropy (nats, {smooth}-step mean)", xlabel="step")
     axes[1].set(title=f"training reward ({smooth}-step mean)", xlabel="step")
     if has_pass:
-        n = max(
-            int(PASS_AT.match(k).group(1)) for group in groups.values() for rows in group for k in pass_at_keys(rows)
-        )
+        n = max(pass_at_k_of(k) for group in groups.values() for rows in group for k in pass_at_keys(rows))
         axes[2].set(title=f"validation pass@1 (solid) and pass@{n} (dashed)", xlabel="step")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -117,7 +114,7 @@ def plot_runs(
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m entropy_verl.plot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m entropy_verl.tools.plot", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories (or metrics.jsonl files)")
     parser.add_argument("--labels", nargs="+", help="one label per run (default: directory names)")
     parser.add_argument("--out", default="outputs/plot.png")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from entropy_verl.diagnostics.run_summary import METRICS_FILE
+from entropy_verl.metric_names import ENTROPY
+from entropy_verl.run_state import METRICS_FILE
 
 # each run starts its own local Ray (joining another run's cluster would mix their TransferQueues); Ray moves the
 # second dashboard to the next free port
@@ -39,7 +40,7 @@ def steps_logged(run_dir: str, since: float = 0.0) -> int:
     if not os.path.exists(path) or os.path.getmtime(path) < since:
         return 0
     with open(path) as f:
-        return sum('"actor/entropy"' in line for line in f)
+        return sum(f'"{ENTROPY}"' in line for line in f)
 
 
 def uses_embedded_default(overrides: tuple[str, ...]) -> bool:

@@ -1,11 +1,11 @@
-"""``python -m entropy_verl.demo`` (``make demo``): GRPO and EntroPIC side by side on the embedded default (two
-processes, each with its own Ray: ``entropy_verl/parallel_runs.py``), same seed and budget, then a summary of
+"""``python -m entropy_verl.tools.demo`` (``make demo``): GRPO and EntroPIC side by side on the embedded default (two
+processes, each with its own Ray: ``entropy_verl/tools/parallel_runs.py``), same seed and budget, then a summary of
 entropy and reward at the start, middle and end of each run, and of what holding entropy keeps: pass@1 ... pass@32
 and distinct correct answers per prompt on held-out prompts, measured by
 verl's validation before the first step and after the last (``VAL_PROMPTS`` prompts x ``VAL_SAMPLES`` samples).
 
 Extra arguments are Hydra overrides applied to both runs, e.g.
-``python -m entropy_verl.demo trainer.total_training_steps=20``.
+``python -m entropy_verl.tools.demo trainer.total_training_steps=20``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import time
 
 from omegaconf import OmegaConf
 
-from entropy_verl.diagnostics.run_summary import ENTROPY, REWARD, STEP_TIME, load_metrics, summarize, window_mean
+from entropy_verl.diagnostics.run_summary import summarize, window_mean
 from entropy_verl.main import compose_run, selection
-from entropy_verl.parallel_runs import Job, run_parallel
-from entropy_verl.plot import PASS_AT
+from entropy_verl.metric_names import DISTINCT_CORRECT, ENTROPY, REWARD, STEP_TIME, pass_at, pass_at_values
+from entropy_verl.run_state import load_metrics
+from entropy_verl.tools.parallel_runs import Job, run_parallel
 
 RUNS = (("GRPO", "grpo"), ("EntroPIC", "embedded_entropic"))  # a method or an experiment each
 # held-out prompts and samples per prompt of the start and end validations: pass@k up to k = 32, and enough prompts
 # that pass@8's binomial standard error is ~0.04 (an earlier standalone loop saw GRPO take pass@8 from 0.70 to 0.56)
 VAL_PROMPTS, VAL_SAMPLES = 128, 32
-DISTINCT = "val/distinct_correct"
 
 
 def validation_overrides(overrides: list[str]) -> list[str]:
@@ -45,15 +45,15 @@ def pass_at_k_table(results: dict[str, list[dict]]) -> str:
     """pass@k and distinct correct answers per prompt at each run's first and last validation."""
     lines = []
     for label, rows in results.items():
-        validations = [r for r in rows if any(PASS_AT.match(k) for k in r)]
+        validations = [r for r in rows if pass_at_values(r)]
         if not validations:
             continue
-        ks = sorted(int(m.group(1)) for k in validations[0] if (m := PASS_AT.match(k)))
+        ks = sorted(pass_at_values(validations[0]))
         if not lines:
             lines.append(f"{'run':<10}{'step':>5}" + "".join(f"{f'pass@{k}':>9}" for k in ks) + f"{'distinct':>10}")
         for r in (validations[0], validations[-1]) if len(validations) > 1 else validations:
-            cells = "".join(f"{r.get(f'val/pass@{k}', float('nan')):>9.3f}" for k in ks)
-            lines.append(f"{label:<10}{r['step']:>5}{cells}{r.get(DISTINCT, float('nan')):>10.2f}")
+            cells = "".join(f"{r.get(pass_at(k), float('nan')):>9.3f}" for k in ks)
+            lines.append(f"{label:<10}{r['step']:>5}{cells}{r.get(DISTINCT_CORRECT, float('nan')):>10.2f}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-from entropy_verl.demo import side_by_side
+from entropy_verl.tools.demo import side_by_side
 
 
 def rows(entropies):
@@ -21,7 +21,7 @@ def test_side_by_side_reports_phases_and_target_deviation():
 
 
 def test_pass_at_k_table_gives_each_runs_first_and_last_validation():
-    from entropy_verl.demo import pass_at_k_table
+    from entropy_verl.tools.demo import pass_at_k_table
 
     def validation(step, p1, p32, distinct):
         return {"step": step, "val/pass@1": p1, "val/pass@32": p32, "val/distinct_correct": distinct}
@@ -47,7 +47,7 @@ def test_side_by_side_skips_validation_only_rows():
 
 
 def test_validation_overrides_validate_at_start_and_end_and_the_user_wins():
-    from entropy_verl.demo import VAL_SAMPLES, validation_overrides
+    from entropy_verl.tools.demo import VAL_SAMPLES, validation_overrides
 
     overrides = validation_overrides(["trainer.total_training_steps=20", "data.val_max_samples=8"])
     assert overrides[:2] == ["trainer.val_before_train=true", "trainer.test_freq=20"]

@@ -1,0 +1,113 @@
+"""Every metric key entropy_verl writes, and every one it reads back, built from the constants and functions here:
+the code that logs a key and the code that parses it (tools, summaries) share them, so a renamed key cannot leave a
+reader behind. verl's own keys that we read are here too.
+
+==========================================  =================================  =========================================
+key                                         written by                         what
+==========================================  =================================  =========================================
+``actor/<method>/<stat>``                   ``losses/actor_loss`` (workers)    a loss method's own statistics
+``entropy_verl/<estimator>/<stat>``         ``trainer/sync`` (driver)          an advantage estimator's statistics
+``entropy_verl/driver_coef/<coefficient>``  ``trainer/sync``                   what the driver broadcast this step
+``entropy_verl/worker_coef/<c>/rank<r>``    ``losses/actor_loss``              what each worker used (verl prefixes
+                                                                               ``actor/``)
+``entropy_verl/rollout_log_prob_gap/<s>``   ``trainer/sync``                   rollout vs trainer log-probs
+``entropy_control/<controller>/<stat>``     ``trainer/sync``                   a controller's measurement, error,
+                                                                               outputs and state
+``entropy_control/nonfinite/<stat>``        ``trainer/safety``                 non-finite steps, in a row and in all
+``entropy/<stat>``                          ``diagnostics/token_stats``        the step's entropy diagnostics
+``val/pass@<k>``, ``val/distinct_correct``  ``diagnostics/step``               held-out pass@k, distinct correct answers
+``entropy_law/<stat>``                      ``diagnostics/step``               the entropy-performance law's pairs, fit
+==========================================  =================================  =========================================
+
+Pure Python: the tools import it without torch or verl.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ---- verl's own keys, read by the summaries and tools ---------------------------------------------------------------
+ENTROPY = "actor/entropy"  # token-mean entropy of the step's rollout under the trainer's policy
+REWARD = "critic/score/mean"  # mean training reward of the step
+STEP_TIME = "timing_s/step"
+TIMING_PREFIX = "timing_s/"  # verl's per-phase times: timing_s/gen, timing_s/update_actor, ...
+PPO_KL = "actor/ppo_kl"
+_VERL_VAL_REWARD = re.compile(r"^val-(core|aux)/[^/]+/reward/mean@\d+$")  # val-core/<data_source>/reward/mean@<n>
+
+
+def is_verl_val_reward(key: str) -> bool:
+    """verl's own mean validation reward of one data source."""
+    return bool(_VERL_VAL_REWARD.match(key))
+
+
+# ---- held-out validation --------------------------------------------------------------------------------------------
+VAL = "val"
+DISTINCT_CORRECT = f"{VAL}/distinct_correct"  # distinct correct final answers per prompt
+PROMPTS_MISSING_SAMPLES = f"{VAL}/prompts_missing_samples"
+_PASS_AT = re.compile(rf"^{VAL}/pass@(\d+)$")
+
+
+def pass_at(k: int) -> str:
+    return f"{VAL}/pass@{k}"
+
+
+def pass_at_k_of(key: str) -> int | None:
+    """``val/pass@8`` -> 8; None for any other key."""
+    match = _PASS_AT.match(key)
+    return int(match.group(1)) if match else None
+
+
+def pass_at_values(row: dict) -> dict[int, float]:
+    """{k: pass@k} of one logged row (empty when the row holds no validation)."""
+    return {k: value for key, value in row.items() if (k := pass_at_k_of(key)) is not None}
+
+
+# ---- the entropy-performance law ------------------------------------------------------------------------------------
+LAW = "entropy_law"
+LAW_ENTROPY = f"{LAW}/entropy"  # the policy entropy paired with a validation
+LAW_REWARD = f"{LAW}/reward"  # that validation's mean reward
+
+
+def law(stat: str) -> str:
+    return f"{LAW}/{stat}"
+
+
+# ---- per-step entropy diagnostics -----------------------------------------------------------------------------------
+def diagnostic(stat: str) -> str:
+    return f"entropy/{stat}"
+
+
+# ---- driver-side control --------------------------------------------------------------------------------------------
+CONTROL = "entropy_control"
+NONFINITE_CONSECUTIVE = f"{CONTROL}/nonfinite/consecutive"
+NONFINITE_TOTAL = f"{CONTROL}/nonfinite/total"
+
+
+def controller(name: str, stat: str) -> str:
+    return f"{CONTROL}/{name}/{stat}"
+
+
+OURS = "entropy_verl"
+
+
+def estimator(stat: str) -> str:
+    """``stat`` is ``<estimator>/<stat>`` (as ``advantages.estimator_inputs`` yields them)."""
+    return f"{OURS}/{stat}"
+
+
+def driver_coef(coefficient: str) -> str:
+    return f"{OURS}/driver_coef/{coefficient}"
+
+
+def worker_coef(coefficient: str, rank: int) -> str:
+    """The worker's own key; verl's logger shows it as ``actor/`` + this."""
+    return f"{OURS}/worker_coef/{coefficient}/rank{rank}"
+
+
+def rollout_log_prob_gap(stat: str) -> str:
+    return f"{OURS}/rollout_log_prob_gap/{stat}"
+
+
+def method(stat: str) -> str:
+    """``stat`` is ``<method>/<stat>`` (as the loss methods' statistics are keyed)."""
+    return f"actor/{stat}"

@@ -1,0 +1,132 @@
+"""A run's state on disk, in one place: its metric files (verl's ``file`` logger, and the segments kept across
+resumes), which checkpoint verl will resume from, and the entropy_verl state saved next to each checkpoint.
+
+    <run_dir>/metrics.jsonl            this launch's metrics (verl truncates it when a launch starts)
+    <run_dir>/metrics.<k>.jsonl        earlier launches of a resumed run, oldest first
+    <default_local_dir>/global_step_<n>/entropy_controllers.json   controllers, coefficients, safety, diagnostics
+
+Pure Python (verl is imported only to read its checkpoint tracker the way verl does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+METRICS_FILE = "metrics.jsonl"  # verl's file logger writes here (entropy_verl.main sets VERL_FILE_LOGGER_PATH)
+SEGMENT = re.compile(r"^metrics\.(\d+)\.jsonl$")  # earlier launches of a resumed run, oldest first
+STATE_FILE = "entropy_controllers.json"  # entropy_verl's state, next to verl's checkpoint of the same step
+
+
+# ---- metrics --------------------------------------------------------------------------------------------------------
+
+
+def segments(run_dir: str) -> list[tuple[int, str]]:
+    """(k, path) of the ``metrics.<k>.jsonl`` segments in ``run_dir``, oldest first."""
+    found = ((m, name) for name in os.listdir(run_dir) if (m := SEGMENT.match(name)))
+    return sorted((int(m.group(1)), os.path.join(run_dir, name)) for m, name in found)
+
+
+def archive_for_resume(run_dir: str) -> str | None:
+    """verl's file logger truncates its file on open, so before a run resumes in ``run_dir`` the metrics of the
+    launches so far move to the next ``metrics.<k>.jsonl``; ``load_metrics`` reads them all back. Returns the new
+    name."""
+    path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    k = 1 + max((k for k, _ in segments(run_dir)), default=0)
+    target = os.path.join(run_dir, f"metrics.{k}.jsonl")
+    os.replace(path, target)
+    return target
+
+
+def drop_segments(run_dir: str) -> list[str]:
+    """A run starting from scratch in ``run_dir`` (verl truncates ``metrics.jsonl``) must not be read together with
+    the segments an earlier, resumed run left there."""
+    stale = [path for _, path in segments(run_dir)]
+    for path in stale:
+        os.remove(path)
+    return stale
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                rows.append({"step": record["step"], **record["data"]})
+    return rows
+
+
+def load_metrics(path: str) -> list[dict]:
+    """Rows ``{"step": int, **metrics}`` in step order from a verl JSONL file, or from a run directory: its
+    ``metrics.jsonl`` after the segments that earlier launches of a resumed run left (``archive_for_resume``). A step
+    logged twice (re-run after a kill, or a resumed run validating its checkpoint step) is merged, the later values
+    winning key by key."""
+    if not os.path.isdir(path):
+        return _read_jsonl(path)
+    files = [segment for _, segment in segments(path)] + [os.path.join(path, METRICS_FILE)]
+    files = [f for f in files if os.path.exists(f)]
+    if not files:
+        raise FileNotFoundError(f"no {METRICS_FILE} in run directory {path}")
+    by_step: dict[int, dict] = {}
+    for file in files:
+        for row in _read_jsonl(file):
+            by_step[row["step"]] = {**by_step.get(row["step"], {}), **row}
+    return [by_step[step] for step in sorted(by_step)]
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------------
+
+
+def checkpoint_folder(checkpoint_root: str, step: int) -> str:
+    """Where verl saves step ``step``'s checkpoint (``trainer.default_local_dir``/global_step_<step>)."""
+    return os.path.join(checkpoint_root, f"global_step_{step}")
+
+
+def resume_folder(trainer) -> str | None:
+    """The checkpoint folder verl's trainer will load at start, read from the ``trainer`` config block as verl 0.9.1's
+    ``_load_checkpoint`` reads it (relative paths against the working directory), or None when it starts afresh."""
+    mode = trainer.get("resume_mode", "disable")
+    if mode == "resume_path":
+        folder = trainer.get("resume_from_path", None)
+    elif mode == "auto":
+        from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path, get_checkpoint_tracker_filename
+
+        root = os.path.abspath(str(trainer.default_local_dir))
+        folder = find_latest_ckpt_path(root) if os.path.exists(get_checkpoint_tracker_filename(root)) else None
+    else:
+        folder = None
+    return os.path.abspath(str(folder)) if folder else None
+
+
+def write_state(folder: str, state: dict) -> str:
+    """Save entropy_verl's state for the checkpoint in ``folder`` atomically (a kill mid-write must not leave a
+    checkpoint with half a state file); refuses a non-finite coefficient or controller state, so none is ever
+    restored. ``state["controllers"][name]["last"]`` (what the last update saw) may hold a NaN measurement."""
+    internal = {name: {k: v for k, v in c.items() if k != "last"} for name, c in state["controllers"].items()}
+    json.dumps([state["coefficients"], internal], allow_nan=False)  # raises rather than store a NaN state
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, STATE_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def read_state(folder: str) -> dict:
+    """entropy_verl's state saved with the checkpoint in ``folder``; FileNotFoundError naming the file when there is
+    none, ValueError when it cannot be read."""
+    path = os.path.join(folder, STATE_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no controller state at {path}")
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        if not isinstance(state.get("controllers"), dict):
+            raise ValueError("it holds no controllers")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} cannot be read: {exc!r}") from None
+    return state
