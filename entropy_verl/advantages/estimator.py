@@ -19,8 +19,6 @@ import torch
 
 from entropy_verl import registry
 
-NAMESPACE = "entropy_verl"  # metrics prefix of estimator metrics
-
 
 @dataclass
 class EstimatorContext:

@@ -1,0 +1,81 @@
+"""The driver's per-step entropy control (entropy_verl/trainer/control.py): measurement, non-finite safety,
+controllers, coefficients, and its checkpointed state."""
+
+import math
+
+import pytest
+
+from entropy_verl.config import EntropyVerlConfig, TaskConfig
+from entropy_verl.diagnostics.step import DiagnosticsConfig
+from entropy_verl.trainer.control import EntropyControl
+from entropy_verl.trainer.safety import NonFiniteError, SafetyConfig
+
+
+@pytest.fixture
+def control(method):
+    """``control(max_nonfinite_steps=3)``: the trainer's control with one PI controller (target 0.45, kp 1, ki 0.1)."""
+
+    def build(max_nonfinite_steps=3):
+        parsed = EntropyVerlConfig(
+            methods=[],
+            controllers=[method("pi", target_entropy=0.45, kp=1.0, ki=0.1)],
+            estimator=None,
+            task=TaskConfig(),
+            diagnostics=DiagnosticsConfig(),
+            safety=SafetyConfig(max_nonfinite_steps=max_nonfinite_steps),
+            tuned_on=None,
+        )
+        return EntropyControl(parsed)
+
+    return build
+
+
+def run_steps(control, measurements):
+    """(coefficients after each step, the last step's metrics)."""
+    seen, metrics = [], {}
+    for step, h in enumerate(measurements, start=1):
+        metrics = control.measure(h, step)
+        seen.append(dict(control.coefficients))
+    return seen, metrics
+
+
+def test_a_pi_step_by_hand(control):
+    ctl = control()
+    seen, metrics = run_steps(ctl, [0.65, 0.35])
+    # e1 = 0.2, I1 = 0.2, alpha1 = 0.2 + 0.02; e2 = -0.1, I2 = 0.1, alpha2 = -0.1 + 0.01
+    assert seen[0]["alpha"] == pytest.approx(0.22) and seen[1]["alpha"] == pytest.approx(-0.09)
+    assert metrics["entropy_control/pi/integral"] == pytest.approx(0.1) and ctl.entropy == 0.35
+    assert metrics["entropy_control/pi/error"] == pytest.approx(-0.1)
+
+
+def test_a_nan_step_keeps_the_last_coefficients_and_the_controller_state(control):
+    ctl, clean = control(), control()
+    seen, metrics = run_steps(ctl, [0.5, math.nan, 0.4])
+    clean_seen, _ = run_steps(clean, [0.5, 0.4])
+    assert seen[1] == seen[0]  # the NaN step reuses step 1's alpha
+    assert seen[2] == clean_seen[1]  # and the controller continues as if the NaN step had not happened
+    assert ctl.controllers["pi"].state_dict() == clean.controllers["pi"].state_dict()
+    assert metrics["entropy_control/nonfinite/consecutive"] == 0 and metrics["entropy_control/nonfinite/total"] == 1
+    assert all(math.isfinite(v) for step in seen for v in step.values())
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_too_many_in_a_row_fail_with_what_was_seen(control, bad):
+    with pytest.raises(NonFiniteError, match=r"step 3: the step's entropy was .* for 2 consecutive steps"):
+        run_steps(control(max_nonfinite_steps=2), [0.5, bad, bad])
+    run_steps(control(max_nonfinite_steps=2), [0.5, bad, 0.5, bad, 0.5])  # not in a row: no failure
+
+
+def test_step_statistics_join_the_coefficients_and_the_state_round_trips(control):
+    ctl = control()
+    ctl.measure(0.65, 1)
+    ctl.add_step_stats({"clip_b/s_mean": 0.1}, 1)
+    with pytest.raises(NonFiniteError, match="'clip_b/s_std' is nan"):  # no finite value to keep yet
+        ctl.add_step_stats({"clip_b/s_std": math.nan}, 1)
+    ctl.add_step_stats({"clip_b/s_std": 0.2}, 1)
+    ctl.add_step_stats({"clip_b/s_std": math.inf}, 2)  # keeps 0.2
+    assert ctl.coefficients == {"alpha": pytest.approx(0.22), "clip_b/s_mean": 0.1, "clip_b/s_std": 0.2}
+    resumed = control()
+    resumed.load_state_dict(ctl.state_dict())
+    assert resumed.state_dict() == ctl.state_dict()
+    assert run_steps(resumed, [0.35])[0] == run_steps(ctl, [0.35])[0]
