@@ -39,10 +39,9 @@ MEASURED_ENTROPY = 0.5  # the step's entropy the controllers see, for the coeffi
 
 def controller_outputs() -> dict[str, float]:
     """What every registered controller, at its defaults, would broadcast after one step at ``MEASURED_ENTROPY``."""
+    import entropy_verl.controllers  # noqa: F401  - registers them (torch alone: no verl needed)
     from entropy_verl import registry
-    from entropy_verl.config import load_registry
 
-    load_registry()
     outputs = {}
     for spec in registry.specs("controller"):
         outputs.update(spec.impl(spec.config_cls()).update(MEASURED_ENTROPY))
