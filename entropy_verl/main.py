@@ -9,7 +9,6 @@ It composes ``trainer_configs/config.yaml`` (verl's ``ppo_trainer`` plus one cho
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 
@@ -18,55 +17,32 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from entropy_verl import run_state
+from entropy_verl import resolvers, run_state
 from entropy_verl.diagnostics.run_summary import format_summary, summarize
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
+from entropy_verl.resolvers import listed_methods
 from entropy_verl.rollout.vllm_cpu import shm
 from entropy_verl.rollout.vllm_cpu.settings import is_cpu_vllm_run
 
-CONFIG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "trainer_configs"))
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _config_dir() -> str:
+    """trainer_configs/: inside an installed package (setup.py ships it there), else beside the package in a checkout
+    (an editable install)."""
+    places = [
+        os.path.join(PACKAGE_DIR, "trainer_configs"),
+        os.path.join(os.path.dirname(PACKAGE_DIR), "trainer_configs"),
+    ]
+    for path in places:
+        if os.path.isfile(os.path.join(path, "config.yaml")):
+            return path
+    raise FileNotFoundError(f"entropy_verl's trainer_configs/config.yaml is in neither {places}: reinstall the package")
+
+
+CONFIG_DIR = _config_dir()
 CONFIG_NAME = "config"
 GROUPS = ("hardware", "task", "method", "experiment")  # the config groups of trainer_configs/
-
-
-def _embedded(key: str) -> str:
-    from entropy_verl.embedded import ensure_embedded_default
-
-    paths = ensure_embedded_default()
-    if not hasattr(paths, key):
-        raise KeyError(f"${{embedded:{key}}}: unknown key; known: model_dir, train_parquet, val_parquet, root")
-    return str(getattr(paths, key))
-
-
-def _module_file(module: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"${{module_file:{module}}}: no such module")
-    return spec.origin
-
-
-def override_key(override: str) -> str:
-    """A Hydra override's key, without its ``+``/``++``/``~`` prefix: ``+entropy_verl.x=1`` -> ``entropy_verl.x``."""
-    return override.partition("=")[0].lstrip("+~")
-
-
-def listed_methods() -> list[str]:
-    """The methods a list choice names (``method=[a,b]``), in order; Hydra records a list choice only among the
-    overrides."""
-    for override in HydraConfig.get().overrides.task:
-        if override_key(override) == "method":
-            return [v.strip() for v in override.partition("=")[2].strip("[]").split(",") if v.strip()]
-    return []
-
-
-def run_name() -> str:
-    """``${entropy_verl_run_name:}``: the experiment chosen, else the method(s), e.g. ``clip_b`` or
-    ``entropy_adv+steer``."""
-    choices = HydraConfig.get().runtime.choices
-    for group in ("experiment", "method"):
-        if isinstance(choices.get(group), str):
-            return choices[group]
-    return "+".join(listed_methods()) or "run"
 
 
 def group_options(group: str) -> list[str]:
@@ -116,14 +92,6 @@ def joins_existing_cluster(ray_init) -> bool:
     as ``make demo`` runs its two)."""
     address = ray_init.get("address", None) or os.environ.get("RAY_ADDRESS")
     return bool(address) and address != "local"
-
-
-def register_resolvers() -> None:
-    """``${embedded:model_dir}`` builds the embedded default on first use; ``${module_file:pkg.mod}`` -> path;
-    ``${entropy_verl_run_name:}`` -> the experiment or method chosen."""
-    OmegaConf.register_new_resolver("embedded", _embedded, replace=True)
-    OmegaConf.register_new_resolver("module_file", _module_file, replace=True)
-    OmegaConf.register_new_resolver("entropy_verl_run_name", run_name, replace=True)
 
 
 def use_cpu_platform(config: DictConfig) -> None:
@@ -215,7 +183,7 @@ def run(config: DictConfig) -> str:
     return run_dir
 
 
-register_resolvers()
+resolvers.register()  # also registered by the plugin in every process that imports verl
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base=None)

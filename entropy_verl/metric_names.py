@@ -8,8 +8,10 @@ key                                         written by                         w
 ``actor/<method>/<stat>``                   ``losses/actor_loss`` (workers)    a loss method's own statistics
 ``entropy_verl/<estimator>/<stat>``         ``trainer/sync`` (driver)          an advantage estimator's statistics
 ``entropy_verl/driver_coef/<coefficient>``  ``trainer/sync``                   what the driver broadcast this step
-``entropy_verl/worker_coef/<c>/rank<r>``    ``losses/actor_loss``              what each worker used (verl prefixes
-                                                                               ``actor/``)
+``entropy_verl/worker_coef/<c>/{min,max}``  ``losses/actor_loss``              what the workers used, over all ranks
+                                                                               (verl prefixes ``actor/``)
+``entropy_verl/worker_coef_mismatch_steps`` ``trainer/sync``                   steps on which some rank used another
+                                                                               value than the driver sent (ever: 0)
 ``entropy_verl/rollout_log_prob_gap/<s>``   ``trainer/sync``                   rollout vs trainer log-probs
 ``entropy_control/<controller>/<stat>``     ``trainer/sync``                   a controller's measurement, error,
                                                                                outputs and state
@@ -99,9 +101,17 @@ def driver_coef(coefficient: str) -> str:
     return f"{OURS}/driver_coef/{coefficient}"
 
 
-def worker_coef(coefficient: str, rank: int) -> str:
-    """The worker's own key; verl's logger shows it as ``actor/`` + this."""
-    return f"{OURS}/worker_coef/{coefficient}/rank{rank}"
+WORKER_STATS = ("min", "max")  # over every rank and micro-batch (verl's MIN / MAX metric aggregation)
+WORKER_COEF_MISMATCH = f"{OURS}/worker_coef_mismatch_steps"
+
+
+def worker_coef(coefficient: str, stat: str) -> str:
+    """The key a worker logs (``stat``: min or max); verl's logger shows it as ``actor/`` + this (``logged=True``)."""
+    return f"{OURS}/worker_coef/{coefficient}/{stat}"
+
+
+def worker_coef_logged(coefficient: str, stat: str) -> str:
+    return method(worker_coef(coefficient, stat))
 
 
 def rollout_log_prob_gap(stat: str) -> str:

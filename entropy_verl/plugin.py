@@ -150,8 +150,10 @@ def register_cpu() -> bool:
 
 
 def register_all() -> None:
+    from entropy_verl import resolvers
     from entropy_verl.engine import VOCAB_STATS_VENDOR
 
+    resolvers.register()  # our configs' ${embedded:...} and friends resolve under verl's own entry point too
     register_cpu()
     _register_vllm_cpu()
     if os.environ.get("VERL_ENGINE_VENDOR") == VOCAB_STATS_VENDOR:  # Clip-V runs (entropy_verl.main sets it)

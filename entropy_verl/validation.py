@@ -66,7 +66,7 @@ def check_rollout_name(config: DictConfig) -> None:
         raise ConfigError(key, f"unknown rollout backend {name!r}; registered: {known}")
 
 
-def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig) -> None:
+def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig, in_trainer: bool = False) -> None:
     """What each configured method and controller needs from the rest of the config is there, every controller
     output a method reads is produced, and every controller's output is read."""
     entries = [*parsed.methods, *parsed.controllers, *([parsed.estimator] if parsed.estimator else [])]
@@ -103,7 +103,7 @@ def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig) -> None
                 f"{OmegaConf.select(config, mode_key)!r}",
             )
         if VOCAB_STATS in spec.needs:
-            check_vocab_stats_engine(config, spec.name)
+            check_vocab_stats_engine(config, spec.name, in_trainer)
         if FINAL_ANSWERS in spec.needs and not parsed.task.final_answer:
             raise ConfigError(
                 "entropy_verl.task.final_answer",
@@ -127,9 +127,10 @@ def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig) -> None
             )
 
 
-def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
+def check_vocab_stats_engine(config: DictConfig, method: str, in_trainer: bool = False) -> None:
     """The full-vocabulary sums come from entropy_verl's engine, selected through verl's VERL_ENGINE_VENDOR, and need
-    the full logits (no fused kernels)."""
+    the full logits (no fused kernels). ``entropy_verl.main`` sets the vendor in every Ray process's environment;
+    by the time the trainer runs (verl's own main_ppo) it must already be there."""
     from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 
     key = "actor_rollout_ref.model.use_fused_kernels"
@@ -140,6 +141,13 @@ def check_vocab_stats_engine(config: DictConfig, method: str) -> None:
             "materialise: set it to false",
         )
     vendor = OmegaConf.select(config, ENGINE_VENDOR_KEY, default=None) or os.environ.get("VERL_ENGINE_VENDOR")
+    if in_trainer and os.environ.get("VERL_ENGINE_VENDOR") != VOCAB_STATS_VENDOR:
+        raise ConfigError(
+            ENGINE_VENDOR_KEY,
+            f"{method!r} runs on entropy_verl's engine, which every worker selects from its environment before it "
+            f"starts: run with python -m entropy_verl.main (it sets this), or under verl's own entry point add "
+            f"+{ENGINE_VENDOR_KEY}={VOCAB_STATS_VENDOR}",
+        )
     if vendor not in (None, VOCAB_STATS_VENDOR):
         raise ConfigError(
             ENGINE_VENDOR_KEY,
@@ -344,14 +352,16 @@ def check_batch_divisibility(config: DictConfig) -> None:
             raise ConfigError(key, f"{size} does not divide the {per_worker} samples each of the {world} workers gets")
 
 
-def validate(config: DictConfig) -> EntropyVerlConfig:
-    """All entropy_verl start-up checks, cheapest first; returns the parsed ``entropy_verl`` block."""
+def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
+    """All entropy_verl start-up checks, cheapest first; returns the parsed ``entropy_verl`` block. ``in_trainer``: run
+    by the trainer's construction (under either entry point, before any worker starts), where what
+    ``entropy_verl.main`` sets up before Ray must already be in place."""
     check_rollout_name(config)
     check_cpu_vllm(config)
     check_run_length_and_workers(config)
     parsed = parse(config)
     check_batch_divisibility(config)
-    check_entropy_control(config, parsed)
+    check_entropy_control(config, parsed, in_trainer)
     check_task(config, parsed)
     check_advantage_estimator(config)
     check_local_path(config, "actor_rollout_ref.model.path", "model path")

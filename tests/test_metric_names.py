@@ -32,5 +32,6 @@ def test_the_law_pair_and_fit_keys_are_the_ones_the_offline_fit_reads():
 def test_driver_and_worker_keys():
     assert metric_names.controller("pi", "alpha") == "entropy_control/pi/alpha"
     assert metric_names.driver_coef("alpha") == "entropy_verl/driver_coef/alpha"
-    assert metric_names.worker_coef("clip_b/s_mean", 3) == "entropy_verl/worker_coef/clip_b/s_mean/rank3"
+    assert metric_names.worker_coef("clip_b/s_mean", "min") == "entropy_verl/worker_coef/clip_b/s_mean/min"
+    assert metric_names.worker_coef_logged("alpha", "max") == "actor/entropy_verl/worker_coef/alpha/max"
     assert metric_names.NONFINITE_TOTAL == "entropy_control/nonfinite/total"

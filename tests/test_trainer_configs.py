@@ -125,7 +125,7 @@ def test_real_tasks_on_the_cluster(task, run_config, user_run):
 
 
 def test_the_cluster_base_bounds_memory_and_checkpoints(run_config):
-    """The values the README's memory budget rests on (a 7B model on 8 x 80 GB, eager or compiled)."""
+    """The values docs/cluster.md's memory budget rests on (a 7B model on 8 x 80 GB, eager or compiled)."""
     config = run_config("hardware=cluster_gpu")
     actor, ref, rollout = (config.actor_rollout_ref[k] for k in ("actor", "ref", "rollout"))
     assert actor.entropy_from_logits_with_chunking and actor.entropy_checkpointing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from entropy_verl.config import ConfigError
@@ -294,3 +296,29 @@ def test_controller_state_that_cannot_be_read_names_the_file_before_ray(run_conf
     with pytest.raises(ConfigError) as err:
         validate(config)
     assert err.value.key == "trainer.resume_mode" and words in str(err.value) and str(step) in str(err.value)
+
+
+def test_the_readmes_keys_for_verls_own_entry_point_pass_our_checks_on_verls_config():
+    """The README's ``python -m verl.trainer.main_ppo`` example, composed on verl's own ppo_trainer config, parses and
+    passes the entropy-control and task checks the trainer runs at construction."""
+    import re
+
+    import verl
+    from hydra import compose, initialize_config_dir
+
+    from entropy_verl.config import objective, parse
+    from entropy_verl.validation import check_entropy_control, check_task
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    (block,) = re.findall(r"python -m verl\.trainer\.main_ppo <your config and overrides> \\\n(.*?)\n```", readme, re.S)
+    overrides = [token for token in block.split() if "=" in token]
+    assert "trainer.v1.trainer_mode=entropy_sync" in overrides and len(overrides) >= 4, overrides
+    with initialize_config_dir(
+        config_dir=os.path.join(os.path.dirname(verl.__file__), "trainer", "config"), version_base=None
+    ):
+        config = compose(config_name="ppo_trainer", overrides=overrides)
+    parsed = parse(config)
+    check_entropy_control(config, parsed, in_trainer=True)
+    check_task(config, parsed)
+    estimator = config.algorithm.adv_estimator  # the user's own (verl's default: gae)
+    assert objective(config, parsed) == f"advantages: {estimator} | weights: clip_b | loss: vanilla"

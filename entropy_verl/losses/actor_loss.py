@@ -95,8 +95,8 @@ def entropy_aware_loss(config, model_output, data, dp_group=None, *, methods=())
     metrics.update(
         {metric_names.method(k): Metric(value=v, aggregation=AggregationType.MEAN) for k, v in method_metrics.items()}
     )
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     broadcast = {**ctx.coefficients, **{f"{m}/{k}": v for m, stats in ctx.step_stats.items() for k, v in stats.items()}}
-    for key, value in broadcast.items():  # what this worker used: checked against the driver's value
-        metrics[metric_names.worker_coef(key, rank)] = Metric(value=float(value), aggregation=AggregationType.MEAN)
+    for key, value in broadcast.items():  # what the workers used, min and max over all ranks: the driver compares
+        for stat in metric_names.WORKER_STATS:
+            metrics[metric_names.worker_coef(key, stat)] = Metric(value=float(value), aggregation=AggregationType(stat))
     return loss, metrics

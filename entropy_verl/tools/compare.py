@@ -18,23 +18,38 @@ data order, rollout sampling, mini-batch order) from each given seed. With sever
 ``<out>/<name>/seed<k>/``, all methods run at the first seed before any runs at the second (an interrupted comparison
 still compares every method), the table gives each value as mean ± the half-width of its 95% Student-t interval over
 the seeds and each method's difference to GRPO with Welch's 95% interval ("holds" when it excludes 0), and the figure
-draws the mean over the seeds with a min-max band.
+draws the mean over the seeds with a band of the same 95% Student-t interval as the table's.
+
+``--runs NAME=DIR ...`` trains nothing: it compares finished runs wherever they were made (``launch/sweep`` on a
+cluster, earlier local runs), one row per NAME, each DIR a run directory or a glob of them (quote it)::
+
+    python -m entropy_verl.tools.compare --runs 'grpo=runs/entropy_verl/zoo-*-method_grpo-*' \
+        'clip_b=runs/entropy_verl/zoo-*-method_clip_b-*' --out outputs/compare_runs
+
+A run's seed is the ``data.seed`` of the config it saved (``<dir>/.hydra/config.yaml``, else a ``data.seed=`` in
+``.hydra/overrides.yaml``). A method that shares two seeds or more with the baseline (``--baseline``, default GRPO)
+is compared on those seeds, paired: the mean of its per-seed differences with their Student-t interval; any other
+with Welch's interval. docs/compare-runs.md is the how-to.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
 import sys
 from typing import NamedTuple
 
+import yaml
+
 from entropy_verl.diagnostics.run_summary import window_mean
-from entropy_verl.main import override_key, selection
+from entropy_verl.main import selection
 from entropy_verl.metric_names import ENTROPY, REWARD, STEP_TIME, pass_at_values
-from entropy_verl.run_state import load_metrics
-from entropy_verl.tools.intervals import LEVEL, holds, mean_interval, welch_interval
+from entropy_verl.resolvers import override_key
+from entropy_verl.run_state import METRICS_FILE, load_metrics, segments
+from entropy_verl.tools.intervals import LEVEL, holds, mean_interval, paired_interval, welch_interval
 from entropy_verl.tools.plot import plot_runs
 
 BASELINE = "grpo"
@@ -84,12 +99,12 @@ def method_row(name: str, rows: list[dict], window: int) -> dict:
     }  # the first step includes warm-up
 
 
-def format_table(results: list[dict], window: int) -> str:
-    base = next((r for r in results if r["method"] == BASELINE), None)
+def format_table(results: list[dict], window: int, baseline: str = BASELINE) -> str:
+    base = next((r for r in results if r["method"] == baseline), None)
     n = next((r["n"] for r in results if r.get("n")), "n")
     lines = [
-        f"| method | entropy, step 1 | entropy, last {window} | end / start | vs {BASELINE} | reward, last {window} "
-        f"| pass@1 | pass@{n} | s / step | vs {BASELINE} |",
+        f"| method | entropy, step 1 | entropy, last {window} | end / start | vs {baseline} | reward, last {window} "
+        f"| pass@1 | pass@{n} | s / step | vs {baseline} |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -117,22 +132,53 @@ COLUMNS = [
 ]
 
 
-def seed_summaries(per_method: dict[str, list[dict]]) -> dict[str, dict]:
-    """Per method, from its seeds' ``method_row``s: each column's mean and half-width, and (``vs_<BASELINE>``) its
-    difference to ``BASELINE`` with Welch's half-width and whether it holds (none when the baseline did not run)."""
-    base, versus = per_method.get(BASELINE), f"vs_{BASELINE}"
+def seed_summaries(per_method: dict[str, list[dict]], baseline: str = BASELINE) -> dict[str, dict]:
+    """Per method, from its seeds' ``method_row``s: each column's mean and half-width, and (``vs_<baseline>``) its
+    difference to ``baseline`` with its half-width and whether it holds (none when the baseline did not run), by the
+    interval ``interval`` names: a method that shares two seeds or more with the baseline is compared
+    on those seeds by ``paired_interval`` of its per-seed differences; otherwise by Welch's over all the runs."""
+    base, versus = per_method.get(baseline), f"vs_{baseline}"
     summaries = {}
     for name, rows in per_method.items():
         summary: dict = {"seeds": [r.get("seed") for r in rows], "mean": {}, "half": {}}
-        if base is not None and name != BASELINE:
-            summary[versus] = {}
         for key, _, _ in COLUMNS:
             summary["mean"][key], summary["half"][key] = mean_interval([r[key] for r in rows])
-            if versus in summary:
-                diff, half = welch_interval([r[key] for r in rows], [r[key] for r in base])
+        if base is not None and name != baseline:
+            shared = shared_seeds(rows, base)
+            paired_here = len(shared) > 1
+            summary["interval"] = (
+                {"kind": "paired", "seeds": shared}
+                if paired_here
+                else {"kind": "welch", "runs": [len(rows), len(base)]}
+            )
+            summary[versus] = {}
+            for key, _, _ in COLUMNS:
+                diff, half = difference(rows, base, key, shared if paired_here else [])
                 summary[versus][key] = {"diff": diff, "half": half, "holds": holds(diff, half)}
         summaries[name] = summary
     return summaries
+
+
+def shared_seeds(rows: list[dict], base: list[dict]) -> list[int]:
+    """The known seeds at which both a method's runs and the baseline's ran, in order."""
+    return sorted({r["seed"] for r in rows} & {r["seed"] for r in base} - {None})
+
+
+def difference(rows: list[dict], base: list[dict], key: str, shared: list[int]) -> tuple[float, float]:
+    """A column's difference to the baseline and its half-width: ``paired_interval`` of the per-seed differences at
+    the ``shared`` seeds, or, none given, Welch's interval over all the runs."""
+    if not shared:
+        return welch_interval([r[key] for r in rows], [r[key] for r in base])
+    mine, theirs = ({r["seed"]: r[key] for r in runs} for runs in (rows, base))
+    return paired_interval([mine[seed] - theirs[seed] for seed in shared])
+
+
+def interval_label(summary: dict) -> str:
+    """How a method was compared to the baseline: ``paired (3 seeds)`` or ``Welch (3 vs 2 runs)``."""
+    interval = summary["interval"]
+    if interval["kind"] == "paired":
+        return f"paired ({len(interval['seeds'])} seeds)"
+    return f"Welch ({interval['runs'][0]} vs {interval['runs'][1]} runs)"
 
 
 def estimate(value: float, half: float, decimals: int, sign: str = "") -> str:
@@ -141,10 +187,11 @@ def estimate(value: float, half: float, decimals: int, sign: str = "") -> str:
     return text if math.isnan(half) else f"{text} ± {half:.{decimals}f}"
 
 
-def format_seed_tables(per_method: dict[str, list[dict]], window: int) -> str:
+def format_seed_tables(per_method: dict[str, list[dict]], window: int, baseline: str = BASELINE) -> str:
     """Two Markdown tables from each method's per-seed ``method_row``s: the values (mean ± 95% half-width), then the
-    differences to ``BASELINE`` with their verdict; the notes under them say how to read them."""
-    summaries = seed_summaries(per_method)
+    differences to ``baseline`` with their verdict (a column says which interval each row has: ``seed_summaries``);
+    the notes under them say how to read them."""
+    summaries = seed_summaries(per_method, baseline)
     n = next((r["n"] for rows in per_method.values() for r in rows if r.get("n")), "n")
     headers = " | ".join(header.format(window=window, n=n) for _, header, _ in COLUMNS)
     lines = [f"| method | seeds | {headers} |", "|---|---:|" + "---:|" * len(COLUMNS)]
@@ -154,22 +201,26 @@ def format_seed_tables(per_method: dict[str, list[dict]], window: int) -> str:
     lines.append(
         f"\nMean over the seeds ± the half-width of its {LEVEL:.0%} Student-t interval (n - 1 degrees of freedom)."
     )
-    versus = {name: s[f"vs_{BASELINE}"] for name, s in summaries.items() if f"vs_{BASELINE}" in s}
+    versus = {name: s for name, s in summaries.items() if f"vs_{baseline}" in s}
     if not versus:
         return "\n".join(lines) + "\n"
-    lines += [f"\n| method − {BASELINE} | {headers} |", "|---|" + "---:|" * len(COLUMNS)]
-    for name, diffs in versus.items():
-        cells = []
+    lines += [f"\n| method − {baseline} | interval | {headers} |", "|---|---|" + "---:|" * len(COLUMNS)]
+    for name, summary in versus.items():
+        diffs = summary[f"vs_{baseline}"]
+        cells = [interval_label(summary)]
         for key, _, decimals in COLUMNS:
             d = diffs[key]
             verdict = "" if math.isnan(d["half"]) else " holds" if d["holds"] else " within noise"
             cells.append(estimate(d["diff"], d["half"], decimals, "+") + verdict)
         lines.append(f"| {name} | {' | '.join(cells)} |")
     lines.append(
-        f"\nDifference of the means to {BASELINE} ± the half-width of Welch's {LEVEL:.0%} interval; **holds**: the "
-        "interval excludes 0, **within noise**: it does not (no verdict with a single seed on either side). Welch "
-        f"treats the seeds as independent; a method and {BASELINE} at the same seed share the data order and the "
-        "rollout seed, so where that correlates them this interval is wider than a paired one would be."
+        f"\nDifference to {baseline} ± the half-width of its {LEVEL:.0%} interval; **holds**: the interval "
+        "excludes 0, **within noise**: it does not (no verdict without an interval). **paired (n seeds)**: the "
+        f"method and {baseline} both ran these n seeds (a run's seed: `data.seed` of its saved config, or "
+        "`--seeds`); the difference is the mean of the per-seed differences with their Student-t interval (n - 1 "
+        "degrees of freedom), so what a seed gives both runs (data order, rollout seed) cancels. **Welch**: fewer "
+        "than 2 seeds in common (or seeds unknown): the difference of the means over all the runs with Welch's "
+        "interval."
     )
     return "\n".join(lines) + "\n"
 
@@ -228,6 +279,69 @@ def planned_runs(
     return runs
 
 
+# ---- runs made elsewhere: --runs NAME=DIR ---------------------------------------------------------------------------
+
+
+def is_run_dir(path: str) -> bool:
+    """A directory with verl's metrics in it (``metrics.jsonl``, or the segments of a resumed run)."""
+    return os.path.isdir(path) and (os.path.exists(os.path.join(path, METRICS_FILE)) or bool(segments(path)))
+
+
+def run_seed(run_dir: str) -> int | None:
+    """The seed a run was made with: ``data.seed`` of the config ``python -m entropy_verl.main`` saved
+    (``<run_dir>/.hydra/config.yaml``), else a ``data.seed=`` among its saved overrides (``.hydra/overrides.yaml``);
+    None when neither says."""
+    found = []
+    for name in ("config.yaml", "overrides.yaml"):
+        path = os.path.join(run_dir, ".hydra", name)
+        if os.path.exists(path):
+            with open(path) as f:
+                saved = yaml.safe_load(f)
+            if isinstance(saved, dict) and isinstance(saved.get("data"), dict):
+                found.append(saved["data"].get("seed"))
+            elif isinstance(saved, list):
+                found += [o.partition("=")[2] for o in saved if isinstance(o, str) and override_key(o) == "data.seed"]
+    for value in found:
+        try:
+            return int(value)
+        except (TypeError, ValueError):  # absent, or an interpolation left unresolved
+            continue
+    return None
+
+
+def given_runs(specs: list[str]) -> list[PlannedRun]:
+    """The runs ``--runs NAME=DIR ...`` names, in the order of the NAMEs (a NAME given twice gathers both) and by seed
+    within one: each DIR a run directory or a glob of them (``is_run_dir``; other paths it matches are left out, said
+    so), each run's seed from its saved config (``run_seed``). ValueError naming the argument for one without '=', a
+    DIR that matches no run directory, or two runs of one NAME at the same seed (which one to pair?)."""
+    found: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, pattern = spec.partition("=")
+        if not (sep and name and pattern):
+            raise ValueError(f"--runs {spec!r}: expected NAME=DIR (DIR a run directory or a glob of them)")
+        matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        dirs = [os.path.abspath(path) for path in matches if is_run_dir(path)]
+        if not dirs:
+            raise ValueError(f"--runs {spec!r}: {pattern!r} matches no run directory (a directory with {METRICS_FILE})")
+        if skipped := [path for path in matches if not is_run_dir(path)]:
+            print(f"--runs {spec}: not a run directory (no {METRICS_FILE}), left out: {skipped}")
+        known = found.setdefault(name, [])
+        known += [path for path in dirs if path not in known]
+    runs = []
+    for name, dirs in found.items():
+        seeded = sorted(
+            ((run_seed(path), path) for path in dirs), key=lambda run: (run[0] is None, run[0] or 0, run[1])
+        )
+        seeds = [seed for seed, _ in seeded if seed is not None]
+        if twice := sorted({seed for seed in seeds if seeds.count(seed) > 1}):
+            raise ValueError(
+                f"--runs {name}: more than one run at seed {twice}: "
+                f"{[path for seed, path in seeded if seed in twice]}; narrow the glob to one run a seed"
+            )
+        runs += [PlannedRun(name, seed, path, []) for seed, path in seeded]
+    return runs
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = list(sys.argv[1:] if argv is None else argv)
     user = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -236,8 +350,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--methods",
         nargs="+",
-        default=DEFAULT_METHODS,
-        help="methods or experiments (trainer_configs/method/, experiment/)",
+        help=f"methods or experiments (trainer_configs/method/, experiment/); default: {' '.join(DEFAULT_METHODS)}",
     )
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument(
@@ -247,7 +360,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="run each method at each seed (all of SEED_KEYS); default: one run at the config's own seed (42)",
     )
     parser.add_argument("--window", type=int, default=5, help="steps averaged for the 'end' values")
-    parser.add_argument("--out", default="outputs/compare")
+    parser.add_argument("--out", help="default: outputs/compare, with --runs outputs/compare_runs")
     parser.add_argument(
         "--at-once", type=int, default=2, help="runs side by side (each its own Ray; 2 fill 2 cores, see parallel_runs)"
     )
@@ -257,7 +370,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
         action="store_true",
         help="train nothing: redraw the figure and table from the runs already in --out/<name>[/seed<k>]",
     )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="NAME=DIR",
+        help="train nothing: compare these run directories wherever they were made, one row per NAME; DIR may be a "
+        "glob (quote it); a method that shares seeds (data.seed) with the baseline is compared paired",
+    )
+    parser.add_argument("--baseline", help=f"the row the others are compared to (default: {BASELINE})")
     args = parser.parse_args(argv)
+    if args.runs:
+        given = {"--methods": args.methods, "--seeds": args.seeds, "--from-runs": args.from_runs, "--": user}
+        if clash := [flag for flag, value in given.items() if value]:
+            parser.error(f"--runs reads finished runs: {' and '.join(clash)} do not apply")
+        try:
+            plan = given_runs(args.runs)
+        except ValueError as exc:
+            parser.error(str(exc))
+        baseline = chosen_baseline(parser, args.baseline, [run.name for run in plan])
+        out = os.path.abspath(args.out or "outputs/compare_runs")
+        results = report(plan, None, [], args.window, out, baseline, given=True)
+        print(f"figure: {os.path.join(out, 'compare.png')}")
+        return results
+    args.methods = args.methods or DEFAULT_METHODS
     overrides = merged([] if args.no_budget else BUDGET, user)
     if args.seeds and len(set(args.seeds)) < len(args.seeds):
         parser.error(f"--seeds {args.seeds}: each seed once")
@@ -269,7 +404,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             selection(name)
         except ValueError as exc:
             parser.error(str(exc))
-    out = os.path.abspath(args.out)
+    baseline = chosen_baseline(parser, args.baseline, args.methods)
+    out = os.path.abspath(args.out or "outputs/compare")
     seeds = args.seeds
     if args.from_runs:
         previous = os.path.join(out, "results.json")
@@ -299,14 +435,30 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for run in plan
         ]
         run_parallel(jobs, at_once=args.at_once)
-    results = report(plan, seeds, overrides, args.window, out)
+    results = report(plan, seeds, overrides, args.window, out, baseline)
     print(f"figure: {os.path.join(out, 'compare.png')}")
     return results
 
 
-def report(plan: list[PlannedRun], seeds: list[int] | None, overrides: list[str], window: int, out: str) -> list[dict]:
+def chosen_baseline(parser: argparse.ArgumentParser, baseline: str | None, names: list[str]) -> str:
+    """``--baseline``, which must be one of the rows; else ``BASELINE`` (no differences where it is not a row)."""
+    if baseline is not None and baseline not in names:
+        parser.error(f"--baseline {baseline}: not one of the rows {list(dict.fromkeys(names))}")
+    return baseline or BASELINE
+
+
+def report(
+    plan: list[PlannedRun],
+    seeds: list[int] | None,
+    overrides: list[str],
+    window: int,
+    out: str,
+    baseline: str = BASELINE,
+    given: bool = False,
+) -> list[dict]:
     """Read the runs of ``plan`` back, write ``results.md``, ``results.json`` and ``compare.png`` to ``out``, print
-    the table; returns one ``method_row`` per run (with its ``seed`` when ``--seeds`` set it)."""
+    the table; returns one ``method_row`` per run (with its ``seed`` when ``--seeds`` set it or, ``given`` (the runs
+    of ``--runs``), its saved config says it: those are compared to ``baseline`` paired where they share seeds)."""
     per_method: dict[str, list[dict]] = {run.name: [] for run in plan}  # in the order of --methods
     curves: dict[str, list[list[dict]]] = {run.name: [] for run in plan}
     lengths = {}
@@ -314,30 +466,42 @@ def report(plan: list[PlannedRun], seeds: list[int] | None, overrides: list[str]
         rows = load_metrics(run.run_dir)
         curves[run.name].append(rows)
         per_method[run.name].append({**method_row(run.name, rows, window), "seed": run.seed})
-        lengths[os.path.relpath(run.run_dir, out)] = per_method[run.name][-1]["steps"]
+        lengths[os.path.relpath(run.run_dir, os.getcwd() if given else out)] = per_method[run.name][-1]["steps"]
     results = [row for rows in per_method.values() for row in rows]
     steps = max(lengths.values())
     if short := [f"{run} ({n} steps)" for run, n in lengths.items() if n < steps]:
         print(f"shorter than {steps} steps (a run cut short?), in the table all the same: {short}")
-    several = seeds is not None and len(seeds) > 1
-    if several:
-        table = format_seed_tables(per_method, window)
-        seeding = f"seeds {', '.join(map(str, seeds))} (each method at each seed)"
-        title = f"{steps} steps, {len(seeds)} seeds (line: mean over the seeds, band: min-max)"
+    several = any(len(rows) > 1 for rows in per_method.values()) if given else seeds is not None and len(seeds) > 1
+    band = f"line: mean over the seeds, band: its {LEVEL:.0%} Student-t interval"
+    by_name = {name: [run for run in plan if run.name == name] for name in per_method}
+    if given:
+        listed = "\n".join(
+            f"- {name}: " + ", ".join(f"seed {'?' if run.seed is None else run.seed} `{run.run_dir}`" for run in runs)
+            for name, runs in by_name.items()
+        )
+        intro = f"from run directories\n\nUp to {steps} steps; each run's seed from its saved config:\n\n{listed}"
+        title = f"up to {steps} steps, runs from their directories" + (f" ({band})" if several else "")
     else:
-        table = format_table(results, window)
-        seeding = "same seed" if seeds is None else f"seed {seeds[0]}"
-        title = f"{steps} steps, {seeding}"
+        if several:
+            seeding = f"seeds {', '.join(map(str, seeds))} (each method at each seed)"
+            title = f"{steps} steps, {len(seeds)} seeds ({band})"
+        else:
+            seeding = "same seed" if seeds is None else f"seed {seeds[0]}"
+            title = f"{steps} steps, {seeding}"
+        intro = f"on the embedded default\n\n{steps} steps each, {seeding}. Overrides: {' '.join(overrides) or 'none'}"
+    table = format_seed_tables(per_method, window, baseline) if several else format_table(results, window, baseline)
     os.makedirs(out, exist_ok=True)
     plot_runs(curves, os.path.join(out, "compare.png"), title=title)
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(
-            f"# Method comparison on the embedded default\n\n{steps} steps each, {seeding}. Overrides: "
-            f"{' '.join(overrides) or 'none'}\n\n![compare](compare.png)\n\n{table}"
-        )
-    summary = {"steps": steps, "window": window, "overrides": overrides, "seeds": seeds, "results": results}
+        f.write(f"# Method comparison {intro}\n\n![compare](compare.png)\n\n{table}")
+    summary = {"steps": steps, "window": window, "baseline": baseline, "overrides": overrides, "seeds": seeds}
+    if given:
+        summary["runs"] = {
+            name: [{"dir": run.run_dir, "seed": run.seed} for run in runs] for name, runs in by_name.items()
+        }
+    summary["results"] = results
     if several:
-        summary["summaries"] = seed_summaries(per_method)
+        summary["summaries"] = seed_summaries(per_method, baseline)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(table)

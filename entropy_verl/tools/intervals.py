@@ -1,6 +1,7 @@
 """Confidence intervals across seeds, in pure Python (scipy is not a dependency): a mean's Student-t interval, the
-difference of two means with Welch's interval, and the t quantile they need (any real degrees of freedom, as Welch's
-are). ``make compare --seeds`` reports every value and every difference to GRPO with these."""
+difference of two means with Welch's interval, the paired interval of per-seed differences, and the t quantile they
+need (any real degrees of freedom, as Welch's are). ``compare`` reports every value and every difference to the
+baseline with these, and ``plot`` draws the same mean interval as each method's band."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return mean, math.nan
     return mean, t_quantile((1 + LEVEL) / 2, len(values) - 1) * sd / math.sqrt(len(values))
+
+
+def paired_interval(differences: list[float]) -> tuple[float, float]:
+    """(mean, half-width of its ``LEVEL`` interval) of per-seed differences ``a_s - b_s`` between two methods run at
+    the same seeds: the Student-t interval of the differences' mean (n - 1 dof, n the seeds both ran). What a seed
+    gives both runs (data order, rollout seed) cancels in its difference, so where it correlates them this interval
+    is narrower than Welch's over the same runs. NaN half-width for a single pair."""
+    return mean_interval(differences)
 
 
 def welch_interval(a: list[float], b: list[float]) -> tuple[float, float]:

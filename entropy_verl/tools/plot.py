@@ -15,6 +15,7 @@ import os
 from entropy_verl.diagnostics.run_summary import run_label
 from entropy_verl.metric_names import ENTROPY, REWARD, pass_at, pass_at_k_of, pass_at_values
 from entropy_verl.run_state import load_metrics
+from entropy_verl.tools.intervals import mean_interval
 
 
 def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -61,19 +62,17 @@ def save_figure(fig, out: str) -> str:
 def across_seeds(
     curves: list[tuple[list[int], list[float]]],
 ) -> tuple[list[int], list[float], list[float], list[float]]:
-    """(steps, mean, min, max) over the ``(steps, values)`` curves of one method's seeds, per step over the curves
-    that have it (a seed cut short still counts where it ran)."""
+    """(steps, mean, low, high) over the ``(steps, values)`` curves of one method's seeds, per step over the curves
+    that have it (a seed cut short still counts where it ran): low and high are the mean -/+ the half-width of its
+    95% Student-t interval over those seeds (``intervals.mean_interval``, the interval of ``compare``'s table), NaN
+    where a single seed has the step (matplotlib leaves a gap in the band there)."""
     by_step: dict[int, list[float]] = {}
     for steps, values in curves:
         for step, value in zip(steps, values, strict=True):
             by_step.setdefault(step, []).append(value)
     steps = sorted(by_step)
-    return (
-        steps,
-        [sum(by_step[s]) / len(by_step[s]) for s in steps],
-        [min(by_step[s]) for s in steps],
-        [max(by_step[s]) for s in steps],
-    )
+    intervals = [mean_interval(by_step[step]) for step in steps]
+    return steps, [m for m, _ in intervals], [m - h for m, h in intervals], [m + h for m, h in intervals]
 
 
 def plot_runs(
@@ -81,7 +80,8 @@ def plot_runs(
 ) -> str:
     """Write the figure for ``{label: metric rows}`` to ``out`` (PNG); returns ``out``. One colour per run, named in
     a single legend on the right; entropy and reward are trailing ``smooth``-step means (per-step values are noisy).
-    A label given a list of row lists (one per seed) is drawn as the mean over its seeds with a min-max band."""
+    A label given a list of row lists (one per seed) is drawn as the mean over its seeds with a band of its 95%
+    Student-t interval (``across_seeds``)."""
     groups = {label: rows if rows and isinstance(rows[0], list) else [rows] for label, rows in runs.items()}
     has_pass = any(pass_at_keys(rows) for group in groups.values() for rows in group)
     fig, axes, colors = new_figure(3 if has_pass else 2, (16 if has_pass else 11, 4))

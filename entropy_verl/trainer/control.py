@@ -6,6 +6,7 @@ plumbing (``sync.py`` reads the step's fields, calls this, and hands the coeffic
     coefficients += the loss methods' whole-step statistics        (``scope: step``)
     every non-finite coefficient keeps its last finite value      (``safety.py``)
     -> every actor worker's loss reads the same coefficients       (the batch's ``extra_info``)
+    a step on which some rank used another value is counted        (``check_workers``)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class EntropyControl:
         self.safety = Safety(parsed.safety)
         self.coefficients: dict[str, float] = {}  # what the workers get this step
         self.entropy: float | None = None  # this step's measurement, when finite
+        self.mismatch_steps = 0  # steps on which some worker used a coefficient other than the one sent
 
     def measure(self, entropy: float, step: int) -> dict[str, float]:
         """Advance the controllers with this step's entropy; returns their metrics (on a skipped step, the
@@ -45,11 +47,22 @@ class EntropyControl:
         """The loss methods' whole-step statistics, broadcast with the controllers' outputs."""
         self.coefficients.update(self.safety.finite(stats, self.coefficients, step))
 
+    def check_workers(self, logged: dict[str, float]) -> dict[str, float]:
+        """Compare what the workers logged having used (min and max over all ranks) with what was sent this step."""
+        differs = any(
+            logged.get(metric_names.worker_coef_logged(name, stat), value) != value
+            for name, value in self.coefficients.items()
+            for stat in metric_names.WORKER_STATS
+        )
+        self.mismatch_steps += int(differs)
+        return {metric_names.WORKER_COEF_MISMATCH: self.mismatch_steps}
+
     def state_dict(self) -> dict:
         return {
             "coefficients": dict(self.coefficients),
             "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
             "nonfinite": self.safety.state_dict(),
+            "worker_mismatch_steps": self.mismatch_steps,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -58,3 +71,4 @@ class EntropyControl:
         self.coefficients = dict(state.get("coefficients", {}))
         if "nonfinite" in state:
             self.safety.load_state_dict(state["nonfinite"])
+        self.mismatch_steps = int(state.get("worker_mismatch_steps", 0))

@@ -37,12 +37,13 @@ from verl.workers.utils.padding import response_from_nested, response_to_nested
 
 from entropy_verl import metric_names, run_state
 from entropy_verl.advantages import estimator_inputs
-from entropy_verl.config import TRAINER_NAME, objective, parse
+from entropy_verl.config import TRAINER_NAME, objective
 from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_aware_loss
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
 from entropy_verl.tasks import load_task_function
+from entropy_verl.validation import validate
 
 from .control import EntropyControl
 from .watchdog import WorkerDied, WorkerWatchdog
@@ -80,7 +81,9 @@ NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 @register_trainer(TRAINER_NAME)
 class EntropySyncTrainer(PPOTrainerSync):
     def __init__(self, config):
-        self.entropy_config = parse(config)  # the same parse the driver's start-up validation ran
+        # The start-up checks: entropy_verl.main ran them on the driver before Ray; under verl's own main_ppo this is
+        # their first run, still before any worker starts (and cheap: ~10 ms). Returns the parsed entropy_verl block.
+        self.entropy_config = validate(config, in_trainer=True)
         print(f"[entropy_verl] objective: {objective(config, self.entropy_config)}", flush=True)
         self.control = EntropyControl(self.entropy_config)
         self.loss_methods = self.entropy_config.loss_methods
@@ -269,6 +272,8 @@ class EntropySyncTrainer(PPOTrainerSync):
             batch.extra_info[COEFFICIENTS_KEY] = dict(coefficients)
             metrics.update({metric_names.driver_coef(k): v for k, v in coefficients.items()})
         super()._update_actor(self._for_workers(batch), metrics=metrics)
+        if coefficients:
+            metrics.update(self.control.check_workers(metrics))
         return batch  # verl returns the meta it was given: the rest of the step keeps the full one
 
     # ---- validation: pass@k, distinct correct answers, the entropy-performance law ------------------------------

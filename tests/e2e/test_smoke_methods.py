@@ -60,8 +60,9 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
             "entropy_coef",
         ):
             driver = row[f"entropy_verl/driver_coef/{stat}"]
-            used = [v for k, v in row.items() if k.startswith(f"actor/entropy_verl/worker_coef/{stat}/rank")]
+            used = [row[f"actor/entropy_verl/worker_coef/{stat}/{s}"] for s in ("min", "max")]  # over both ranks
             assert used == [pytest.approx(driver, abs=1e-12)] * 2, (stat, driver, used)
+        assert row["entropy_verl/worker_coef_mismatch_steps"] == 0
         assert 0.1 < row["actor/top_entropy/kept_frac"] < 0.3
         assert row["actor/pos_adv_reweight/lambda"] == pytest.approx(0.1)
         assert 0.8 <= row["actor/steer/mean_lambda"] <= 1.0

@@ -87,7 +87,9 @@ def test_the_drivers_broadcast_reaches_each_method_under_its_name_and_is_logged_
     assert (
         metrics["actor/top_entropy/threshold"].aggregate() == 0.4 and metrics["actor/entropic/alpha"].aggregate() == 0.5
     )
-    assert {f"entropy_verl/worker_coef/{k}/rank0" for k in broadcast} <= set(metrics)
+    for key, value in broadcast.items():  # one key per coefficient and statistic, not one per rank
+        assert metrics[f"entropy_verl/worker_coef/{key}/min"].aggregate() == value
+        assert metrics[f"entropy_verl/worker_coef/{key}/max"].aggregate() == value
     assert split_broadcast(broadcast) == (
         {"alpha": 0.5},
         {"top_entropy": {"threshold": 0.4}, "clip_b": {"s_mean": 0.0, "s_std": 1.0}},

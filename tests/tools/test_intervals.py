@@ -54,3 +54,20 @@ def test_mean_and_welch_intervals_by_hand():
     assert diff == -2.0 and half == pytest.approx(t_quantile(0.975, 50 / 17) * math.sqrt(5 / 3), rel=1e-12)
     assert welch_interval([1.0, 1.0], [2.0, 2.0]) == (-1.0, 0.0) and holds(-1.0, 0.0)  # no spread at all
     assert math.isnan(welch_interval([1.0], [2.0, 3.0])[1]) and not holds(-1.5, math.nan)
+
+
+def test_paired_interval_by_hand_and_narrower_than_welch_where_seeds_correlate():
+    import math
+
+    from entropy_verl.tools.intervals import holds, paired_interval, welch_interval
+
+    # the seeds move both methods alike (a: 1, 2, 3; b: 1.5, 2.4, 3.7): per-seed differences -0.5, -0.4, -0.7, mean
+    # -8/15; deviations 1/30, 2/15, -1/6, sum of squares 42/900, sd^2 = 21/900; half 4.302653 sqrt(21/900) / sqrt(3)
+    a, b = [1.0, 2.0, 3.0], [1.5, 2.4, 3.7]
+    diff, half = paired_interval([x - y for x, y in zip(a, b, strict=True)])
+    assert diff == pytest.approx(-8 / 15, rel=1e-12) and half == pytest.approx(4.302653 * math.sqrt(7) / 30, rel=1e-6)
+    assert holds(diff, half)  # [-0.91, -0.15]
+    welch_diff, welch_half = welch_interval(a, b)  # the seed-to-seed spread (sd 1 and 1.10) is in Welch's interval
+    assert welch_diff == pytest.approx(diff, rel=1e-12) and welch_half > 6 * half and not holds(welch_diff, welch_half)
+    assert paired_interval([0.2, 0.2]) == (0.2, 0.0)  # the same difference at every seed
+    assert paired_interval([0.3])[0] == 0.3 and math.isnan(paired_interval([0.3])[1])  # one pair: no interval

@@ -79,3 +79,17 @@ def test_step_statistics_join_the_coefficients_and_the_state_round_trips(control
     resumed.load_state_dict(ctl.state_dict())
     assert resumed.state_dict() == ctl.state_dict()
     assert run_steps(resumed, [0.35])[0] == run_steps(ctl, [0.35])[0]
+
+
+def test_a_step_on_which_some_rank_used_another_coefficient_is_counted_and_kept_on_resume(control):
+    ctl = control()
+    ctl.measure(0.65, 1)
+    alpha = ctl.coefficients["alpha"]
+    same = {f"actor/entropy_verl/worker_coef/alpha/{s}": alpha for s in ("min", "max")}
+    assert ctl.check_workers(same) == {"entropy_verl/worker_coef_mismatch_steps": 0}
+    other = {**same, "actor/entropy_verl/worker_coef/alpha/max": alpha + 1e-9}  # one rank off by a hair
+    assert ctl.check_workers(other) == {"entropy_verl/worker_coef_mismatch_steps": 1}
+    assert ctl.check_workers(same) == {"entropy_verl/worker_coef_mismatch_steps": 1}  # ever: stays non-zero
+    resumed = control()
+    resumed.load_state_dict(ctl.state_dict())
+    assert resumed.check_workers(same) == {"entropy_verl/worker_coef_mismatch_steps": 1}
