@@ -156,8 +156,9 @@ def as_mapping(value, key: str, what: str) -> dict:
 class TaskConfig:
     """``entropy_verl.task``: what our code needs to know about the task (set by ``task/<name>.yaml``)."""
 
-    data_source: str | None = None
-    """The ``data_source`` of the task's rows (verl picks its default scorer by it); task functions declare theirs."""
+    data_source: str | list[str] | None = None
+    """The ``data_source`` of the task's rows (verl picks its default scorer by it), or the list of them when the data
+    mixes several (validation and entropy are then also logged per source); task functions declare theirs."""
     scorer: Literal["custom", "verl"] = "custom"
     """What scores a response: ``custom`` (reward.custom_reward_function, path and name) or ``verl`` (verl's default
     scorer for the data_source)."""
@@ -167,6 +168,13 @@ class TaskConfig:
     """``module:function``: decoded response -> its final value, or None; SEED-GRPO clusters a group's answers by it."""
     reward_components: list[str] | None = None
     """Keys of the dict the task's reward function returns besides ``score`` (GDPO normalises each); null: none."""
+
+    @property
+    def data_sources(self) -> tuple[str, ...]:
+        """``data_source`` as a tuple (empty when unset)."""
+        if self.data_source is None:
+            return ()
+        return (self.data_source,) if isinstance(self.data_source, str) else tuple(self.data_source)
 
 
 TRAINER_NAME = "entropy_sync"  # trainer.v1.trainer_mode of verl's v1 trainer that runs the methods and controllers

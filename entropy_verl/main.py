@@ -123,16 +123,9 @@ def prepare_config(config: DictConfig) -> DictConfig:
     if config.trainer.device == "cpu":  # the run asks for the CPU: this process and every Ray worker use it
         use_cpu_platform(config)
     auto_set_device(config)
-    run_dir = os.path.abspath(config.entropy_verl.run_dir)
-    os.makedirs(run_dir, exist_ok=True)
     with open_dict(config):
-        config.entropy_verl.run_dir = run_dir
         config.trainer.default_local_dir = os.path.abspath(config.trainer.default_local_dir)
-        if run_state.resume_folder(config.trainer):  # keep the metrics so far: verl's file logger truncates its file
-            if archived := run_state.archive_for_resume(run_dir):
-                print(f"[entropy_verl] resuming: metrics so far kept in {archived} (load_metrics reads every segment)")
-        elif dropped := run_state.drop_segments(run_dir):
-            print(f"[entropy_verl] starting afresh in {run_dir}: removed the earlier run's metric segments {dropped}")
+        run_dir = config.entropy_verl.run_dir = run_state.open_run_dir(config)
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
         OmegaConf.update(

@@ -17,7 +17,10 @@ key                                         written by                         w
                                                                                outputs and state
 ``entropy_control/nonfinite/<stat>``        ``trainer/safety``                 non-finite steps, in a row and in all
 ``entropy/<stat>``                          ``diagnostics/token_stats``        the step's entropy diagnostics
+``entropy/<data_source>/<stat>``            ``diagnostics/token_stats``        entropy mean, quantiles per data source
+                                                                               (steps whose batch holds several)
 ``val/pass@<k>``, ``val/distinct_correct``  ``diagnostics/step``               held-out pass@k, distinct correct answers
+``val-core/<data_source>/pass@<k>``, ...    ``diagnostics/step``               the same per data source (verl's style)
 ``entropy_law/<stat>``                      ``diagnostics/step``               the entropy-performance law's pairs, fit
 ==========================================  =================================  =========================================
 
@@ -49,8 +52,18 @@ PROMPTS_MISSING_SAMPLES = f"{VAL}/prompts_missing_samples"
 _PASS_AT = re.compile(rf"^{VAL}/pass@(\d+)$")
 
 
-def pass_at(k: int) -> str:
-    return f"{VAL}/pass@{k}"
+def val_core(data_source: str, stat: str) -> str:
+    """A validation statistic of one data source, named as verl names its own (``val-core/<data_source>/...``)."""
+    return f"val-core/{data_source}/{stat}"
+
+
+def pass_at(k: int, data_source: str | None = None) -> str:
+    """``val/pass@k`` over all held-out prompts, or ``val-core/<data_source>/pass@k`` over one source's."""
+    return f"{VAL}/pass@{k}" if data_source is None else val_core(data_source, f"pass@{k}")
+
+
+def distinct_correct(data_source: str | None = None) -> str:
+    return DISTINCT_CORRECT if data_source is None else val_core(data_source, "distinct_correct")
 
 
 def pass_at_k_of(key: str) -> int | None:
@@ -75,8 +88,8 @@ def law(stat: str) -> str:
 
 
 # ---- per-step entropy diagnostics -----------------------------------------------------------------------------------
-def diagnostic(stat: str) -> str:
-    return f"entropy/{stat}"
+def diagnostic(stat: str, data_source: str | None = None) -> str:
+    return f"entropy/{stat}" if data_source is None else f"entropy/{data_source}/{stat}"
 
 
 # ---- driver-side control --------------------------------------------------------------------------------------------

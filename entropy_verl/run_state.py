@@ -1,8 +1,10 @@
-"""A run's state on disk, in one place: its metric files (verl's ``file`` logger, and the segments kept across
-resumes), which checkpoint verl will resume from, and the entropy_verl state saved next to each checkpoint.
+"""A run's state on disk, in one place: its run directory and what verl's loggers write there (our ``metrics.jsonl``
+always, and the segments kept across resumes), which checkpoint verl will resume from, and the entropy_verl state
+saved next to each checkpoint.
 
     <run_dir>/metrics.jsonl            this launch's metrics (verl truncates it when a launch starts)
     <run_dir>/metrics.<k>.jsonl        earlier launches of a resumed run, oldest first
+    <run_dir>/tensorboard/, wandb/, swanlog/, mlruns.db   the other loggers', when the run uses them
     <default_local_dir>/global_step_<n>/entropy_controllers.json   controllers, coefficients, safety, diagnostics
 
 Pure Python (verl is imported only to read its checkpoint tracker the way verl does).
@@ -17,6 +19,52 @@ import re
 METRICS_FILE = "metrics.jsonl"  # verl's file logger writes here (entropy_verl.main sets VERL_FILE_LOGGER_PATH)
 SEGMENT = re.compile(r"^metrics\.(\d+)\.jsonl$")  # earlier launches of a resumed run, oldest first
 STATE_FILE = "entropy_controllers.json"  # entropy_verl's state, next to verl's checkpoint of the same step
+# Where verl's other loggers write, each told by an environment variable (verl/utils/tracking.py); a value the user
+# set already wins.
+LOGGER_ENV = {
+    "TENSORBOARD_DIR": "tensorboard",
+    "WANDB_DIR": "",  # wandb writes <dir>/wandb/
+    "SWANLAB_LOG_DIR": "swanlog",
+}
+MLFLOW_URI = "MLFLOW_TRACKING_URI"  # verl's default: sqlite:////tmp/mlruns.db, shared by every run on the machine
+
+
+# ---- the run directory ----------------------------------------------------------------------------------------------
+
+
+def open_run_dir(config) -> str:
+    """Create the run's directory and point verl's loggers at it; returns it (absolute). ``entropy_verl.run_dir``,
+    else ``outputs/<project>/<experiment>`` as our config composes it (verl's own entry point, no run_dir set; the
+    key is then added: the config must be open). verl's ``file`` logger is added to ``trainer.logger`` if missing:
+    the tools, the end-of-run summary and resumes read its ``metrics.jsonl``. A resumed run keeps the metrics of its
+    earlier launches (``archive_for_resume``); a fresh one drops an earlier run's segments. Idempotent: the driver
+    (``entropy_verl.main``) and the trainer both call it."""
+    from omegaconf import OmegaConf
+
+    trainer = config.trainer
+    chosen = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
+    run_dir = os.path.abspath(chosen or os.path.join("outputs", trainer.project_name, trainer.experiment_name))
+    os.makedirs(run_dir, exist_ok=True)
+    OmegaConf.update(config, "entropy_verl.run_dir", run_dir, force_add=True)
+    loggers = [trainer.logger] if isinstance(trainer.logger, str) else list(trainer.logger or [])
+    if "file" not in loggers:
+        trainer.logger = [*loggers, "file"]
+    if resume_folder(trainer):  # keep the metrics so far: verl's file logger truncates its file
+        if archived := archive_for_resume(run_dir):
+            print(f"[entropy_verl] resuming: metrics so far kept in {archived} (load_metrics reads every segment)")
+    elif dropped := drop_segments(run_dir):
+        print(f"[entropy_verl] starting afresh in {run_dir}: removed the earlier run's metric segments {dropped}")
+    # set, not defaulted: runs that share one Ray session (tests, notebooks) must not inherit the first run's path
+    os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, METRICS_FILE)
+    return run_dir
+
+
+def point_loggers(run_dir: str) -> None:
+    """verl's other loggers write under ``run_dir`` unless the user's environment says otherwise; called in the
+    process that creates them (the trainer's, which Ray starts afresh for each run)."""
+    for variable, folder in LOGGER_ENV.items():
+        os.environ.setdefault(variable, os.path.join(run_dir, folder))
+    os.environ.setdefault(MLFLOW_URI, "sqlite:///" + os.path.join(run_dir, "mlruns.db"))
 
 
 # ---- metrics --------------------------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def check_task(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     from entropy_verl.tasks import load_task_function
 
     task = parsed.task
-    if not task.data_source:
+    if not task.data_sources:
         raise ConfigError(
             "entropy_verl.task.data_source", "not set: the data_source value of the task's rows (task=<name> sets it)"
         )
@@ -210,14 +210,14 @@ def check_task(config: DictConfig, parsed: EntropyVerlConfig) -> None:
         modules["reward.custom_reward_function.path"] = reward_module
     for key, module in modules.items():
         sources = data_sources_of(module)
-        if sources is not None and task.data_source not in sources:
+        if sources is not None and not set(task.data_sources) <= set(sources):
             raise ConfigError(
                 key,
                 f"{module} is written for data_source {', '.join(map(repr, sources))}, and this run's "
                 f"task has data_source {task.data_source!r} (entropy_verl.task.data_source): use the task's "
                 "own function (task=<name> sets it)",
             )
-    if parsed.tuned_on is not None and parsed.tuned_on != task.data_source:
+    if parsed.tuned_on is not None and task.data_sources != (parsed.tuned_on,):
         raise ConfigError(
             "entropy_verl.tuned_on",
             f"this experiment's values were tuned on data_source {parsed.tuned_on!r}, "

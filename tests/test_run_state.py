@@ -89,3 +89,34 @@ def test_state_round_trips_and_a_non_finite_coefficient_is_never_stored(tmp_path
     (tmp_path / "global_step_3" / STATE_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="cannot be read"):
         read_state(str(tmp_path / "global_step_3"))
+
+
+def test_open_run_dir_under_verls_own_config_adds_the_directory_and_our_metrics_file(tmp_path, monkeypatch):
+    from entropy_verl.run_state import open_run_dir, point_loggers
+
+    monkeypatch.chdir(tmp_path)
+    for variable in ("VERL_FILE_LOGGER_PATH", "TENSORBOARD_DIR", "WANDB_DIR", "SWANLAB_LOG_DIR", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(variable, raising=False)
+    config = OmegaConf.create(  # verl's own config: no entropy_verl block, wandb only
+        {
+            "trainer": {
+                "project_name": "p",
+                "experiment_name": "e",
+                "logger": ["console", "wandb"],
+                "resume_mode": "auto",
+            }
+        }
+    )
+    config.trainer.default_local_dir = str(tmp_path / "ckpt")
+    run_dir = open_run_dir(config)
+    assert run_dir == str(tmp_path / "outputs" / "p" / "e") and os.path.isdir(run_dir)
+    assert config.entropy_verl.run_dir == run_dir and list(config.trainer.logger) == ["console", "wandb", "file"]
+    assert os.environ["VERL_FILE_LOGGER_PATH"] == os.path.join(run_dir, "metrics.jsonl")
+    monkeypatch.setenv("TENSORBOARD_DIR", "/elsewhere")  # the user's own setting wins
+    point_loggers(run_dir)
+    assert os.environ["TENSORBOARD_DIR"] == "/elsewhere" and os.environ["WANDB_DIR"] == run_dir + os.sep
+    assert os.environ["SWANLAB_LOG_DIR"] == os.path.join(run_dir, "swanlog")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///" + os.path.join(run_dir, "mlruns.db")
+    (tmp_path / "outputs" / "p" / "e" / "metrics.jsonl").write_text('{"step": 1, "data": {}}\n')
+    assert open_run_dir(config) == run_dir and (tmp_path / "outputs" / "p" / "e" / "metrics.jsonl").exists()
+    assert list(config.trainer.logger) == ["console", "wandb", "file"]  # idempotent

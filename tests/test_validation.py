@@ -322,3 +322,13 @@ def test_the_readmes_keys_for_verls_own_entry_point_pass_our_checks_on_verls_con
     check_task(config, parsed)
     estimator = config.algorithm.adv_estimator  # the user's own (verl's default: gae)
     assert objective(config, parsed) == f"advantages: {estimator} | weights: clip_b | loss: vanilla"
+
+
+def test_a_list_of_data_sources_must_all_be_declared_by_the_task_functions(run_config):
+    # the countdown functions are written for countdown3 only
+    two = "entropy_verl.task.data_source=[countdown3,countdown3_b]"
+    with pytest.raises(ConfigError) as err:
+        validate(run_config(two))
+    assert err.value.key == "entropy_verl.task.answer_extractor" and "countdown3_b" in str(err.value)
+    parsed = validate(run_config("entropy_verl.task.data_source=[countdown3]"))  # a list of one is fine
+    assert parsed.task.data_sources == ("countdown3",)

@@ -27,17 +27,20 @@ def k_values(n: int) -> list[int]:
 
 
 def pass_at_k_metrics(
-    correct: Sequence[Sequence[bool]], answers: Sequence[Sequence[str | None]] | None = None
+    correct: Sequence[Sequence[bool]],
+    answers: Sequence[Sequence[str | None]] | None = None,
+    data_source: str | None = None,
 ) -> dict[str, float]:
     """Mean pass@k over prompts for k in k_values(n) (every prompt has the same n samples), and the mean number of
-    distinct correct answers per prompt when ``answers`` (canonical answer strings) are given."""
+    distinct correct answers per prompt when ``answers`` (canonical answer strings) are given; keyed for one
+    ``data_source``'s prompts when it is given (``metric_names.pass_at``)."""
     if not correct:
         return {}
     n = len(correct[0])
     if any(len(c) != n for c in correct):
         raise ValueError("every prompt needs the same number of samples")
     metrics = {
-        metric_names.pass_at(k): sum(pass_at_k(n, sum(map(bool, c)), k) for c in correct) / len(correct)
+        metric_names.pass_at(k, data_source): sum(pass_at_k(n, sum(map(bool, c)), k) for c in correct) / len(correct)
         for k in k_values(n)
     }
     if answers is not None:
@@ -45,5 +48,5 @@ def pass_at_k_metrics(
             len({a for a, ok in zip(ans, c, strict=True) if ok and a is not None})
             for ans, c in zip(answers, correct, strict=True)
         ]
-        metrics[metric_names.DISTINCT_CORRECT] = sum(distinct) / len(distinct)
+        metrics[metric_names.distinct_correct(data_source)] = sum(distinct) / len(distinct)
     return metrics

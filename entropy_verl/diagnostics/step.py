@@ -43,24 +43,36 @@ class StepDiagnostics:
         self.entropy: float | None = None  # token-mean entropy of the latest step's rollout (the current policy)
         self.law_step: int | None = None  # the step whose validation gave the law's latest pair
 
-    def step(self, ctx, entropy_mean: float) -> dict[str, float]:
-        """``ctx``: the step's whole batch as the sampling policy saw it (``LossContext.of_sampling_policy``)."""
-        metrics = step_diagnostics(ctx)
+    def step(self, ctx, entropy_mean: float, data_sources: list[str] | None = None) -> dict[str, float]:
+        """``ctx``: the step's whole batch as the sampling policy saw it (``LossContext.of_sampling_policy``);
+        ``data_sources``: each response's, for the entropy per source."""
+        metrics = step_diagnostics(ctx, data_sources)
         metrics.update(self.tracker.update(metrics.get("entropy/predicted_change", math.nan), entropy_mean))
         self.entropy = float(entropy_mean)
         return metrics
 
-    def validation(self, step: int, uids, rewards, outputs) -> dict[str, float]:
-        """pass@k and distinct correct answers from validation samples grouped by prompt (uid), then the law. One law
-        pair per step: a resumed run validating its checkpoint step again (val_before_train) adds none; the pair is
-        logged as ``entropy_law/entropy|reward`` (what ``python -m entropy_verl.tools.law`` fits offline)."""
-        correct, answers = defaultdict(list), defaultdict(list)
-        for uid, reward, text in zip(uids, rewards, outputs, strict=True):
+    def validation(self, step: int, uids, rewards, outputs, data_sources=None) -> dict[str, float]:
+        """pass@k and distinct correct answers from validation samples grouped by prompt (uid), over all prompts
+        (``val/...``) and, with each sample's ``data_sources``, per source (``val-core/<data_source>/...``); then the
+        law. One law pair per step: a resumed run validating its checkpoint step again (val_before_train) adds none;
+        the pair is logged as ``entropy_law/entropy|reward`` (what ``python -m entropy_verl.tools.law`` fits)."""
+        correct, answers, source_of = defaultdict(list), defaultdict(list), {}
+        sources = data_sources if data_sources is not None else [None] * len(uids)
+        for uid, reward, text, source in zip(uids, rewards, outputs, sources, strict=True):
             correct[uid].append(float(reward) >= self.cfg.correct_threshold)
             answers[uid].append(self.extract(text) if self.extract else None)
+            source_of[uid] = source
         n = max((len(c) for c in correct.values()), default=0)
         full = [uid for uid, c in correct.items() if len(c) == n]  # a prompt missing samples would bias pass@k
-        metrics = pass_at_k_metrics([correct[u] for u in full], [answers[u] for u in full] if self.extract else None)
+
+        def pass_at(prompts, source=None):
+            return pass_at_k_metrics(
+                [correct[u] for u in prompts], [answers[u] for u in prompts] if self.extract else None, source
+            )
+
+        metrics = pass_at(full)
+        for source in sorted({s for s in source_of.values() if s is not None}):
+            metrics.update(pass_at([u for u in full if source_of[u] == source], source))
         if len(full) < len(correct):
             metrics[metric_names.PROMPTS_MISSING_SAMPLES] = float(len(correct) - len(full))
         if self.entropy is not None and rewards and step != self.law_step:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from entropy_verl import metric_names
 from entropy_verl.losses import LossContext
@@ -28,15 +29,38 @@ QUANTILES = (0.1, 0.5, 0.9, 0.99)
 THRESHOLDS = (0.1, 0.5, 1.0, 2.0)  # nats
 
 
-def entropy_distribution(ctx: LossContext) -> dict[str, float]:
-    values = ctx.old_entropy[ctx.response_mask].double().cpu().numpy()
+def entropy_distribution(
+    ctx: LossContext, rows: torch.Tensor | None = None, data_source: str | None = None
+) -> dict[str, float]:
+    """Quantiles of the valid tokens' entropy and the fractions above fixed thresholds, over the step or over the
+    ``rows`` (a boolean per response) of one ``data_source`` (which also get their mean: ``actor/entropy`` is the
+    step's)."""
+    mask = ctx.response_mask if rows is None else ctx.response_mask & rows[:, None]
+    values = ctx.old_entropy[mask].double().cpu().numpy()
     if values.size == 0:
         return {}
-    metrics = {
-        metric_names.diagnostic(f"p{round(q * 100)}"): float(v)
-        for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
-    }
-    metrics.update({metric_names.diagnostic(f"frac_above_{t:g}"): float((values > t).mean()) for t in THRESHOLDS})
+    metrics = {} if data_source is None else {metric_names.diagnostic("mean", data_source): float(values.mean())}
+    metrics.update(
+        {
+            metric_names.diagnostic(f"p{round(q * 100)}", data_source): float(v)
+            for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
+        }
+    )
+    metrics.update(
+        {metric_names.diagnostic(f"frac_above_{t:g}", data_source): float((values > t).mean()) for t in THRESHOLDS}
+    )
+    return metrics
+
+
+def entropy_by_data_source(ctx: LossContext, data_sources: list[str]) -> dict[str, float]:
+    """``entropy_distribution`` per data source (each response's ``data_sources`` entry), when the step holds several:
+    one global number hides a collapse in one domain."""
+    if len(set(data_sources)) < 2:
+        return {}
+    metrics = {}
+    for source in sorted(set(data_sources)):
+        rows = torch.tensor([s == source for s in data_sources], device=ctx.response_mask.device)
+        metrics.update(entropy_distribution(ctx, rows, source))
     return metrics
 
 
@@ -63,9 +87,11 @@ def predicted_entropy_change(ctx: LossContext) -> float:
     return -float(masked_mean_std(ctx.advantages * (s - expected), ctx.response_mask)[0])
 
 
-def step_diagnostics(ctx: LossContext) -> dict[str, float]:
-    """Every per-step diagnostic above, from a sampling-policy context (``LossContext.of_sampling_policy``)."""
+def step_diagnostics(ctx: LossContext, data_sources: list[str] | None = None) -> dict[str, float]:
+    """Every per-step diagnostic above, from a sampling-policy context (``LossContext.of_sampling_policy``), and with
+    each response's data source, the entropy per source."""
     metrics = {**entropy_distribution(ctx), **entropy_by_advantage_sign(ctx)}
+    metrics.update(entropy_by_data_source(ctx, data_sources) if data_sources else {})
     if ctx.response_mask.any():
         valid = discriminator_s(ctx)[ctx.response_mask]
         metrics.update(

@@ -51,7 +51,7 @@ def check_reward(config: DictConfig, path: str, task, required_components: list[
     """Call the run's reward function once on the first row of the training file ``path`` (whose columns
     ``entropy_verl.validation.check_data_files`` has checked) and check what it returns; returns that row."""
     row = first_row(path)
-    if row["data_source"] != task.data_source:
+    if row["data_source"] not in task.data_sources:
         raise ConfigError(
             "entropy_verl.task.data_source",
             f"is {task.data_source!r}, and the training data's rows have data_source {row['data_source']!r}; verl "

@@ -26,7 +26,7 @@ from functools import partial
 
 import torch
 import transfer_queue as tq
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from tensordict import TensorDict
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
@@ -104,11 +104,11 @@ class EntropySyncTrainer(PPOTrainerSync):
         self._state_written_at: int | None = None  # the step whose checkpoint holds the latest entropy_verl state
         # seeds the driver-side token selections (with the step)
         self.selection_seed = int(OmegaConf.select(config, "data.seed", default=0) or 0)
-        # verl's file logger reads this in this (the trainer's) process. The driver also puts it in Ray's runtime env,
-        # but runs that share one Ray session (smoke tests, notebooks) would all inherit the first run's path.
-        run_dir = OmegaConf.select(config, "entropy_verl.run_dir", default=None)
-        if run_dir:
-            os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, run_state.METRICS_FILE)
+        # verl's loggers are created in this (the trainer's) process: they write under the run directory, our metrics
+        # file always among them (the offline tools and the end-of-run summary read it). Under entropy_verl.main the
+        # driver has already opened the directory; under verl's own main_ppo this is where it happens.
+        with open_dict(config):
+            run_state.point_loggers(run_state.open_run_dir(config))
         super().__init__(config)
 
     def _build_replay_buffer(self):
@@ -235,7 +235,13 @@ class EntropySyncTrainer(PPOTrainerSync):
             )
         if self.diagnostics and self.control.entropy is not None:
             with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
-                metrics.update(self.diagnostics.step(ctx, self.control.entropy))
+                sources = None
+                if len(self.entropy_config.task.data_sources) > 1:  # the entropy per source, too
+                    read = tq.kv_batch_get(
+                        keys=batch.keys, partition_id=batch.partition_id, select_fields=["data_source"]
+                    )
+                    sources = [str(source) for source in read.pop("data_source").tolist()]
+                metrics.update(self.diagnostics.step(ctx, self.control.entropy, sources))
         return stats, batch
 
     def _compute_advantage(self, batch, metrics):
@@ -291,7 +297,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         outputs, self._val_outputs = self._val_outputs, None
         if self.diagnostics and outputs is not None and len(outputs) == len(sample_uids):
             metrics.update(
-                self.diagnostics.validation(self.global_steps, sample_uids, reward_extra_infos_dict["reward"], outputs)
+                self.diagnostics.validation(
+                    self.global_steps, sample_uids, reward_extra_infos_dict["reward"], outputs, list(data_sources)
+                )
             )
         return metrics
 

@@ -164,6 +164,40 @@ def test_entropy_change_tracker_pairs_prediction_with_the_next_steps_change_and_
     assert other.update(0.0, 0.5) == tracker.update(0.0, 0.5)
 
 
+def test_entropy_per_data_source_only_when_the_step_holds_several():
+    import torch
+
+    from entropy_verl.diagnostics.token_stats import step_diagnostics
+
+    entropy = torch.tensor([[0.2, 1.5, 9.0], [0.6, 0.05, 9.0], [1.0, 3.0, 2.0]])  # 9.0 is padding
+    log_prob = torch.log(torch.full((3, 3), 0.5))
+    adv = torch.tensor([[1.0] * 3, [-1.0] * 3, [1.0] * 3])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    ctx = LossContext.of_sampling_policy(log_prob, adv, mask, entropy)
+    m = step_diagnostics(ctx, ["math", "code", "math"])
+    # math: rows 0 and 2 -> 0.2, 1.5, 1.0, 3.0, 2.0 (mean 1.54, median 1.5); code: row 1 -> 0.6, 0.05
+    assert m["entropy/math/mean"] == pytest.approx(1.54) and m["entropy/math/p50"] == pytest.approx(1.5)
+    assert m["entropy/code/mean"] == pytest.approx(0.325) and m["entropy/code/frac_above_0.5"] == pytest.approx(0.5)
+    assert m["entropy/math/frac_above_2"] == pytest.approx(0.2) and m["entropy/p50"] == pytest.approx(1.0)
+    assert not [k for k in step_diagnostics(ctx, ["math"] * 3) if k.startswith("entropy/math/")]  # one source
+
+
+def test_validation_pass_at_k_per_data_source_in_verls_naming():
+    from entropy_verl.diagnostics.step import DiagnosticsConfig, StepDiagnostics
+    from entropy_verl.tasks.countdown import extract_answer
+
+    uids = ["a"] * 2 + ["b"] * 2 + ["c"] * 2
+    sources = ["math"] * 4 + ["code"] * 2
+    m = StepDiagnostics(DiagnosticsConfig(), extract_answer).validation(
+        0, uids, [1, 0, 0, 0, 1, 1], ["7*3-5", "x", "x", "x", "1+2", "2+1"], sources
+    )
+    # math: a has 1 of 2 correct, b none -> pass@1 (0.5 + 0) / 2, pass@2 (1 + 0) / 2; code: c both correct
+    assert m["val-core/math/pass@1"] == pytest.approx(0.25) and m["val-core/math/pass@2"] == pytest.approx(0.5)
+    assert m["val-core/code/pass@1"] == 1.0 and m["val-core/code/distinct_correct"] == 2.0
+    assert m["val-core/math/distinct_correct"] == pytest.approx(0.5)
+    assert m["val/pass@1"] == pytest.approx((0.5 + 0 + 1) / 3)  # and over all prompts
+
+
 def test_validation_pass_at_k_distinct_answers_and_the_law_from_grouped_samples():
     from entropy_verl.diagnostics.step import DiagnosticsConfig, StepDiagnostics
     from entropy_verl.tasks.countdown import extract_answer

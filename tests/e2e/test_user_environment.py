@@ -13,6 +13,7 @@ import pytest
 from conftest import ENV, REPO
 
 pytestmark = pytest.mark.slow
+USER_ENV = {k: v for k, v in ENV.items() if k != "PYTHONPATH"}  # the user's shell: no checkout on the path
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,9 @@ def test_the_installed_wheel_is_what_runs_and_carries_the_configs(user_env, tmp_
         "print(entropy_verl.__file__); print(m.CONFIG_DIR); print(len(m.group_options('method'))); "
         "print([e.value for e in md.entry_points(group='verl.plugins') if e.name == 'entropy_verl'])"
     )
-    out = subprocess.run([user_env, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [user_env, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=300, env=USER_ENV
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     package_file, config_dir, methods, plugin = out.stdout.strip().splitlines()[-4:]
     env_root = str(user_env.parent.parent)
@@ -69,7 +72,7 @@ def test_a_two_step_job_from_outside_the_checkout(user_env, tmp_path, smoke_over
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={k: v for k, v in ENV.items() if k != "PYTHONPATH"},
+        env=USER_ENV,
         timeout=900,
     )
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-5000:])
