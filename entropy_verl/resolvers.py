@@ -4,7 +4,8 @@ resolvers in every process that imports verl, so a config that uses them resolve
 
 - ``${embedded:model_dir}`` (``train_parquet``, ``val_parquet``, ``root``): the embedded default, built on first use;
 - ``${module_file:pkg.mod}``: the path of a module's file (a reward function's ``path``);
-- ``${entropy_verl_run_name:}``: the experiment chosen, else the method(s), while Hydra composes.
+- ``${entropy_verl_run_name:}``: the experiment chosen, else the method(s), while Hydra composes;
+- ``${entropy_verl_sum:a,b,...}``: the sum of numbers (``rollout.max_model_len`` = prompt + response lengths).
 
 Pure Python apart from OmegaConf (which ``import verl`` has already loaded).
 """
@@ -71,3 +72,4 @@ def register() -> None:
     OmegaConf.register_new_resolver("embedded", _embedded, replace=True)
     OmegaConf.register_new_resolver("module_file", _module_file, replace=True)
     OmegaConf.register_new_resolver("entropy_verl_run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("entropy_verl_sum", lambda *values: sum(values), replace=True)

@@ -271,6 +271,38 @@ def check_data_files(config: DictConfig) -> None:
                 )
 
 
+def check_steps_fit_the_data(config: DictConfig) -> None:
+    """``trainer.total_training_steps`` within what the data gives: verl's loop ends after ``trainer.total_epochs``
+    epochs of ``rows // data.train_batch_size`` steps (its loader drops the last partial batch), so a longer run
+    would stop early, silently, with no final checkpoint or validation. Rows are counted from the parquet files
+    (verl may drop more: overlong prompts), capped by ``data.train_max_samples``."""
+    import pyarrow.parquet as pq
+
+    steps = OmegaConf.select(config, "trainer.total_training_steps", default=None)
+    paths = _data_paths(config, "data.train_files")
+    if steps is None or not paths:
+        return
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    cap = int(OmegaConf.select(config, "data.train_max_samples", default=-1) or -1)
+    rows = min(rows, cap) if cap > 0 else rows
+    batch = int(config.data.train_batch_size)
+    epochs = int(OmegaConf.select(config, "trainer.total_epochs", default=1))
+    per_epoch = rows // batch
+    if steps > per_epoch * epochs:
+        needed = -(-steps // per_epoch) if per_epoch else None
+        raise ConfigError(
+            "trainer.total_epochs",
+            f"{epochs} epochs of {per_epoch} steps ({rows} rows of data.train_files // data.train_batch_size="
+            f"{batch}) end the run at step {per_epoch * epochs}, before "
+            f"trainer.total_training_steps={steps}: "
+            + (
+                f"set trainer.total_epochs >= {needed}"
+                if needed
+                else f"the data has fewer rows than one batch ({batch})"
+            ),
+        )
+
+
 def check_resume_state(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     """When the run will resume, the entropy_verl state next to the checkpoint it resumes is readable and holds every
     configured controller: otherwise the run would fail after all its workers started."""
@@ -368,6 +400,7 @@ def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
     check_local_path(config, "data.train_files", "training data")
     check_local_path(config, "data.val_files", "validation data")
     check_data_files(config)
+    check_steps_fit_the_data(config)
     check_reward_on_data(config, parsed)
     check_resume_state(config, parsed)
     return parsed

@@ -134,3 +134,6 @@ def test_the_cluster_base_bounds_memory_and_checkpoints(run_config):
     assert actor.ppo_max_token_len_per_gpu == ref.log_prob_max_token_len_per_gpu == 24576
     assert rollout.log_prob_max_token_len_per_gpu == 24576 and rollout.gpu_memory_utilization == 0.7
     assert config.trainer.save_freq > 0 and config.trainer.max_actor_ckpt_to_keep == 2
+    # vLLM reserves for max_model_len (verl's null: the model's max_position_embeddings): exactly prompt + response
+    assert rollout.max_model_len == config.data.max_prompt_length + config.data.max_response_length
+    assert rollout.val_kwargs.n >= 8  # validation gives pass@1..8

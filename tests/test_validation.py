@@ -188,7 +188,8 @@ def test_good_configs_pass(run_config, user_files):
     validate(run_config("method=w_reinforce", "entropy_verl.methods.w_reinforce.positive_weight=0.2"))
     validate(run_config("method=[top_entropy,steer,pos_adv_reweight]"))
     validate(run_config("algorithm.adv_estimator=nsr"))  # verl's key alone: the estimator's defaults
-    validate(run_config("task=gsm8k", "method=seed_grpo", *user_files))
+    small = ["data.train_batch_size=4", "actor_rollout_ref.actor.use_dynamic_bsz=true"]  # the 4-row file: 1 step/epoch
+    validate(run_config("task=gsm8k", "method=seed_grpo", *user_files, *small))
     parsed = validate(
         run_config("method=adaptive_entropy", "entropy_verl.controllers.adaptive_entropy.target_entropy=0.4")
     )
@@ -332,3 +333,20 @@ def test_a_list_of_data_sources_must_all_be_declared_by_the_task_functions(run_c
     assert err.value.key == "entropy_verl.task.answer_extractor" and "countdown3_b" in str(err.value)
     parsed = validate(run_config("entropy_verl.task.data_source=[countdown3]"))  # a list of one is fine
     assert parsed.task.data_sources == ("countdown3",)
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (["data.train_batch_size=2", "trainer.total_epochs=2", "trainer.total_training_steps=5"], ">= 3"),
+        (["data.train_batch_size=8", "trainer.total_epochs=9", "trainer.total_training_steps=1"], "fewer rows"),
+    ],
+)
+def test_steps_the_data_cannot_give_are_refused_before_ray(run_config, user_run, overrides, words):
+    # the user's training file has 4 rows: 4 // 2 = 2 steps an epoch (verl drops a last partial batch)
+    base = ["task=gsm8k", *user_run(), "actor_rollout_ref.actor.use_dynamic_bsz=true"]  # no micro-batch sizes to fit
+    with pytest.raises(ConfigError) as err:
+        validate(run_config(*base, *overrides))
+    assert err.value.key == "trainer.total_epochs" and words in str(err.value), str(err.value)
+    assert "end the run at step" in str(err.value)
+    validate(run_config(*base, "data.train_batch_size=2", "trainer.total_epochs=2", "trainer.total_training_steps=4"))
