@@ -180,8 +180,10 @@ def test_a_killed_worker_of_any_kind_fails_the_run_quickly_and_the_run_resumes_e
         resumed_from = _checkpointed(run_dir)
         log_path = tmp_path / f"launch{launch}.log"  # a file, not a pipe: nobody reads a pipe while the run goes on
         proc = subprocess.Popen(main_cmd(*overrides), stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=ENV)
-        deadline = time.monotonic() + 600  # one more step trained, saved and logged:
-        while _checkpointed(run_dir) <= resumed_from or f'"step":{resumed_from + 1},' not in _text(metrics):
+        deadline = time.monotonic() + 600  # one more step trained, saved and logged, up to the latest checkpoint:
+        # verl saves a step's checkpoint before it logs the step's metrics, so a kill between the two would resume
+        # after a step whose metrics were never written (seen once on a loaded machine: step 3 of 8 missing)
+        while (saved := _checkpointed(run_dir)) <= resumed_from or f'"step":{saved},' not in _text(metrics):
             assert proc.poll() is None and time.monotonic() < deadline, f"launch {launch} ended before a checkpoint"
             time.sleep(0.2)
         if resumed_from:
