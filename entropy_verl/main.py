@@ -125,7 +125,7 @@ def prepare_config(config: DictConfig) -> DictConfig:
     auto_set_device(config)
     with open_dict(config):
         config.trainer.default_local_dir = os.path.abspath(config.trainer.default_local_dir)
-        run_dir = config.entropy_verl.run_dir = run_state.open_run_dir(config)
+        run_dir = run_state.open_run_dir(config)  # also writes the absolute path to entropy_verl.run_dir
         ray_init = config.ray_kwargs.ray_init
         # DictConfig.setdefault returns the plain default, not the stored node, so write through the path.
         OmegaConf.update(

@@ -36,7 +36,6 @@ ENTROPY = "actor/entropy"  # token-mean entropy of the step's rollout under the 
 REWARD = "critic/score/mean"  # mean training reward of the step
 STEP_TIME = "timing_s/step"
 TIMING_PREFIX = "timing_s/"  # verl's per-phase times: timing_s/gen, timing_s/update_actor, ...
-PPO_KL = "actor/ppo_kl"
 _VERL_VAL_REWARD = re.compile(r"^val-(core|aux)/[^/]+/reward/mean@\d+$")  # val-core/<data_source>/reward/mean@<n>
 
 

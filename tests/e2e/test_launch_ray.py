@@ -27,8 +27,13 @@ def ray_head(tmp_path_factory):
     and trainer actors each reserve one), room for two jobs: 32 CPUs, 2 "GPU" trainer slots."""
     port, dashboard = free_port(), free_port()
     temp_dir = tmp_path_factory.mktemp("ray")
-    # no token auth on this throwaway 127.0.0.1 head (Ray turns it on when ~/.ray/auth_token exists)
-    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "disabled"}
+    # no token auth on this throwaway 127.0.0.1 head (Ray turns it on when ~/.ray/auth_token exists); on Linux Ray
+    # advertises the machine's network address instead of 127.0.0.1 unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
     head = subprocess.Popen(
         [
             os.path.join(os.path.dirname(sys.executable), "ray"),
