@@ -9,6 +9,7 @@ and the verl settings that would otherwise fail only inside a worker after start
 from __future__ import annotations
 
 import importlib
+import math
 import os
 
 from omegaconf import DictConfig, OmegaConf
@@ -124,6 +125,26 @@ def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig, in_trai
                 f"entropy_verl.controllers.{controller}",
                 f"its output {output!r} is read by no configured "
                 "method: add the method that uses it (e.g. method=entropic for pi) or remove the controller",
+            )
+    check_target_temperatures(config, parsed)
+
+
+def check_target_temperatures(config: DictConfig, parsed: EntropyVerlConfig) -> None:
+    """A controller's entropy target was given at a sampling temperature (``target_temperature``): verl measures
+    entropy at the rollout's temperature, so the same policy reads higher at 1.0 than at 0.6 and a paper's target
+    would steer the run somewhere else than the paper did."""
+    key = "actor_rollout_ref.rollout.temperature"
+    temperature = float(OmegaConf.select(config, key, default=1.0))
+    for spec, cfg in parsed.controllers:
+        given_at = getattr(cfg, "target_temperature", None)
+        if given_at is not None and not math.isclose(given_at, temperature):
+            prefix = f"entropy_verl.controllers.{spec.name}"
+            raise ConfigError(
+                f"{prefix}.target_temperature",
+                f"{spec.name}'s target_entropy {cfg.target_entropy} is for sampling at temperature {given_at:g}, and "
+                f"this run samples at {key}={temperature:g}, where entropy reads differently: sample at {given_at:g} "
+                f"({key}={given_at:g}), or give a target for {temperature:g} ({prefix}.target_entropy=<nats> "
+                f"{prefix}.target_temperature={temperature:g})",
             )
 
 

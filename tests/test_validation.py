@@ -107,6 +107,18 @@ BAD = [
         "entropy",
     ),
     (["method=entropic", "trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
+    # a paper's entropy target at another sampling temperature than it was given at
+    (["method=entropic"], "entropy_verl.controllers.pi.target_temperature", "temperature 0.6"),
+    (
+        ["method=adaptive_entropy", "actor_rollout_ref.rollout.temperature=0.6"],
+        "entropy_verl.controllers.adaptive_entropy.target_temperature",
+        "actor_rollout_ref.rollout.temperature=0.6",
+    ),
+    (
+        ["method=entropic", "entropy_verl.controllers.pi.target_temperature=0"],
+        "entropy_verl.controllers.pi",
+        "target_temperature must be > 0",
+    ),
     (
         ["method=clip_v", "actor_rollout_ref.model.use_fused_kernels=true"],
         "actor_rollout_ref.model.use_fused_kernels",
@@ -247,7 +259,8 @@ def test_a_reward_with_the_components_gdpo_needs_passes(run_config, user_run):
 def test_every_config_on_the_cluster_base_passes_or_names_what_is_missing(run_config, user_run):
     """Every method file and experiment composed with hardware=cluster_gpu, task=gsm8k and a small user dataset in
     verl's RL format: start-up validation (verl's scorer called on a row included) passes, or names what the user
-    must add: GDPO's reward components (verl's GSM8K scorer returns one number) and a tuned experiment's task."""
+    must add: GDPO's reward components (verl's GSM8K scorer returns one number), EntroPIC's target for the cluster's
+    sampling temperature, and a tuned experiment's task."""
     from entropy_verl.main import group_options
 
     files = user_run()
@@ -261,6 +274,7 @@ def test_every_config_on_the_cluster_base_passes_or_names_what_is_missing(run_co
             failures[selection] = exc.key
     assert failures == {
         "method=gdpo": "entropy_verl.methods.gdpo_v1",
+        "method=entropic": "entropy_verl.controllers.pi.target_temperature",  # the paper's 0.1 is at 0.6, not 1.0
         "experiment=embedded_entropic": "entropy_verl.tuned_on",
     }
 
@@ -350,3 +364,21 @@ def test_steps_the_data_cannot_give_are_refused_before_ray(run_config, user_run,
     assert err.value.key == "trainer.total_epochs" and words in str(err.value), str(err.value)
     assert "end the run at step" in str(err.value)
     validate(run_config(*base, "data.train_batch_size=2", "trainer.total_epochs=2", "trainer.total_training_steps=4"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["method=entropic", "actor_rollout_ref.rollout.temperature=0.6"],  # the paper's sampling
+        [
+            "method=entropic",
+            "entropy_verl.controllers.pi.target_entropy=0.3",
+            "entropy_verl.controllers.pi.target_temperature=1.0",
+        ],
+        ["method=entropic", "entropy_verl.controllers.pi.target_temperature=null"],  # not stated: the user's call
+        ["experiment=embedded_entropic"],  # tuned at the embedded default's temperature 1.0
+        ["method=adaptive_entropy"],  # Skywork-OR1 samples at 1.0, as the embedded default does
+    ],
+)
+def test_an_entropy_target_at_its_own_sampling_temperature_passes(run_config, overrides):
+    validate(run_config(*overrides))

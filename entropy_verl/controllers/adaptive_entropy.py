@@ -11,13 +11,16 @@ from dataclasses import dataclass
 
 from entropy_verl.registry import register
 
-from .base import EntropyController
+from .base import EntropyController, check_target
 
 
 @dataclass(frozen=True)
 class AdaptiveEntropyConfig:
     target_entropy: float = 0.2
     """The bonus is on while entropy (nats/token) is below this; >= 0 (paper: 0.2)."""
+    target_temperature: float | None = 1.0
+    """Sampling temperature the target was given at; start-up refuses a run sampling at another
+    (``actor_rollout_ref.rollout.temperature``), where entropy differs; null: not stated (paper: 1.0)."""
     delta: float = 1e-4
     """Step of the coefficient per training step; >= 0 (paper: 1e-4)."""
     coef_min: float = 0.0
@@ -28,8 +31,7 @@ class AdaptiveEntropyConfig:
     """Coefficient before the first step (clipped to [coef_min, coef_max]) (paper: 0)."""
 
     def __post_init__(self):
-        if self.target_entropy < 0:
-            raise ValueError(f"target_entropy must be >= 0, got {self.target_entropy}")
+        check_target(self.target_entropy, self.target_temperature)
         if self.delta < 0:
             raise ValueError(f"delta must be >= 0, got {self.delta}")
         if not 0 <= self.coef_min <= self.coef_max:

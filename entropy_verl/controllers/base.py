@@ -48,3 +48,11 @@ class EntropyController(abc.ABC):
     def metrics(self) -> dict[str, float]:
         """What the last update saw and did (measurement, error, outputs, internal state), for verl's logger."""
         return {**self._last, **self._state()}
+
+
+def check_target(target_entropy: float, target_temperature: float | None) -> None:
+    """The range checks every entropy-target config shares (called from its ``__post_init__``)."""
+    if not target_entropy >= 0:
+        raise ValueError(f"target_entropy must be >= 0, got {target_entropy}")
+    if target_temperature is not None and not target_temperature > 0:
+        raise ValueError(f"target_temperature must be > 0 or null, got {target_temperature}")

@@ -12,21 +12,23 @@ from dataclasses import dataclass
 
 from entropy_verl.registry import register
 
-from .base import EntropyController
+from .base import EntropyController, check_target
 
 
 @dataclass(frozen=True)
 class LambdaScheduleConfig:
     target_entropy: float = 0.2
     """delta_H: lambda shrinks while entropy (nats/token) is below it; >= 0 (paper's value not confirmed)."""
+    target_temperature: float | None = None
+    """Sampling temperature the target was given at; start-up refuses a run sampling at another
+    (``actor_rollout_ref.rollout.temperature``), where entropy differs; null: not stated (paper: not stated)."""
     delta: float = 0.05
     """Step of lambda per training step; >= 0 (paper: 0.05)."""
     initial_lambda: float = 1.0
     """lambda before the first step; in [0, 1]."""
 
     def __post_init__(self):
-        if self.target_entropy < 0:
-            raise ValueError(f"target_entropy must be >= 0, got {self.target_entropy}")
+        check_target(self.target_entropy, self.target_temperature)
         if self.delta < 0:
             raise ValueError(f"delta must be >= 0, got {self.delta}")
         if not 0.0 <= self.initial_lambda <= 1.0:

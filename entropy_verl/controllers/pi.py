@@ -15,13 +15,16 @@ from dataclasses import dataclass
 
 from entropy_verl.registry import register
 
-from .base import EntropyController
+from .base import EntropyController, check_target
 
 
 @dataclass(frozen=True)
 class PIControllerConfig:
     target_entropy: float = 0.1
     """Entropy (nats/token) the controller holds; >= 0 (paper: e.g. 0.1 at temperature 0.6)."""
+    target_temperature: float | None = 0.6
+    """Sampling temperature the target was given at; start-up refuses a run sampling at another
+    (``actor_rollout_ref.rollout.temperature``), where entropy differs; null: not stated (paper: 0.6)."""
     kp: float = 1.0
     """Proportional gain; >= 0 (paper: 1)."""
     ki: float = 0.01
@@ -34,8 +37,7 @@ class PIControllerConfig:
     """alpha is clipped to [-output_limit, output_limit]; > 0 (paper: 1)."""
 
     def __post_init__(self):
-        if self.target_entropy < 0:
-            raise ValueError(f"target_entropy must be >= 0, got {self.target_entropy}")
+        check_target(self.target_entropy, self.target_temperature)
         if self.kp < 0 or self.ki < 0:
             raise ValueError(f"kp and ki must be >= 0, got kp={self.kp}, ki={self.ki}")
         if self.integral_limit is not None and self.integral_limit < 0:

@@ -8,6 +8,11 @@ job's other workers. A checkpoint-resumed run continues from the last checkpoint
 
 Other deaths do fail the step, but not always with an error that says why (a dead rollout server surfaces as
 "no materializable trajectories"); ``name_the_dead`` turns such a failure into ``WorkerDied`` naming the worker.
+
+Only deaths the job did not intend count (``unintended``): a worker that crashed, was killed by a signal or the OOM
+killer, lost its node or owner, or failed to start. An actor that exited on purpose (``ray.actor.exit_actor()``),
+went out of scope, or that the job's own code ended with ``ray.kill`` (verl tears down servers and engines that way)
+is not a failure.
 """
 
 from __future__ import annotations
@@ -22,9 +27,26 @@ class WorkerDied(RuntimeError):
     """A Ray actor of this job died while the trainer waited for it."""
 
 
+# Ray's ActorDiedErrorContext reasons for an ending the job asked for; WORKER_DIED is intended only with this exit type
+INTENDED_REASONS = ("OUT_OF_SCOPE", "REF_DELETED", "RAY_KILL")
+INTENDED_EXIT = "Worker exit type: INTENDED_USER_EXIT"
+
+
+def unintended(death_cause: dict | None) -> bool:
+    """Whether Ray's ``death_cause`` of an actor (``list_actors(detail=True)``) is a failure rather than an ending the
+    job intended; an unknown or missing cause counts as a failure."""
+    if not isinstance(death_cause, dict) or set(death_cause) != {"actor_died_error_context"}:
+        return True  # creation task failed, runtime env failed, unschedulable, OOM-killed, or no cause recorded
+    context = death_cause["actor_died_error_context"] or {}
+    reason = context.get("reason", "UNSPECIFIED")
+    if reason in INTENDED_REASONS:
+        return False
+    return not (reason == "WORKER_DIED" and INTENDED_EXIT in context.get("error_message", ""))
+
+
 def dead_actors(job_id: str, address: str | None = None) -> dict[str, str]:
-    """{actor id: "ClassName (pid N): cause"} for this job's dead actors, on the cluster at ``address`` (its GCS
-    address; None: the only cluster on this machine)."""
+    """{actor id: "ClassName (pid N): cause"} for this job's actors that died unintendedly (``unintended``), on the
+    cluster at ``address`` (its GCS address; None: the only cluster on this machine)."""
     from ray.util.state import list_actors
 
     actors = list_actors(
@@ -35,6 +57,8 @@ def dead_actors(job_id: str, address: str | None = None) -> dict[str, str]:
     )
     described = {}
     for actor in actors:
+        if not unintended(actor.death_cause):
+            continue
         cause = actor.death_cause or {}
         context = next(iter(cause.values()), {}) if isinstance(cause, dict) else {}
         message = context.get("error_message", "") if isinstance(context, dict) else ""

@@ -37,6 +37,7 @@ def test_a_two_source_run_logs_entropy_and_pass_at_k_per_source(smoke_run, tmp_p
     rows = smoke_run(
         "method=entropic",
         "entropy_verl.controllers.pi.target_entropy=0.4",
+        "entropy_verl.controllers.pi.target_temperature=1.0",
         f"entropy_verl.task.data_source=[{','.join(SOURCES)}]",
         "entropy_verl.task.answer_extractor=null",
         "entropy_verl.task.final_answer=null",

@@ -36,6 +36,7 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
     methods = "entropy_adv,top_entropy,steer,clip_b,pos_adv_reweight,clip_cov_global,kl_cov_global,sent,clip_v"
     rows = smoke_run(
         f"method=[gdpo,{methods},entropic,adaptive_entropy]",
+        "entropy_verl.controllers.pi.target_temperature=1.0",  # the paper target, stated for this temperature
         *VALIDATE,
         "trainer.n_gpus_per_node=2",  # two data-parallel workers: 8 rollout samples and 4 per mini-batch each
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
