@@ -377,13 +377,15 @@ def check_advantage_estimator(config: DictConfig) -> None:
 
 
 def check_batch_divisibility(config: DictConfig) -> None:
-    """verl asserts these deep inside a worker after start-up; catch them here with the key to change."""
-    if OmegaConf.select(config, "actor_rollout_ref.actor.use_dynamic_bsz", default=False):
-        return
+    """verl asserts these deep inside a worker after start-up; catch them here with the key to change. Under dynamic
+    batch sizes verl asserts nothing: it pads the step (``check_no_padding_samples``)."""
     n = int(OmegaConf.select(config, "actor_rollout_ref.rollout.n", default=1))
     world = int(config.trainer.nnodes) * int(config.trainer.n_gpus_per_node)
     samples = int(config.data.train_batch_size) * n
     mini = int(config.actor_rollout_ref.actor.ppo_mini_batch_size) * n
+    if OmegaConf.select(config, "actor_rollout_ref.actor.use_dynamic_bsz", default=False):
+        check_no_padding_samples(config, samples, mini, world)
+        return
     checks = [
         ("data.train_batch_size", samples, "rollout samples per step (train_batch_size x rollout.n)"),
         (
@@ -403,6 +405,40 @@ def check_batch_divisibility(config: DictConfig) -> None:
         size = OmegaConf.select(config, key, default=None)
         if size and per_worker % int(size):
             raise ConfigError(key, f"{size} does not divide the {per_worker} samples each of the {world} workers gets")
+
+
+def check_no_padding_samples(config: DictConfig, samples: int, mini: int, world: int) -> None:
+    """verl's v1 trainer makes each step's samples a multiple of lcm(data-parallel size, samples per actor
+    mini-batch, per critic mini-batch) by appending no-op samples (``_get_required_batch_multiple``,
+    ``upsample_batch_to_divisible_size``): 512 prompts x 8 samples on 3 nodes x 8 GPUs become 6,144 samples, a third
+    of each step's training compute spent on padding. Refuse a batch verl would pad, naming the sizes that fit."""
+    sp = int(OmegaConf.select(config, "actor_rollout_ref.actor.ulysses_sequence_parallel_size", default=1) or 1)
+    dp = max(world // sp, 1)
+    prompts = int(config.data.train_batch_size)
+    n = samples // prompts
+    minis = {"actor_rollout_ref.actor.ppo_mini_batch_size": mini}
+    if OmegaConf.select(config, "algorithm.adv_estimator", default=None) == "gae":  # verl's critic trains too
+        minis["critic.ppo_mini_batch_size"] = int(OmegaConf.select(config, "critic.ppo_mini_batch_size")) * n
+    multiple = math.lcm(dp, *minis.values())
+    if samples % multiple == 0:
+        return
+    padded = -(-samples // multiple) * multiple
+    why = f"verl pads each step's {samples} samples (data.train_batch_size x rollout.n) to {padded} with no-op samples"
+    if samples % dp:
+        step = multiple // math.gcd(multiple, n)  # prompts per step that fill whole mini-batches on every worker
+        raise ConfigError(
+            "data.train_batch_size",
+            f"{why}: {samples} samples do not split evenly over {dp} data-parallel workers; with these mini-batches "
+            f"use a multiple of {step} prompts (e.g. {max(prompts // step, 1) * step} or {(prompts // step + 1) * step})",
+        )
+    key = next(k for k, v in minis.items() if v % dp or samples % v)
+    fits = [m for m in range(1, prompts + 1) if prompts % m == 0 and (m * n) % dp == 0]
+    raise ConfigError(
+        key,
+        f"{why}, a multiple of lcm({dp} data-parallel workers, samples per mini-batch {sorted(set(minis.values()))}) "
+        f"= {multiple}: use a mini-batch (in prompts) that divides data.train_batch_size={prompts} and whose samples "
+        f"{dp} workers share evenly, e.g. {fits[-3:]}",
+    )
 
 
 def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:

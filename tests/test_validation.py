@@ -107,6 +107,13 @@ BAD = [
         "entropy",
     ),
     (["method=entropic", "trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
+    # dynamic batch sizes: verl would pad the step with no-op samples (3 nodes x 8 GPUs: 4,096 samples -> 6,144)
+    (["hardware=cluster_gpu", "task=gsm8k", "trainer.nnodes=3"], "data.train_batch_size", "to 6144"),
+    (
+        ["hardware=cluster_gpu", "task=gsm8k", "actor_rollout_ref.actor.ppo_mini_batch_size=100"],
+        "actor_rollout_ref.actor.ppo_mini_batch_size",
+        "to 4800",
+    ),
     # a paper's entropy target at another sampling temperature than it was given at
     (["method=entropic"], "entropy_verl.controllers.pi.target_temperature", "temperature 0.6"),
     (
@@ -382,3 +389,14 @@ def test_steps_the_data_cannot_give_are_refused_before_ray(run_config, user_run,
 )
 def test_an_entropy_target_at_its_own_sampling_temperature_passes(run_config, overrides):
     validate(run_config(*overrides))
+
+
+def test_a_cluster_batch_verl_need_not_pad_passes(run_config):
+    from entropy_verl.validation import check_batch_divisibility
+
+    for nodes, prompts in ((1, 512), (2, 512), (3, 384), (4, 512)):
+        check_batch_divisibility(
+            run_config(
+                "hardware=cluster_gpu", "task=gsm8k", f"trainer.nnodes={nodes}", f"data.train_batch_size={prompts}"
+            )
+        )
