@@ -3,6 +3,7 @@ start-up validation and the trainer (inside Ray) all call ``parse``, so what is 
 
     entropy_verl:
       run_dir: ...                   # metrics.jsonl, checkpoints, Hydra's config
+      existing_run: move_aside       # a fresh start where an earlier run left checkpoints/metrics (run_state.py)
       task: {data_source, scorer, answer_extractor, final_answer, reward_components}  (TaskConfig; task/<name>.yaml)
       methods: {<name>: {<field>: value}}      # registered methods (advantage shaping, token weight, loss term,
                                                # advantage estimator), each built into its config dataclass
@@ -178,7 +179,7 @@ class TaskConfig:
 
 
 TRAINER_NAME = "entropy_sync"  # trainer.v1.trainer_mode of verl's v1 trainer that runs the methods and controllers
-TOP_LEVEL = ("run_dir", "task", "methods", "controllers", "diagnostics", "safety", "tuned_on")
+TOP_LEVEL = ("run_dir", "existing_run", "task", "methods", "controllers", "diagnostics", "safety", "tuned_on")
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class EntropyVerlConfig:
     diagnostics: Any  # diagnostics.step.DiagnosticsConfig
     safety: Any  # trainer.safety.SafetyConfig
     tuned_on: str | None
+    existing_run: str  # run_state.EXISTING_RUN
 
     @property
     def loss_methods(self) -> list[tuple[Spec, Any]]:
@@ -268,6 +270,9 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
         SafetyConfig, as_mapping(block.get("safety"), "entropy_verl.safety", "safety settings"), "entropy_verl.safety"
     )
     tuned_on = check_value(block.get("tuned_on"), str | None, "entropy_verl.tuned_on")
+    from entropy_verl.run_state import EXISTING_RUN
+
+    existing_run = check_value(block.get("existing_run", "move_aside"), EXISTING_RUN, "entropy_verl.existing_run")
     return EntropyVerlConfig(
         methods=entries["methods"],
         controllers=entries["controllers"],
@@ -276,6 +281,7 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
         diagnostics=diagnostics,
         safety=safety,
         tuned_on=tuned_on,
+        existing_run=existing_run,
     )
 
 

@@ -6,6 +6,7 @@ saved next to each checkpoint.
     <run_dir>/metrics.<k>.jsonl        earlier launches of a resumed run, oldest first
     <run_dir>/tensorboard/, wandb/, swanlog/, mlruns.db   the other loggers', when the run uses them
     <default_local_dir>/global_step_<n>/entropy_controllers.json   controllers, coefficients, safety, diagnostics
+    <run_dir>/earlier-<k>/             what an earlier run left, moved aside by a fresh start (``existing_run``)
 
 Pure Python (verl is imported only to read its checkpoint tracker the way verl does).
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+from typing import Literal
 
 METRICS_FILE = "metrics.jsonl"  # verl's file logger writes here (entropy_verl.main sets VERL_FILE_LOGGER_PATH)
 SEGMENT = re.compile(r"^metrics\.(\d+)\.jsonl$")  # earlier launches of a resumed run, oldest first
@@ -27,6 +30,12 @@ LOGGER_ENV = {
     "SWANLAB_LOG_DIR": "swanlog",
 }
 MLFLOW_URI = "MLFLOW_TRACKING_URI"  # verl's default: sqlite:////tmp/mlruns.db, shared by every run on the machine
+TRACKER = "latest_checkpointed_iteration.txt"  # verl's pointer to the last complete checkpoint
+CHECKPOINT = re.compile(r"^global_step_\d+$")
+EXISTING_RUN = Literal["move_aside", "refuse", "overwrite"]
+"""What a fresh start (nothing to resume) does where an earlier run left checkpoints or metrics: move them to
+``<run_dir>/earlier-<k>/`` (a checkpoint root outside the run directory: ``<root>.earlier-<k>/``), refuse to start,
+or overwrite them (verl's own behaviour: they are deleted)."""
 
 
 # ---- the run directory ----------------------------------------------------------------------------------------------
@@ -52,11 +61,69 @@ def open_run_dir(config) -> str:
     if resume_folder(trainer):  # keep the metrics so far: verl's file logger truncates its file
         if archived := archive_for_resume(run_dir):
             print(f"[entropy_verl] resuming: metrics so far kept in {archived} (load_metrics reads every segment)")
-    elif dropped := drop_segments(run_dir):
-        print(f"[entropy_verl] starting afresh in {run_dir}: removed the earlier run's metric segments {dropped}")
+    elif left := earlier_run(run_dir, str(trainer.default_local_dir)):
+        fresh_start(
+            run_dir, str(trainer.default_local_dir), left, OmegaConf.select(config, "entropy_verl.existing_run")
+        )
     # set, not defaulted: runs that share one Ray session (tests, notebooks) must not inherit the first run's path
     os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(run_dir, METRICS_FILE)
     return run_dir
+
+
+def earlier_run(run_dir: str, checkpoint_root: str) -> list[str]:
+    """What an earlier run left that a fresh start would overwrite or mix with its own: metrics (a non-empty
+    ``metrics.jsonl``, its segments), the other loggers' files, verl's checkpoints and tracker."""
+    left = [path for _, path in segments(run_dir)]
+    metrics = os.path.join(run_dir, METRICS_FILE)
+    if os.path.exists(metrics) and os.path.getsize(metrics) > 0:
+        left.append(metrics)
+    left += [
+        path
+        for path in (*(os.path.join(run_dir, f) for f in LOGGER_ENV.values() if f), os.path.join(run_dir, "mlruns.db"))
+        if os.path.exists(path)
+    ]
+    if os.path.isdir(checkpoint_root):
+        left += sorted(
+            os.path.join(checkpoint_root, name)
+            for name in os.listdir(checkpoint_root)
+            if CHECKPOINT.match(name) or name == TRACKER
+        )
+    return left
+
+
+def fresh_start(run_dir: str, checkpoint_root: str, left: list[str], policy: str | None) -> None:
+    """Apply ``entropy_verl.existing_run`` (``EXISTING_RUN``) to what an earlier run ``left``."""
+    from entropy_verl.config import ConfigError
+
+    policy = policy or "move_aside"
+    described = ", ".join(os.path.relpath(p, run_dir) if p.startswith(run_dir) else p for p in left)
+    if policy == "refuse":
+        raise ConfigError(
+            "entropy_verl.existing_run",
+            f"{run_dir} holds an earlier run's {described}, and this run starts afresh (nothing to resume): resume "
+            "it (trainer.resume_mode=auto), or set entropy_verl.existing_run=move_aside (keep them aside) or "
+            "=overwrite (delete them)",
+        )
+    if policy == "overwrite":
+        for path in left:
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        print(
+            f"[entropy_verl] starting afresh in {run_dir}: deleted the earlier run"
+            f"'s {described} (existing_run=overwrite)"
+        )
+        return
+    k = 1 + max((int(m.group(1)) for n in os.listdir(run_dir) if (m := re.match(r"^earlier-(\d+)$", n))), default=0)
+    for path in left:
+        root, base = (run_dir, os.path.join(run_dir, f"earlier-{k}"))
+        if not os.path.abspath(path).startswith(run_dir + os.sep):
+            root, base = checkpoint_root, f"{checkpoint_root.rstrip(os.sep)}.earlier-{k}"
+        target = os.path.join(base, os.path.relpath(path, root))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(path, target)
+    print(
+        f"[entropy_verl] starting afresh in {run_dir}: the earlier run's {described} moved to earlier-{k}/ "
+        "(entropy_verl.existing_run=move_aside; =overwrite deletes them, trainer.resume_mode=auto resumes)"
+    )
 
 
 def point_loggers(run_dir: str) -> None:
@@ -87,15 +154,6 @@ def archive_for_resume(run_dir: str) -> str | None:
     target = os.path.join(run_dir, f"metrics.{k}.jsonl")
     os.replace(path, target)
     return target
-
-
-def drop_segments(run_dir: str) -> list[str]:
-    """A run starting from scratch in ``run_dir`` (verl truncates ``metrics.jsonl``) must not be read together with
-    the segments an earlier, resumed run left there."""
-    stale = [path for _, path in segments(run_dir)]
-    for path in stale:
-        os.remove(path)
-    return stale
 
 
 def _read_jsonl(path: str) -> list[dict]:
@@ -148,6 +206,49 @@ def resume_folder(trainer) -> str | None:
     else:
         folder = None
     return os.path.abspath(str(folder)) if folder else None
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the message says where, why, and which checkpoint a resume will load."""
+
+
+def checkpoint_write_failed(folder: str, checkpoint_root: str, failure: BaseException) -> CheckpointWriteError:
+    """Why saving the checkpoint in ``folder`` failed, in words (a full disk shows in torch as ``unexpected pos``, in
+    a Ray worker's traceback as text only), with the free space where it was written. The incomplete folder is
+    renamed ``<folder>.incomplete``, so nothing takes it for a checkpoint; verl writes its tracker last, so the tracker
+    still names the last complete checkpoint, which ``trainer.resume_mode=auto`` loads."""
+    text = f"{type(failure).__name__}: {failure}"
+    full = "No space left on device" in text or "[Errno 28]" in text or "unexpected pos" in text
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    free = shutil.disk_usage(existing).free
+    if os.path.exists(folder):
+        os.replace(folder, _free_name(folder + ".incomplete"))
+    tracker = os.path.join(checkpoint_root, TRACKER)
+    last = None
+    if os.path.exists(tracker):
+        with open(tracker) as f:
+            last = f.read().strip()
+    cause = "the disk is full (no space left on the device)" if full else text.strip().splitlines()[-1][:500]
+    return CheckpointWriteError(
+        f"saving the checkpoint {folder} failed: {cause}; {free / 2**30:.1f} GiB free there now. The partial folder is "
+        f"kept as {folder}.incomplete. "
+        + (
+            f"The last complete checkpoint is step {last} ({tracker}): fix the cause and run again with "
+            "trainer.resume_mode=auto to continue from it."
+            if last
+            else "No complete checkpoint exists yet."
+        )
+    )
+
+
+def _free_name(path: str) -> str:
+    """``path``, or ``path.<k>`` for the first k not taken."""
+    k, candidate = 1, path
+    while os.path.exists(candidate):
+        candidate, k = f"{path}.{k}", k + 1
+    return candidate
 
 
 def write_state(folder: str, state: dict) -> str:

@@ -14,7 +14,6 @@ from entropy_verl.run_state import (
     STATE_FILE,
     archive_for_resume,
     checkpoint_folder,
-    drop_segments,
     load_metrics,
     read_state,
     resume_folder,
@@ -47,8 +46,6 @@ def test_a_resumed_runs_metrics_are_kept_and_read_back_in_step_order(tmp_path):
     assert load_metrics(str(tmp_path / "metrics.jsonl")) == [{"step": 5, "x": 5.0}]  # one file: just that file
     (tmp_path / "nothing").mkdir()
     assert archive_for_resume(str(tmp_path / "nothing")) is None  # a first launch: nothing to keep
-    assert sorted(map(os.path.basename, drop_segments(str(tmp_path)))) == ["metrics.1.jsonl", "metrics.2.jsonl"]
-    assert load_metrics(str(tmp_path)) == [{"step": 5, "x": 5.0}]
     with pytest.raises(FileNotFoundError, match="no metrics.jsonl in run directory"):
         load_metrics(str(tmp_path / "nothing"))
 
@@ -117,6 +114,71 @@ def test_open_run_dir_under_verls_own_config_adds_the_directory_and_our_metrics_
     assert os.environ["TENSORBOARD_DIR"] == "/elsewhere" and os.environ["WANDB_DIR"] == run_dir + os.sep
     assert os.environ["SWANLAB_LOG_DIR"] == os.path.join(run_dir, "swanlog")
     assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///" + os.path.join(run_dir, "mlruns.db")
-    (tmp_path / "outputs" / "p" / "e" / "metrics.jsonl").write_text('{"step": 1, "data": {}}\n')
+    (tmp_path / "outputs" / "p" / "e" / "metrics.jsonl").write_text("")  # verl's file logger opened it
     assert open_run_dir(config) == run_dir and (tmp_path / "outputs" / "p" / "e" / "metrics.jsonl").exists()
     assert list(config.trainer.logger) == ["console", "wandb", "file"]  # idempotent
+
+
+def earlier_run_in(tmp_path, checkpoint_root=None):
+    """A run directory as a run that died at step 6 left it (checkpoints 2 and 4, metrics of two launches)."""
+    run_dir = tmp_path / "run"
+    root = checkpoint_root or run_dir / "checkpoints"
+    run_dir.mkdir(exist_ok=True)
+    for step in (2, 4):
+        (root / f"global_step_{step}" / "actor").mkdir(parents=True)
+        (root / f"global_step_{step}" / "actor" / "model.pt").write_text(f"weights {step}")
+    (root / "latest_checkpointed_iteration.txt").write_text("4")
+    write_jsonl(run_dir / "metrics.1.jsonl", [(1, {"x": 1.0}), (2, {"x": 2.0})])
+    write_jsonl(run_dir / "metrics.jsonl", [(3, {"x": 3.0}), (6, {"x": 6.0})])
+    (run_dir / ".hydra").mkdir(exist_ok=True)  # this launch's own, written before the run directory is opened
+    config = OmegaConf.create(
+        {
+            "trainer": {"project_name": "p", "experiment_name": "e", "logger": ["console"], "resume_mode": "disable"},
+            "entropy_verl": {"run_dir": str(run_dir)},
+        }
+    )
+    config.trainer.default_local_dir = str(root)
+    return run_dir, root, config
+
+
+def test_a_fresh_start_moves_an_earlier_runs_checkpoints_and_metrics_aside(tmp_path):
+    from entropy_verl.run_state import open_run_dir
+
+    run_dir, root, config = earlier_run_in(tmp_path)
+    open_run_dir(config)
+    aside = run_dir / "earlier-1"
+    assert (aside / "checkpoints" / "global_step_4" / "actor" / "model.pt").read_text() == "weights 4"
+    assert (aside / "checkpoints" / "latest_checkpointed_iteration.txt").read_text() == "4"
+    assert [r["step"] for r in load_metrics(str(aside))] == [1, 2, 3, 6]  # every launch's metrics, readable
+    assert not (run_dir / "metrics.jsonl").exists() and not list(root.iterdir()) and (run_dir / ".hydra").exists()
+    open_run_dir(config)  # the trainer opens it again under entropy_verl.main: nothing more to move
+    assert not (run_dir / "earlier-2").exists()
+    run_dir, root, config = earlier_run_in(tmp_path)  # a second earlier run: a second folder
+    open_run_dir(config)
+    assert (run_dir / "earlier-2" / "checkpoints" / "global_step_2").is_dir()
+
+
+def test_a_checkpoint_root_outside_the_run_directory_is_moved_beside_itself(tmp_path):
+    from entropy_verl.run_state import open_run_dir
+
+    run_dir, root, config = earlier_run_in(tmp_path, checkpoint_root=tmp_path / "shared" / "ckpt")
+    open_run_dir(config)
+    assert (tmp_path / "shared" / "ckpt.earlier-1" / "global_step_4" / "actor" / "model.pt").exists()
+    assert (run_dir / "earlier-1" / "metrics.jsonl").exists()
+
+
+def test_refuse_names_what_is_there_and_overwrite_deletes_it(tmp_path):
+    from entropy_verl.config import ConfigError
+    from entropy_verl.run_state import open_run_dir
+
+    run_dir, root, config = earlier_run_in(tmp_path)
+    config.entropy_verl.existing_run = "refuse"
+    with pytest.raises(ConfigError, match=r"entropy_verl.existing_run.*metrics.jsonl.*global_step_4.*resume_mode=auto"):
+        open_run_dir(config)
+    assert (root / "global_step_4").exists() and (run_dir / "metrics.1.jsonl").exists()  # nothing touched
+    config.trainer.resume_mode = "auto"  # resuming is not a fresh start: the tracker's step 4, metrics kept
+    open_run_dir(config)
+    assert (run_dir / "metrics.2.jsonl").exists() and (root / "global_step_4").exists()
+    config.trainer.resume_mode, config.entropy_verl.existing_run = "disable", "overwrite"
+    open_run_dir(config)
+    assert not list(root.iterdir()) and not list(run_dir.glob("metrics*")) and not list(run_dir.glob("earlier-*"))

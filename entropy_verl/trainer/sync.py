@@ -318,9 +318,15 @@ class EntropySyncTrainer(PPOTrainerSync):
 
     def _save_checkpoint(self):
         # Written before verl's save, whose last act is the latest_checkpointed_iteration.txt tracker.
-        if self.control.controllers or self.diagnostics:
-            self._write_state()
-        return super()._save_checkpoint()
+        root = self.config.trainer.default_local_dir
+        try:
+            if self.control.controllers or self.diagnostics:
+                self._write_state()
+            return super()._save_checkpoint()
+        except Exception as exc:  # noqa: BLE001 - any failure: say what failed and what a resume will load
+            raise run_state.checkpoint_write_failed(
+                run_state.checkpoint_folder(root, self.global_steps), root, exc
+            ) from exc
 
     def on_validate_end(self):
         # verl checkpoints a step before validating it: add that validation's entropy-law pair to the saved state.
