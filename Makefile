@@ -82,3 +82,11 @@ reference: install
 
 clean-runs:
 	rm -rf outputs
+
+# docker/constraints-gpu.txt, the GPU image's lock: every package docker/Dockerfile installs, at the exact version the
+# image's own pip (the Dockerfile's pip==X) resolves for its Python 3.12 and glibc 2.39, wheels only (needs the package
+# index and a python3.12; ~1 min). Run it after changing docker/requirements-gpu.txt, source-builds.txt or
+# pyproject.toml's dependencies; tests/docker/test_image_wheels.py fails while the lock is out of date.
+.PHONY: lock-gpu-image
+lock-gpu-image: install
+	$(PY) docker/check_pins.py --lock
