@@ -193,7 +193,7 @@ class EntropyVerlConfig:
     diagnostics: Any  # diagnostics.step.DiagnosticsConfig
     safety: Any  # trainer.safety.SafetyConfig
     tuned_on: str | None
-    existing_run: str  # run_state.EXISTING_RUN
+    existing_run: str = "move_aside"  # run_state.EXISTING_RUN
 
     @property
     def loss_methods(self) -> list[tuple[Spec, Any]]:

@@ -15,7 +15,8 @@ key                                         written by                         w
 ``entropy_verl/rollout_log_prob_gap/<s>``   ``trainer/sync``                   rollout vs trainer log-probs
 ``entropy_control/<controller>/<stat>``     ``trainer/sync``                   a controller's measurement, error,
                                                                                outputs and state
-``entropy_control/nonfinite/<stat>``        ``trainer/safety``                 non-finite steps, in a row and in all
+``entropy_control/nonfinite/<stat>``        ``trainer/safety``                 bad steps, in a row and in all, and the
+                                                                               step's non-finite values by kind
 ``entropy/<stat>``                          ``diagnostics/token_stats``        the step's entropy diagnostics
 ``entropy/<data_source>/<stat>``            ``diagnostics/token_stats``        entropy mean, quantiles per data source
                                                                                (steps whose batch holds several)
@@ -95,6 +96,11 @@ def diagnostic(stat: str, data_source: str | None = None) -> str:
 CONTROL = "entropy_control"
 NONFINITE_CONSECUTIVE = f"{CONTROL}/nonfinite/consecutive"
 NONFINITE_TOTAL = f"{CONTROL}/nonfinite/total"
+
+
+def nonfinite(kind: str) -> str:
+    """Non-finite values of one kind in the step (``trainer/safety.KINDS``)."""
+    return f"{CONTROL}/nonfinite/{kind}"
 
 
 def controller(name: str, stat: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from functools import partial
 
@@ -46,6 +47,7 @@ from entropy_verl.tasks import load_task_function
 from entropy_verl.validation import validate
 
 from .control import EntropyControl
+from .safety import NonFiniteError
 from .watchdog import WorkerDied, WorkerWatchdog
 from .whole_step import StepFields, whole_step_values
 
@@ -130,12 +132,14 @@ class EntropySyncTrainer(PPOTrainerSync):
 
     def step(self, metrics, timing_raw):
         try:
-            return super().step(metrics, timing_raw)
-        except WorkerDied:
+            batch = super().step(metrics, timing_raw)
+        except (WorkerDied, NonFiniteError):
             raise
         except Exception as failure:
             self.watchdog.name_the_dead(failure)  # a dead worker's step fails in many ways; say which worker died
             raise
+        metrics.update(self.control.safety.end_step())  # what was non-finite this step, and the bad steps in a row
+        return batch
 
     def on_init_end(self):
         if self.loss_methods:
@@ -171,7 +175,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         (``ROLLOUT_RECORDS``) and the fields only the driver reads (Clip-V's full-length sums). verl's workers fetch
         every field a meta lists, and every field when it lists none. The driver's own reads name their fields, so
         the rest of the step keeps the full meta."""
-        fields = batch.fields if batch.fields is not None else kv_batch_meta2batch_meta(batch).field_names
+        fields = self._field_names(batch)
         drop = ROLLOUT_RECORDS | (set(VOCAB_STATS_OUTPUTS) if self.needs_vocab_stats else set())
         return dataclasses.replace(batch, fields=[f for f in fields if f not in drop])
 
@@ -223,6 +227,8 @@ class EntropySyncTrainer(PPOTrainerSync):
         meta that carries the new fields)."""
         advantages = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"])
         ctx = self.step_fields.context(advantages.to_padded_tensor()["advantages"])
+        bad = int((~torch.isfinite(ctx.advantages) & ctx.response_mask).sum())
+        self.control.safety.observe("advantages", bad, self.global_steps, " advantage value(s) of valid tokens")
         generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
         stats, selections = whole_step_values(ctx, self.loss_methods, generator)
         if selections:
@@ -244,8 +250,49 @@ class EntropySyncTrainer(PPOTrainerSync):
                 metrics.update(self.diagnostics.step(ctx, self.control.entropy, sources))
         return stats, batch
 
+    def _field_names(self, batch) -> list[str]:
+        return list(batch.fields if batch.fields is not None else kv_batch_meta2batch_meta(batch).field_names)
+
+    def _guard_rewards(self, batch):
+        """Non-finite rewards, before verl turns them into advantages: counted, their rows named (data source and
+        dataset index where the batch has them), and handled as ``entropy_verl.safety.nonfinite_reward`` says."""
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["rm_scores"])
+        if "rm_scores" not in data.keys():  # verl stores no score for a sample whose reward function returned None
+            raise NonFiniteError(
+                f"step {self.global_steps}: the reward function returned no score (None) for some of the step's "
+                "samples, so verl has no rm_scores to train on; return a number (or NaN, which "
+                "entropy_verl.safety.nonfinite_reward handles) for every sample"
+            )
+        scores = data["rm_scores"]
+        values, offsets = scores.values(), scores.offsets()
+        bad_tokens = ~torch.isfinite(values)
+        if not bad_tokens.any():
+            return batch
+        rows = torch.repeat_interleave(torch.arange(len(offsets) - 1), offsets.diff())[bad_tokens].unique().tolist()
+        labels = {}
+        for field in ("data_source", "index"):
+            if field in self._field_names(batch):
+                read = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=[field])
+                labels[field] = read.pop(field).tolist()
+        named = list(dict.fromkeys(" #".join(str(v[r]) for v in labels.values()) or f"sample {r}" for r in rows))
+        policy = self.entropy_config.safety.nonfinite_reward
+        where = f" in {', '.join(named[:10])}{' ...' if len(named) > 10 else ''} (nonfinite_reward={policy})"
+        if policy == "fail":
+            raise NonFiniteError(f"step {self.global_steps}: {len(rows)} non-finite reward(s){where}")
+        self.control.safety.observe("reward", len(rows), self.global_steps, where)
+        if policy == "zero":
+            fixed = torch.nested.nested_tensor_from_jagged(values.masked_fill(bad_tokens, 0.0), offsets)
+            batch = tq.kv_batch_put(
+                keys=batch.keys,
+                partition_id=batch.partition_id,
+                fields=TensorDict({"rm_scores": fixed}, batch_size=len(batch)),
+            )
+        return batch
+
     def _compute_advantage(self, batch, metrics):
-        """verl's advantage step; for our estimators, with their config and the per-response inputs they need."""
+        """verl's advantage step, after the reward guard; for our estimators, with their config and the per-response
+        inputs they need."""
+        batch = self._guard_rewards(batch)
         if self.entropy_config.estimator is None:
             return super()._compute_advantage(batch, metrics=metrics)
         spec, cfg = self.entropy_config.estimator
@@ -278,6 +325,13 @@ class EntropySyncTrainer(PPOTrainerSync):
             batch.extra_info[COEFFICIENTS_KEY] = dict(coefficients)
             metrics.update({metric_names.driver_coef(k): v for k, v in coefficients.items()})
         super()._update_actor(self._for_workers(batch), metrics=metrics)
+        for kind, keys in (
+            ("loss", [k for k in metrics if k.startswith("actor/") and k.endswith("loss")]),
+            ("grad_norm", ["actor/grad_norm"]),
+        ):
+            bad = [k for k in keys if k in metrics and not math.isfinite(float(metrics[k]))]
+            # verl skips the optimizer step on a non-finite gradient norm: this step trained nothing
+            self.control.safety.observe(kind, len(bad), self.global_steps, f" ({', '.join(bad)})")
         if coefficients:
             metrics.update(self.control.check_workers(metrics))
         return batch  # verl returns the meta it was given: the rest of the step keeps the full one

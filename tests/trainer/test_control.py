@@ -35,6 +35,7 @@ def run_steps(control, measurements):
     seen, metrics = [], {}
     for step, h in enumerate(measurements, start=1):
         metrics = control.measure(h, step)
+        metrics.update(control.safety.end_step())  # as the trainer ends each step
         seen.append(dict(control.coefficients))
     return seen, metrics
 
@@ -61,7 +62,9 @@ def test_a_nan_step_keeps_the_last_coefficients_and_the_controller_state(control
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_too_many_in_a_row_fail_with_what_was_seen(control, bad):
-    with pytest.raises(NonFiniteError, match=r"step 3: the step's entropy was .* for 2 consecutive steps"):
+    with pytest.raises(
+        NonFiniteError, match=r"step 3: 1 non-finite entropy \(the step's entropy was .* for 2 consecutive steps"
+    ):
         run_steps(control(max_nonfinite_steps=2), [0.5, bad, bad])
     run_steps(control(max_nonfinite_steps=2), [0.5, bad, 0.5, bad, 0.5])  # not in a row: no failure
 
