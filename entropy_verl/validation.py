@@ -3,7 +3,8 @@
 ``validate(config)`` parses the ``entropy_verl`` block the way the trainer will (``entropy_verl.config.parse``:
 unknown keys, types, ranges), then checks it against the rest of the run's config: the settings each method and
 controller needs from verl, the controller outputs the methods read, the task's functions against the task's data,
-and the verl settings that would otherwise fail only inside a worker after start-up.
+and the verl settings that would otherwise fail only inside a worker after start-up; verl's own keys (types, ranges,
+verl's typed configs, the model, the reward file) are checked by ``entropy_verl.verl_keys``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from entropy_verl import run_state
 from entropy_verl.config import TRAINER_NAME, ConfigError, EntropyVerlConfig, parse
 from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, REWARD_COMPONENTS, VOCAB_STATS
 from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
+from entropy_verl.verl_keys import check_model, check_reward_file, check_verl_sections
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,7 +49,14 @@ def check_local_path(config: DictConfig, key: str, what: str) -> None:
     value = OmegaConf.select(config, key, default=None, throw_on_missing=False)
     if value is None or value == "???":
         raise ConfigError(key, f"{what} is not set")
-    for path in value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]:
+    paths = value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]
+    if not paths or any(not str(path).strip() for path in paths):
+        raise ConfigError(
+            key,
+            f"{what} is {OmegaConf.to_container(value) if OmegaConf.is_list(value) else value!r}: "
+            "name at least one, none empty",
+        )
+    for path in paths:
         path = str(path)
         if "://" in path:
             continue
@@ -324,6 +333,54 @@ def check_steps_fit_the_data(config: DictConfig) -> None:
         )
 
 
+# The range of the reward each shipped scorer gives (a response's score), where thresholds on it are read:
+# (module, function) of a custom reward function, or ("verl", data_source) for verl's default scorer.
+REWARD_RANGES = {
+    ("entropy_verl.tasks.countdown", "compute_score"): (0.0, 1.0),
+    ("entropy_verl.tasks.countdown", "compute_score_components"): (0.0, 1.0),
+    ("verl", "openai/gsm8k"): (0.0, 1.0),  # verl.utils.reward_score.gsm8k: 1 if correct, else format_score 0
+}
+
+
+def reward_range(config: DictConfig, parsed: EntropyVerlConfig) -> tuple[float, float] | None:
+    """The range of the run's reward where it is known (``REWARD_RANGES``), else None."""
+    task = parsed.task
+    if task.scorer == "verl":
+        ranges = {REWARD_RANGES.get(("verl", source)) for source in task.data_sources}
+        return ranges.pop() if len(ranges) == 1 else None
+    path = OmegaConf.select(config, "reward.custom_reward_function.path", default=None)
+    module = (
+        _package_module(str(path)) if path and not _is_embedded(config, "reward.custom_reward_function.path") else None
+    )
+    name = OmegaConf.select(config, "reward.custom_reward_function.name", default=None)
+    return REWARD_RANGES.get((module, name))
+
+
+def check_reward_thresholds(config: DictConfig, parsed: EntropyVerlConfig) -> None:
+    """A threshold on the reward that no response can reach, or every response reaches, where the reward's range is
+    known: the diagnostics' correct_threshold (reward >= it counts correct: pass@k) and a polarity estimator's
+    (NSR/PSR/W-REINFORCE: reward > it is correct)."""
+    known = reward_range(config, parsed)
+    if known is None:
+        return
+    low, high = known
+    checks = []
+    if parsed.diagnostics.enable:
+        checks.append(("entropy_verl.diagnostics.correct_threshold", parsed.diagnostics.correct_threshold, ">="))
+    threshold = getattr(parsed.estimator[1], "correct_threshold", None) if parsed.estimator else None
+    if threshold is not None and not OmegaConf.select(config, "algorithm.use_kl_in_reward", default=False):
+        checks.append((f"{parsed.estimator[0].key}.correct_threshold", threshold, ">"))
+    for key, value, rule in checks:
+        never = value > high if rule == ">=" else value >= high
+        always = value <= low if rule == ">=" else value < low
+        if never or always:
+            raise ConfigError(
+                key,
+                f"{value:g}: a response is correct when its reward {rule} it, and this run's reward is in "
+                f"[{low:g}, {high:g}], so {'no' if never else 'every'} response would ever count as correct",
+            )
+
+
 def check_resume_state(config: DictConfig, parsed: EntropyVerlConfig) -> None:
     """When the run will resume, the entropy_verl state next to the checkpoint it resumes is readable and holds every
     configured controller: otherwise the run would fail after all its workers started."""
@@ -429,7 +486,8 @@ def check_no_padding_samples(config: DictConfig, samples: int, mini: int, world:
         raise ConfigError(
             "data.train_batch_size",
             f"{why}: {samples} samples do not split evenly over {dp} data-parallel workers; with these mini-batches "
-            f"use a multiple of {step} prompts (e.g. {max(prompts // step, 1) * step} or {(prompts // step + 1) * step})",
+            f"use a multiple of {step} prompts (e.g. {max(prompts // step, 1) * step} or "
+            f"{(prompts // step + 1) * step})",
         )
     key = next(k for k, v in minis.items() if v % dp or samples % v)
     fits = [m for m in range(1, prompts + 1) if prompts % m == 0 and (m * n) % dp == 0]
@@ -448,6 +506,7 @@ def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
     check_rollout_name(config)
     check_cpu_vllm(config)
     check_run_length_and_workers(config)
+    check_verl_sections(config)  # verl's own keys: types, ranges, its typed configs (entropy_verl/verl_keys.py)
     parsed = parse(config)
     check_batch_divisibility(config)
     check_entropy_control(config, parsed, in_trainer)
@@ -456,6 +515,9 @@ def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
     check_local_path(config, "actor_rollout_ref.model.path", "model path")
     check_local_path(config, "data.train_files", "training data")
     check_local_path(config, "data.val_files", "validation data")
+    check_model(config, parsed, _is_embedded(config, "actor_rollout_ref.model.path"), in_trainer)
+    check_reward_file(config)
+    check_reward_thresholds(config, parsed)
     check_data_files(config)
     check_steps_fit_the_data(config)
     check_reward_on_data(config, parsed)

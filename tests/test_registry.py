@@ -35,13 +35,22 @@ SPECS = registry.specs()
 NAMES = [spec.name for spec in SPECS]
 
 
+def at_paper_temperature(config):
+    """``config`` sampling at the temperature its controllers' targets were given at (method files carry the papers'
+    values; start-up refuses a target at another temperature)."""
+    for controller in config.entropy_verl.controllers.values():
+        if controller.get("target_temperature") is not None:
+            config.actor_rollout_ref.rollout.temperature = controller.target_temperature
+    return config
+
+
 @pytest.fixture(scope="module")
 def selecting_files():
     from entropy_verl.main import compose_run
 
     files = {}
     for option in group_options("method"):
-        config = compose_run([f"method={option}"])
+        config = at_paper_temperature(compose_run([f"method={option}"]))
         for spec in SPECS:
             if OmegaConf.select(config, spec.key, default="absent") != "absent":
                 files.setdefault(spec.name, []).append((option, config))
@@ -128,7 +137,7 @@ def test_a_method_file_selects_it_with_the_papers_values(name, selecting_files):
 def test_validation_accepts_its_method_file_on_both_hardware_groups(name, hardware, selecting_files, run_config):
     option, config = selecting_files[name][0]  # composed on the default hardware, embedded_cpu
     if hardware != "embedded_cpu":
-        config = run_config(f"method={option}", f"hardware={hardware}")
+        config = at_paper_temperature(run_config(f"method={option}", f"hardware={hardware}"))
     parsed = validate(config)
     entries = {s.name: cfg for s, cfg in [*parsed.methods, *parsed.controllers]}
     assert name in entries and type(entries[name]) is registry.REGISTRY[name].config_cls

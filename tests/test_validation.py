@@ -191,15 +191,223 @@ BAD = [
         "64 samples",
     ),
     (["trainer.n_gpus_per_node=3"], "data.train_batch_size", "not divisible"),
+    # verl's own keys (entropy_verl/verl_keys.py). Types of verl's typed sections, from its dataclasses' fields:
+    (["actor_rollout_ref.actor.optim.lr=nan"], "actor_rollout_ref.actor.optim.lr", "finite number, got nan"),
+    (["actor_rollout_ref.actor.optim.lr=fast"], "actor_rollout_ref.actor.optim.lr", "expected a number, got 'fast'"),
+    (["actor_rollout_ref.actor.entropy_coeff=inf"], "actor_rollout_ref.actor.entropy_coeff", "finite number"),
+    (["actor_rollout_ref.actor.clip_ratio_high=nan"], "actor_rollout_ref.actor.clip_ratio_high", "finite number"),
+    (["actor_rollout_ref.actor.optim.weight_decay=nan"], "actor_rollout_ref.actor.optim.weight_decay", "finite"),
+    (["algorithm.gamma=nan"], "algorithm.gamma", "AlgoConfig.gamma"),
+    (["actor_rollout_ref.actor.ppo_epochs=1.5"], "actor_rollout_ref.actor.ppo_epochs", "expected an integer"),
+    (["actor_rollout_ref.actor.use_kl_loss='true'"], "actor_rollout_ref.actor.use_kl_loss", "true or false"),
+    (["actor_rollout_ref.rollout.temperature=nan"], "actor_rollout_ref.rollout.temperature", "RolloutConfig"),
+    # ... the declared ranges of the numeric keys verl reads unchecked (verl_keys.KEYS)
+    (["actor_rollout_ref.actor.optim.lr=-1e-6"], "actor_rollout_ref.actor.optim.lr", "expected > 0"),
+    (["actor_rollout_ref.actor.optim.lr=0"], "actor_rollout_ref.actor.optim.lr", "0 trains nothing"),
+    (["actor_rollout_ref.actor.optim.weight_decay=-0.1"], "actor_rollout_ref.actor.optim.weight_decay", ">= 0"),
+    (
+        ["actor_rollout_ref.actor.optim.lr_warmup_steps_ratio=2"],
+        "actor_rollout_ref.actor.optim.lr_warmup_steps_ratio",
+        "[0, 1]",
+    ),
+    (["actor_rollout_ref.actor.optim.lr_warmup_steps=null"], "actor_rollout_ref.actor.optim.lr_warmup_steps", "use -1"),
+    (["actor_rollout_ref.actor.optim.min_lr_ratio=2"], "actor_rollout_ref.actor.optim.min_lr_ratio", "[0, 1]"),
+    (["actor_rollout_ref.actor.optim.clip_grad=-1"], "actor_rollout_ref.actor.optim.clip_grad", "reverses"),
+    (["actor_rollout_ref.actor.optim.betas=[0.9,1.5]"], "actor_rollout_ref.actor.optim.betas", "[0, 1)"),
+    (["actor_rollout_ref.actor.clip_ratio_low=-0.2"], "actor_rollout_ref.actor.clip_ratio_low", "[0, 1]"),
+    (["actor_rollout_ref.actor.clip_ratio_c=0.5"], "actor_rollout_ref.actor.clip_ratio_c", "expected > 1"),
+    (["actor_rollout_ref.actor.kl_loss_coef=-1"], "actor_rollout_ref.actor.kl_loss_coef", "drift"),
+    (["actor_rollout_ref.actor.ppo_epochs=0"], "actor_rollout_ref.actor.ppo_epochs", ">= 1"),
+    (["actor_rollout_ref.actor.ppo_mini_batch_size=0"], "actor_rollout_ref.actor.ppo_mini_batch_size", ">= 1"),
+    (
+        ["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=0"],
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+        "splits by it",
+    ),
+    (
+        ["method=clip_cov", "actor_rollout_ref.actor.policy_loss.clip_cov_ratio=0"],
+        "actor_rollout_ref.actor.policy_loss.clip_cov_ratio",
+        "(0, 1]",
+    ),
+    (["trainer.total_epochs=0"], "trainer.total_epochs", "0 trains nothing"),
+    (["trainer.save_freq=1.5"], "trainer.save_freq", "expected an integer"),
+    (["data.max_prompt_length=0"], "data.max_prompt_length", ">= 1"),
+    (["data.max_response_length=-5"], "data.max_response_length", "is -5"),
+    (["actor_rollout_ref.rollout.temperature=0"], "actor_rollout_ref.rollout.temperature", "greedily"),
+    (["actor_rollout_ref.rollout.top_p=1.5"], "actor_rollout_ref.rollout.top_p", "(0, 1]"),
+    (["actor_rollout_ref.rollout.n=0"], "actor_rollout_ref.rollout.n", ">= 1"),
+    (
+        ["actor_rollout_ref.rollout.gpu_memory_utilization=1.5"],
+        "actor_rollout_ref.rollout.gpu_memory_utilization",
+        "(0, 1]",
+    ),
+    (["actor_rollout_ref.rollout.val_kwargs.n=0"], "actor_rollout_ref.rollout.val_kwargs.n", ">= 1"),
+    (["algorithm.lam=2"], "algorithm.lam", "[0, 1]"),
+    (
+        ["algorithm.use_kl_in_reward=true", "algorithm.kl_ctrl.kl_coef=-1"],
+        "algorithm.kl_ctrl.kl_coef",
+        "drift",
+    ),
+    # ... what verl's dataclasses refuse (__post_init__, validate), built as its trainer and workers build them
+    (
+        ["actor_rollout_ref.actor.loss_agg_mode=token-meen"],
+        "actor_rollout_ref.actor",
+        "Invalid loss_agg_mode: token-meen",
+    ),
+    (
+        ["actor_rollout_ref.actor.optim.lr_scheduler_type=cosin"],
+        "actor_rollout_ref.actor.optim",
+        "FSDPOptimizerConfig refuses it: AssertionError: assert self.lr_scheduler_type",
+    ),
+    (["actor_rollout_ref.actor.ppo_mini_batch_size=64"], "actor_rollout_ref.actor", "train_batch_size (32) must be"),
+    (
+        ["actor_rollout_ref.actor.use_kl_loss=true", "+actor_rollout_ref.ref.log_prob_micro_batch_size=4"],
+        "actor_rollout_ref.ref",
+        "You have set both",
+    ),
+    (["algorithm.adv_estimator=gae"], "critic", "Please set at least one of 'critic.micro_batch_size'"),
+    (["MODEL", "actor_rollout_ref.model.target_modules=5"], "actor_rollout_ref.model", "target_modules must be"),
+    # ... the names verl looks up, and settings that fail together
+    (
+        ["actor_rollout_ref.actor.policy_loss.loss_mode=vanila"],
+        "actor_rollout_ref.actor.policy_loss.loss_mode",
+        "Unsupported loss mode",
+    ),
+    (
+        ["actor_rollout_ref.actor.use_kl_loss=true", "actor_rollout_ref.actor.kl_loss_type=full"],
+        "actor_rollout_ref.actor.kl_loss_type",
+        "no KL estimator 'full'",
+    ),
+    (
+        ["hardware=cluster_gpu", "task=gsm8k", "FILES", "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=4096"],
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu",
+        "= 10240 tokens",
+    ),
+    (
+        ["actor_rollout_ref.rollout.val_kwargs.temperature=0"],
+        "actor_rollout_ref.rollout.val_kwargs.temperature",
+        "greedy",
+    ),
+    # ... file lists and paths
+    (["data.train_files=[]"], "data.train_files", "name at least one"),
+    (["data.val_files=[]"], "data.val_files", "name at least one"),
+    (["reward.custom_reward_function.path=/nope.py"], "reward.custom_reward_function.path", "'/nope.py' is no file"),
+    (["reward.custom_reward_function.name=nope"], "reward.custom_reward_function.name", "defines no 'nope'"),
+    # ... targets no policy or reward can reach: entropy above ln(vocabulary), thresholds outside the reward's range
+    (
+        [
+            "method=entropic",
+            "actor_rollout_ref.rollout.temperature=0.6",
+            "entropy_verl.controllers.pi.target_entropy=5",
+        ],
+        "entropy_verl.controllers.pi.target_entropy",
+        "ln(22) = 3.091",  # the embedded default's 22 tokens
+    ),
+    (
+        [
+            "MODEL",
+            "method=adaptive_entropy",
+            "entropy_verl.controllers.adaptive_entropy.target_entropy=3.2",
+        ],
+        "entropy_verl.controllers.adaptive_entropy.target_entropy",
+        "config.json",  # a local model's vocab_size
+    ),
+    (["MODEL", "data.max_response_length=60"], "data.max_response_length", "max_position_embeddings 64"),
+    (["entropy_verl.diagnostics.correct_threshold=2"], "entropy_verl.diagnostics.correct_threshold", "no response"),
+    (["entropy_verl.diagnostics.correct_threshold=0"], "entropy_verl.diagnostics.correct_threshold", "every response"),
+    (
+        ["task=gsm8k", "FILES", "entropy_verl.diagnostics.correct_threshold=1.5"],
+        "entropy_verl.diagnostics.correct_threshold",
+        "[0, 1]",  # verl's GSM8K scorer: 0 or 1
+    ),
+    (
+        ["method=nsr", "entropy_verl.methods.nsr.correct_threshold=1"],
+        "entropy_verl.methods.nsr.correct_threshold",
+        "no response",
+    ),
 ]
 
 
+@pytest.fixture
+def hf_model(tmp_path):
+    """A local Hugging Face model directory as verl reads one before loading weights: the embedded default's tokenizer
+    files and a Qwen2 config.json (vocabulary 22, 64 positions), no weights."""
+    import json
+
+    from entropy_verl.embedded.tokenizer import write_tokenizer_files
+
+    path = tmp_path / "hf_model"
+    write_tokenizer_files(str(path), write_model_config=False)
+    hf_config = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 22}
+    hf_config.update(max_position_embeddings=64, hidden_size=64, num_hidden_layers=1, intermediate_size=64)
+    hf_config.update(num_attention_heads=2, num_key_value_heads=2)
+    (path / "config.json").write_text(json.dumps(hf_config))
+    return path
+
+
+def expand(overrides, user_files, hf_model) -> list[str]:
+    """A row's overrides with FILES (user data and an empty model directory) and MODEL (``hf_model``) spelled out."""
+    out = [o for o in overrides if o not in ("FILES", "MODEL")] + (user_files if "FILES" in overrides else [])
+    return out + ([f"actor_rollout_ref.model.path={hf_model}"] if "MODEL" in overrides else [])
+
+
 @pytest.mark.parametrize("overrides,key,words", BAD, ids=[f"{k}:{w}" for _, k, w in BAD])
-def test_bad_config_names_the_key(run_config, user_files, overrides, key, words):
-    overrides = [o for o in overrides if o != "FILES"] + (user_files if "FILES" in overrides else [])
+def test_bad_config_names_the_key(run_config, user_files, hf_model, overrides, key, words):
     with pytest.raises(ConfigError) as err:
-        validate(run_config(*overrides))
+        validate(run_config(*expand(overrides, user_files, hf_model)))
     assert err.value.key == key and words in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # verl's documented "off" values
+        ["trainer.save_freq=0"],
+        ["trainer.save_freq=-1", "trainer.test_freq=-1"],
+        ["trainer.test_freq=0"],
+        ["trainer.max_actor_ckpt_to_keep=null"],
+        ["trainer.max_actor_ckpt_to_keep=0"],
+        ["trainer.total_training_steps=null"],
+        ["actor_rollout_ref.actor.optim.lr_warmup_steps=-1"],
+        ["actor_rollout_ref.actor.optim.lr_warmup_steps=0", "actor_rollout_ref.actor.optim.lr_warmup_steps_ratio=0.1"],
+        ["actor_rollout_ref.actor.optim.min_lr_ratio=null"],
+        ["data.train_max_samples=-1", "data.val_max_samples=0"],
+        ["actor_rollout_ref.rollout.top_k=0"],  # the hf rollout's off
+        ["actor_rollout_ref.rollout.top_k=-1", "actor_rollout_ref.rollout.top_p=1.0"],  # vLLM's
+        ["actor_rollout_ref.rollout.val_kwargs.do_sample=false", "actor_rollout_ref.rollout.val_kwargs.temperature=0"],
+        # legal choices that look like mistakes
+        ["actor_rollout_ref.actor.entropy_coeff=-0.01"],  # entropy minimisation
+        ["actor_rollout_ref.actor.clip_ratio_high=0.28"],  # Clip-Higher
+        ["algorithm.kl_ctrl.kl_coef=-1"],  # not read: no in-reward KL
+        ["actor_rollout_ref.actor.use_kl_loss=true", "actor_rollout_ref.actor.kl_loss_type=k3+"],
+        ["algorithm.adv_estimator=gae", "critic.ppo_micro_batch_size_per_gpu=8"],
+        [
+            "method=entropic",
+            "actor_rollout_ref.rollout.temperature=0.6",
+            "entropy_verl.controllers.pi.target_entropy=3",
+        ],
+        ["MODEL"],
+        ["MODEL", "method=entropic", "actor_rollout_ref.rollout.temperature=0.6"],
+        ["hardware=cluster_gpu"],  # the embedded default at the cluster's lengths: the method-file tests compose it
+    ],
+)
+def test_verls_off_values_and_legal_settings_pass(run_config, user_files, hf_model, overrides):
+    validate(run_config(*expand(overrides, user_files, hf_model)))
+
+
+def test_a_reward_function_defined_or_imported_under_a_condition_is_found(run_config, tmp_path):
+    """The reward file is read, not run: top-level definitions, imports and assignments (also under if/try) count."""
+    source = (
+        "try:\n    from math import fsum as score\nexcept ImportError:\n    pass\n"
+        "if True:\n    def other(*a, **k):\n        return 0.0\nalias = other\n"
+    )
+    (tmp_path / "r.py").write_text(source)
+    for name in ("score", "other", "alias"):
+        overrides = [
+            f"reward.custom_reward_function.path={tmp_path / 'r.py'}",
+            f"reward.custom_reward_function.name={name}",
+        ]
+        validate(run_config(*overrides))
 
 
 def test_good_configs_pass(run_config, user_files):
@@ -207,7 +415,11 @@ def test_good_configs_pass(run_config, user_files):
     validate(run_config("method=w_reinforce", "entropy_verl.methods.w_reinforce.positive_weight=0.2"))
     validate(run_config("method=[top_entropy,steer,pos_adv_reweight]"))
     validate(run_config("algorithm.adv_estimator=nsr"))  # verl's key alone: the estimator's defaults
-    small = ["data.train_batch_size=4", "actor_rollout_ref.actor.use_dynamic_bsz=true"]  # the 4-row file: 1 step/epoch
+    small = [  # the 4-row file: 1 step/epoch, and mini-batches that fit it (verl would pad a larger one)
+        "data.train_batch_size=4",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+        "actor_rollout_ref.actor.use_dynamic_bsz=true",
+    ]
     validate(run_config("task=gsm8k", "method=seed_grpo", *user_files, *small))
     parsed = validate(
         run_config("method=adaptive_entropy", "entropy_verl.controllers.adaptive_entropy.target_entropy=0.4")
@@ -226,7 +438,7 @@ REWARD_BAD = [
     ("mine", "float('nan')", CUSTOM, "reward.custom_reward_function.name", "expected a finite number"),
     ("mine", "{'acc': 1.0}", CUSTOM, "reward.custom_reward_function.name", "'score'"),
     ("mine", "extra_info['missing']", CUSTOM, "reward.custom_reward_function.name", "failed on the first training row"),
-    ("mine", "1.0", [*CUSTOM, "reward.custom_reward_function.name=scor"], "reward.custom_reward_function.path", "scor"),
+    ("mine", "1.0", [*CUSTOM, "reward.custom_reward_function.name=scor"], "reward.custom_reward_function.name", "scor"),
     ("mine", None, [*CUSTOM, "entropy_verl.task.scorer=verl"], "entropy_verl.task.data_source", "no default scorer"),
     (
         "mine",
@@ -365,7 +577,13 @@ def test_a_list_of_data_sources_must_all_be_declared_by_the_task_functions(run_c
 )
 def test_steps_the_data_cannot_give_are_refused_before_ray(run_config, user_run, overrides, words):
     # the user's training file has 4 rows: 4 // 2 = 2 steps an epoch (verl drops a last partial batch)
-    base = ["task=gsm8k", *user_run(), "actor_rollout_ref.actor.use_dynamic_bsz=true"]  # no micro-batch sizes to fit
+    # no micro-batch sizes to fit, and a mini-batch of one prompt, which every batch here holds whole (no padding)
+    base = [
+        "task=gsm8k",
+        *user_run(),
+        "actor_rollout_ref.actor.use_dynamic_bsz=true",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=1",
+    ]
     with pytest.raises(ConfigError) as err:
         validate(run_config(*base, *overrides))
     assert err.value.key == "trainer.total_epochs" and words in str(err.value), str(err.value)

@@ -84,7 +84,7 @@ NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 class EntropySyncTrainer(PPOTrainerSync):
     def __init__(self, config):
         # The start-up checks: entropy_verl.main ran them on the driver before Ray; under verl's own main_ppo this is
-        # their first run, still before any worker starts (and cheap: ~10 ms). Returns the parsed entropy_verl block.
+        # their first run, still before any worker starts (~0.2 s). Returns the parsed entropy_verl block.
         self.entropy_config = validate(config, in_trainer=True)
         print(f"[entropy_verl] objective: {objective(config, self.entropy_config)}", flush=True)
         self.control = EntropyControl(self.entropy_config)
