@@ -86,6 +86,20 @@ def pin_run_name(config: DictConfig) -> DictConfig:
     return config
 
 
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a local Ray keeps 127.0.0.1 (Ray's own switch)
+
+
+def keep_ray_on_loopback() -> None:
+    """A cluster this run starts listens on 127.0.0.1 only: on Linux Ray otherwise advertises the machine's network
+    address (``services.resolve_ip_for_localhost``). Ray's own switch is ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+    which Ray reads once, when imported (verl has imported it by now): it is set for the processes Ray starts, and
+    Ray's copy of it in this one. A value the user set wins; a cluster a run joins is left as it is."""
+    from ray._private import ray_constants
+
+    os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
+    ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(LOOPBACK_ONLY_ENV, True)
+
+
 def joins_existing_cluster(ray_init) -> bool:
     """verl's ``run_ppo`` connects to a running cluster when ``ray_init.address`` or ``RAY_ADDRESS`` says so (as in
     every Ray job) instead of starting a local one; ``address: local`` starts a new local one (beside another run's,
@@ -141,9 +155,11 @@ def prepare_config(config: DictConfig) -> DictConfig:
             # num_cpus/num_gpus when connecting. A CPU cluster advertises its trainer slots with `ray start --num-gpus`.
             for key in ("num_cpus", "num_gpus"):
                 ray_init.pop(key, None)
-        elif plugin.CPU_PLATFORM_ACTIVE and ray_init.get("num_gpus") is None:
-            # verl's resource pools count Ray "GPU"s; on CPU they are logical trainer slots.
-            ray_init.num_gpus = config.trainer.nnodes * config.trainer.n_gpus_per_node
+        else:
+            keep_ray_on_loopback()
+            if plugin.CPU_PLATFORM_ACTIVE and ray_init.get("num_gpus") is None:
+                # verl's resource pools count Ray "GPU"s; on CPU they are logical trainer slots.
+                ray_init.num_gpus = config.trainer.nnodes * config.trainer.n_gpus_per_node
     return config
 
 

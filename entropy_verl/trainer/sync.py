@@ -80,6 +80,13 @@ DEFAULT_WORKER_CHECK_S = 5.0  # how often the trainer asks Ray for dead workers 
 NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 
 
+def ray_node_addresses() -> list[str]:
+    """The addresses the live nodes of this run's Ray cluster advertise (a local run's: 127.0.0.1 only)."""
+    import ray
+
+    return sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]})
+
+
 @register_trainer(TRAINER_NAME)
 class EntropySyncTrainer(PPOTrainerSync):
     def __init__(self, config):
@@ -87,6 +94,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         # their first run, still before any worker starts (~0.2 s). Returns the parsed entropy_verl block.
         self.entropy_config = validate(config, in_trainer=True)
         print(f"[entropy_verl] objective: {objective(config, self.entropy_config)}", flush=True)
+        print(f"[entropy_verl] Ray nodes: {', '.join(ray_node_addresses())}", flush=True)
         self.control = EntropyControl(self.entropy_config)
         self.loss_methods = self.entropy_config.loss_methods
         self.needs_vocab_stats = self.entropy_config.needs(VOCAB_STATS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,12 @@ def metrics_rows(run_dir) -> list[dict]:
     return [
         {"step": r["step"], **r["data"]} for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
     ]
+
+
+def assert_loopback_only(output: str) -> None:
+    """A run that started its own Ray cluster kept every node on 127.0.0.1 (the trainer prints the nodes' addresses)."""
+    nodes = re.findall(r"\[entropy_verl\] Ray nodes: (.*)", output)
+    assert nodes and all(line.strip() == "127.0.0.1" for line in nodes), nodes
 
 
 @pytest.fixture
@@ -60,6 +67,7 @@ def smoke_run(tmp_path):
             cwd=REPO,
         )
         assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-5000:])
+        assert_loopback_only(out.stdout + out.stderr)
         rows = metrics_rows(run_dir)
         assert len(rows) == 2
         for row in rows:
