@@ -126,6 +126,44 @@ def client_for(address: str):
         raise SystemExit(f"launch: cannot reach the Ray job server at {address}: {reason}") from None
 
 
+CPUS_PER_SLOT = 3  # verl's RayResourcePool bundle per trainer slot: {"CPU": max_colocate_count (3), "GPU": 1}
+
+
+def cluster_size(overrides: list[str], nnodes: int | None, gpus_per_node: int | None) -> tuple[int, int]:
+    """(nodes, trainer slots per node) the job will ask for: the options, else the overrides, else the hardware
+    group's defaults (hardware=cluster_gpu: 8 per node; the embedded default: 1)."""
+    placed = dict(key_value(o) for o in overrides if "=" in o and not o.startswith("~"))
+    nodes = nnodes or int(placed.get("trainer.nnodes", 1))
+    default_slots = 8 if placed.get("hardware") == "cluster_gpu" else 1
+    return nodes, gpus_per_node or int(placed.get("trainer.n_gpus_per_node", default_slots))
+
+
+def placement_problem(nodes_resources: list[dict], nodes: int, slots: int) -> str | None:
+    """Why a cluster whose alive nodes have ``nodes_resources`` (Ray's total resources per node) cannot place a job
+    of ``nodes`` x ``slots`` trainer slots, or None when it can: verl places each node's slots together, every slot
+    taking {CPU: 3, GPU: 1}, and a job that cannot be placed waits forever without an error."""
+    need = {"CPU": CPUS_PER_SLOT * slots, "GPU": slots}
+    fit = [r for r in nodes_resources if all(r.get(k, 0) >= v for k, v in need.items())]
+    if len(fit) >= nodes:
+        return None
+    have = "; ".join(f"{{CPU: {r.get('CPU', 0):g}, GPU: {r.get('GPU', 0):g}}}" for r in nodes_resources) or "none"
+    return (
+        f"launch: the cluster cannot place this job: it needs {nodes} node(s) with {{CPU: {need['CPU']}, GPU: "
+        f"{need['GPU']}}} each (verl: {CPUS_PER_SLOT} CPUs and 1 GPU per trainer slot, {slots} slot(s) per node), "
+        f"and {len(fit)} of the alive nodes have it (nodes: {have}); Ray would wait for them forever"
+    )
+
+
+def check_placement(address: str, spec: JobSpec) -> None:
+    """Refuse, in one line, a job the cluster's nodes cannot place (read through the dashboard's state API)."""
+    from ray.util.state import list_nodes
+
+    alive = [n for n in list_nodes(address=address, detail=True) if n.state == "ALIVE"]
+    nodes, slots = cluster_size(spec.overrides, spec.nnodes, spec.gpus_per_node)
+    if problem := placement_problem([dict(n.resources_total) for n in alive], nodes, slots):
+        raise SystemExit(problem)
+
+
 def submit(client, spec: JobSpec) -> str:
     """Submit ``spec``; returns the job's submission id."""
     submission_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
@@ -258,6 +296,7 @@ def submit_main(argv: list[str] | None = None) -> int:
         print(spec.runtime_env())
         return 0
     client = client_for(args.address)
+    check_placement(args.address, spec)
     job_id = submit(client, spec)
     print(f"submitted {spec.name}: job id {job_id} ({args.address})", flush=True)
     if args.no_wait:

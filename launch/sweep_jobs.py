@@ -22,6 +22,7 @@ import time
 from ray_jobs import (
     TERMINAL,
     add_job_arguments,
+    check_placement,
     client_for,
     key_value,
     parse_with_overrides,
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             print(submit_command(args, spec))
         return 0
     client = client_for(args.address)
+    for spec in specs:  # before any is submitted: a sweep is placed whole or not at all
+        check_placement(args.address, spec)
     submitted: dict[str, str] = {}  # job id -> run name
     for spec in specs:
         while (

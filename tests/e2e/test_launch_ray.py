@@ -87,6 +87,11 @@ def metrics_rows(run_root, name):
 def test_submit_a_job_then_a_two_job_sweep_on_a_local_ray_head(ray_head, tmp_path, smoke_overrides, launch):
     run_root = str(tmp_path / "runs")
     common = ["--address", ray_head, "--python", sys.executable, "--run-root", run_root]
+    # the head has 32 CPUs and 2 trainer slots: 3 slots on one node cannot be placed, and are refused before submitting
+    out = launch("submit", *common, "--name", "big", "--gpus-per-node", "3", *smoke_overrides)
+    assert out.returncode != 0 and out.stderr.strip().splitlines()[-1].startswith(
+        "launch: the cluster cannot place this job: it needs 1 node(s) with {CPU: 9, GPU: 3}"
+    ), out.stderr[-2000:]
     out = launch("submit", *common, "--name", "one", *smoke_overrides)
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
     assert "job id one-" in out.stdout and "SUCCEEDED" in out.stdout

@@ -118,3 +118,23 @@ def test_an_unreachable_address_is_one_line_and_quick(launch):
         assert out.returncode != 0 and words in out.stderr, out.stderr[-2000:]
         assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert time.monotonic() - start < 30
+
+
+def test_a_job_the_clusters_nodes_cannot_place_is_refused_in_one_line():
+    """verl places each node's trainer slots together, {CPU: 3, GPU: 1} each; Ray would wait forever for nodes that
+    do not exist."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "launch"))
+    import ray_jobs
+
+    nodes = [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}]  # the first has too few CPUs for one slot
+    assert ray_jobs.placement_problem(nodes, nodes=1, slots=1) is None
+    two = ray_jobs.placement_problem(nodes, nodes=2, slots=1)
+    assert "needs 2 node(s) with {CPU: 3, GPU: 1} each" in two and "1 of the alive nodes have it" in two
+    assert "{CPU: 2, GPU: 1}; {CPU: 8, GPU: 1}" in two and "\n" not in two
+    assert "{CPU: 6, GPU: 2}" in ray_jobs.placement_problem(nodes, nodes=1, slots=2)
+    assert ray_jobs.cluster_size(["hardware=cluster_gpu"], None, None) == (1, 8)
+    assert ray_jobs.cluster_size(["trainer.nnodes=2", "trainer.n_gpus_per_node=4"], None, None) == (2, 4)
+    assert ray_jobs.cluster_size(["trainer.nnodes=2"], 3, 2) == (3, 2)  # the options win
