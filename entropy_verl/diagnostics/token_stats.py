@@ -20,10 +20,18 @@ import torch
 
 from entropy_verl import metric_names
 from entropy_verl.losses import LossContext
-from entropy_verl.losses.clip_b import discriminator_s
-from entropy_verl.losses.clip_v import expected_discriminator
-from entropy_verl.losses.covariance import token_covariance
-from entropy_verl.losses.masked import masked_mean_std
+from entropy_verl.losses.clip_b import discriminator_mean_std, valid_discriminator
+from entropy_verl.losses.clip_v import vocab_discriminator_gap
+from entropy_verl.losses.covariance import valid_covariance
+from entropy_verl.losses.masked import (
+    OrderStatistics,
+    chunked_reduce,
+    chunked_sum,
+    numpy_summary,
+    valid,
+    valid_count,
+    valid_order,
+)
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 THRESHOLDS = (0.1, 0.5, 1.0, 2.0)  # nats
@@ -32,22 +40,32 @@ THRESHOLDS = (0.1, 0.5, 1.0, 2.0)  # nats
 def entropy_distribution(
     ctx: LossContext, rows: torch.Tensor | None = None, data_source: str | None = None
 ) -> dict[str, float]:
-    """Quantiles of the valid tokens' entropy and the fractions above fixed thresholds, over the step or over the
-    ``rows`` (a boolean per response) of one ``data_source`` (which also get their mean: ``actor/entropy`` is the
-    step's)."""
-    mask = ctx.response_mask if rows is None else ctx.response_mask & rows[:, None]
-    values = ctx.old_entropy[mask].double().cpu().numpy()
-    if values.size == 0:
+    """Quantiles of the valid tokens' entropy and the fractions above fixed thresholds (numpy's, on the float64
+    values), over the step or over the ``rows`` (a boolean per response) of one ``data_source`` (which also get their
+    mean: ``actor/entropy`` is the step's)."""
+    if rows is None:  # the step's order statistics are shared with 80/20's and SENT's quantiles
+        values, order = valid(ctx, "old_entropy"), valid_order(ctx, "old_entropy")
+    else:
+        values = ctx.old_entropy[ctx.response_mask & rows[:, None]]
+        order = OrderStatistics(values)
+    n = values.numel()
+    if n == 0:
         return {}
-    metrics = {} if data_source is None else {metric_names.diagnostic("mean", data_source): float(values.mean())}
+    metrics = {}
+    if data_source is not None:
+        metrics[metric_names.diagnostic("mean", data_source)] = float(values.sum(dtype=torch.float64)) / n
+    quantiles, above = numpy_summary(order, QUANTILES, THRESHOLDS)
     metrics.update(
         {
-            metric_names.diagnostic(f"p{round(q * 100)}", data_source): float(v)
-            for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
+            metric_names.diagnostic(f"p{round(q * 100)}", data_source): v
+            for q, v in zip(QUANTILES, quantiles, strict=True)
         }
     )
     metrics.update(
-        {metric_names.diagnostic(f"frac_above_{t:g}", data_source): float((values > t).mean()) for t in THRESHOLDS}
+        {
+            metric_names.diagnostic(f"frac_above_{t:g}", data_source): count / n
+            for t, count in zip(THRESHOLDS, above, strict=True)
+        }
     )
     return metrics
 
@@ -65,26 +83,37 @@ def entropy_by_data_source(ctx: LossContext, data_sources: list[str]) -> dict[st
 
 
 def entropy_by_advantage_sign(ctx: LossContext) -> dict[str, float]:
+    """Mean entropy of the valid tokens with positive, and with negative, advantage."""
+
+    def sums(entropy, advantages):
+        sign = advantages.sign()  # float masks without a comparison's bools: pos 1 where A > 0, neg 1 where A < 0
+        pos = sign.clamp(min=0)
+        neg = pos - sign
+        return torch.stack([(entropy * pos).sum(), pos.sum(), (entropy * neg).sum(), neg.sum()]).double()
+
+    fields = valid(ctx, "old_entropy"), valid(ctx, "advantages")
+    pos_sum, pos_count, neg_sum, neg_count = chunked_reduce(sums, lambda s: s.sum(0), *fields).tolist()
     out = {}
-    for name, sign in (("pos_adv", ctx.advantages > 0), ("neg_adv", ctx.advantages < 0)):
-        selected = ctx.response_mask & sign
-        if selected.any():
-            out[metric_names.diagnostic(f"{name}_mean")] = float(masked_mean_std(ctx.old_entropy, selected)[0])
+    for name, total, count in (("pos_adv", pos_sum, pos_count), ("neg_adv", neg_sum, neg_count)):
+        if count:
+            out[metric_names.diagnostic(f"{name}_mean")] = total / count
     return out
 
 
 def logp_advantage_covariance(ctx: LossContext) -> float:
     """mean over valid tokens of (log p - mean log p)(A - mean A): the mean of Clip-Cov's per-token covariance."""
-    return float(token_covariance(ctx)[ctx.response_mask].mean()) if ctx.response_mask.any() else math.nan
+    return float(valid_covariance(ctx).mean()) if valid_count(ctx) else math.nan
 
 
 def predicted_entropy_change(ctx: LossContext) -> float:
     """-token-mean(A (S - E[S])): the first-order entropy change of a policy-gradient step on these tokens, per unit
     step size, for a softmax over free logits (exact there; a predictor up to scale for a network). E[S] is Clip-V's
     per-position expectation when the full-vocabulary sums are there, else the batch mean of S (as Clip-B uses)."""
-    s = discriminator_s(ctx)
-    expected = expected_discriminator(ctx) if ctx.old_sum_p2 is not None else masked_mean_std(s, ctx.response_mask)[0]
-    return -float(masked_mean_std(ctx.advantages * (s - expected), ctx.response_mask)[0])
+    advantages, n = valid(ctx, "advantages"), max(valid_count(ctx), 1)
+    if ctx.old_sum_p2 is not None:  # S - E[S] = -(N - S), Clip-V's gap, exactly (rounding is sign-symmetric)
+        return chunked_sum(torch.mul, advantages, vocab_discriminator_gap(ctx)) / n
+    mean = discriminator_mean_std(ctx)[0]
+    return -chunked_sum(lambda a, s: a * (s - mean), advantages, valid_discriminator(ctx)) / n
 
 
 def step_diagnostics(ctx: LossContext, data_sources: list[str] | None = None) -> dict[str, float]:
@@ -92,14 +121,16 @@ def step_diagnostics(ctx: LossContext, data_sources: list[str] | None = None) ->
     each response's data source, the entropy per source."""
     metrics = {**entropy_distribution(ctx), **entropy_by_advantage_sign(ctx)}
     metrics.update(entropy_by_data_source(ctx, data_sources) if data_sources else {})
-    if ctx.response_mask.any():
-        valid = discriminator_s(ctx)[ctx.response_mask]
+    n = valid_count(ctx)
+    if n:
+        s_mean, s_std = discriminator_mean_std(ctx)
+        s_negative = chunked_reduce(lambda s: torch.count_nonzero(s < 0), torch.sum, valid_discriminator(ctx))
         metrics.update(
             {
                 metric_names.diagnostic("cov_logp_adv"): logp_advantage_covariance(ctx),
-                metric_names.diagnostic("s_mean"): float(valid.mean()),
-                metric_names.diagnostic("s_std"): float(valid.std(unbiased=False)),
-                metric_names.diagnostic("s_neg_frac"): float((valid < 0).double().mean()),
+                metric_names.diagnostic("s_mean"): float(s_mean),
+                metric_names.diagnostic("s_std"): float(s_std),
+                metric_names.diagnostic("s_neg_frac"): int(s_negative) / n,
                 metric_names.diagnostic("predicted_change"): predicted_entropy_change(ctx),
             }
         )

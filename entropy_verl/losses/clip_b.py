@@ -18,8 +18,8 @@ import torch
 
 from entropy_verl.registry import register
 
-from .context import LossContext
-from .masked import masked_mean_std, valid_token_mean
+from .context import LossContext, memoized
+from .masked import chunked_map, mean_std, valid, valid_token_mean
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,37 @@ class ClipBConfig:
             raise ValueError(f"mu must be >= 0, got {self.mu}")
 
 
+def discriminator(old_log_prob: torch.Tensor, old_entropy: torch.Tensor) -> torch.Tensor:
+    """S = p (H + log p), elementwise, from the sampling policy's log-prob and entropy."""
+    return torch.exp(old_log_prob) * (old_entropy + old_log_prob)
+
+
 def discriminator_s(ctx: LossContext) -> torch.Tensor:
-    return ctx.old_prob * (ctx.old_entropy + ctx.old_log_prob)
+    """S_t of every token, (bsz, T)."""
+    return discriminator(ctx.old_log_prob, ctx.old_entropy)
+
+
+def valid_discriminator(ctx: LossContext) -> torch.Tensor:
+    """S_t at the valid tokens, flat (``masked.valid``'s order); once per step on the driver's context."""
+    return memoized(
+        ctx,
+        "discriminator",
+        lambda: chunked_map(discriminator, valid(ctx, "old_log_prob"), valid(ctx, "old_entropy")),
+    )
+
+
+def discriminator_mean_std(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and population std of S_t over the valid tokens; once per step on the driver's context."""
+    return memoized(ctx, "discriminator_mean_std", lambda: mean_std(valid_discriminator(ctx)))
 
 
 def clip_b_stats(ctx: LossContext, cfg: ClipBConfig) -> dict[str, float]:
     """Mean and std of S_t over the valid tokens, for ``ctx.stats`` (arXiv:2602.03392, Eq. 12-14): over the whole
     step on the driver, or over each micro-batch (``scope: micro_batch``).
 
-    Reads: ``ctx.old_log_prob``, ``ctx.old_prob``, ``ctx.old_entropy`` (S_t, by ``discriminator_s``),
-    ``ctx.response_mask``.
+    Reads: ``ctx.old_log_prob``, ``ctx.old_entropy`` (S_t, by ``valid_discriminator``), ``ctx.response_mask``.
     """
-    mean, std = masked_mean_std(discriminator_s(ctx), ctx.response_mask)
+    mean, std = discriminator_mean_std(ctx)
     return {"s_mean": mean.item(), "s_std": std.item()}
 
 

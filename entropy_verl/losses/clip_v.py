@@ -21,9 +21,20 @@ import torch
 
 from entropy_verl.registry import VOCAB_STATS, register
 
-from .clip_b import discriminator_s
-from .context import LossContext
-from .masked import masked_mean_std, selection_count, valid_token_mean
+from .clip_b import valid_discriminator
+from .context import LossContext, memoized
+from .masked import (
+    OrderStatistics,
+    chunked_map,
+    chunked_nonzero,
+    mean_std,
+    padded_selection,
+    selection_count,
+    top_k,
+    valid,
+    valid_count,
+    valid_token_mean,
+)
 
 MIN_SIGMA = 1e-12
 
@@ -42,19 +53,25 @@ class ClipVConfig:
             raise ValueError(f"max_frac must be in (0, 1], got {self.max_frac}")
 
 
-def expected_discriminator(ctx: LossContext) -> torch.Tensor:
-    """N_t = E_{i~pi_t}[S_i] = H sum p^2 + sum p^2 log p, from the sampling policy's full-vocabulary sums."""
+def vocab_discriminator_gap(ctx: LossContext) -> torch.Tensor:
+    """x_t = N_t - S_t at the valid tokens, flat (``masked.valid``'s order), with N_t = E_{i~pi_t}[S_i] = H sum p^2 +
+    sum p^2 log p from the sampling policy's full-vocabulary sums; once per step on the driver's context."""
     if ctx.old_sum_p2 is None or ctx.old_sum_p2_logp is None:
         raise RuntimeError(
             "clip_v needs the sampling policy's sum p^2 and sum p^2 log p per token, which the entropy_sync "
             "trainer asks verl's old-log-prob forward for; none arrived"
         )
-    return ctx.old_entropy * ctx.old_sum_p2 + ctx.old_sum_p2_logp
-
-
-def vocab_discriminator_gap(ctx: LossContext) -> torch.Tensor:
-    """x_t = N_t - S_t from the sampling policy."""
-    return expected_discriminator(ctx) - discriminator_s(ctx)
+    return memoized(
+        ctx,
+        "vocab_discriminator_gap",
+        lambda: chunked_map(
+            lambda h, p2, p2_logp, s: (h * p2 + p2_logp) - s,
+            valid(ctx, "old_entropy"),
+            valid(ctx, "old_sum_p2"),
+            valid(ctx, "old_sum_p2_logp"),
+            valid_discriminator(ctx),
+        ),
+    )
 
 
 def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Generator) -> torch.Tensor:
@@ -62,23 +79,21 @@ def clip_v_selection(ctx: LossContext, cfg: ClipVConfig, generator: torch.Genera
     unused.
 
     Reads: ``ctx.advantages``, ``ctx.response_mask``, and for x_t = N_t - S_t (``vocab_discriminator_gap``)
-    ``ctx.old_entropy``, ``ctx.old_sum_p2``, ``ctx.old_sum_p2_logp``, ``ctx.old_log_prob``, ``ctx.old_prob``.
+    ``ctx.old_entropy``, ``ctx.old_sum_p2``, ``ctx.old_sum_p2_logp``, ``ctx.old_log_prob``.
     """
-    mask = ctx.response_mask
     x = vocab_discriminator_gap(ctx).float()
-    n = int(mask.sum())
-    dropped = torch.zeros_like(x)
+    n = valid_count(ctx)
     if n == 0:
-        return dropped
-    _, sigma = masked_mean_std(x, mask)  # population std, over every valid token
+        return torch.zeros(ctx.response_mask.shape, dtype=torch.float32, device=x.device)
+    _, sigma = mean_std(x)  # population std, over every valid token
     if sigma < MIN_SIGMA:
-        return dropped
-    candidates = mask & (ctx.advantages < 0) & (x > cfg.mu * sigma)
+        return torch.zeros(ctx.response_mask.shape, dtype=torch.float32, device=x.device)
+    threshold = cfg.mu * sigma
+    candidates = chunked_nonzero(lambda a, v: (a < 0) & (v > threshold), valid(ctx, "advantages"), x)
     cap = selection_count(cfg.max_frac, n)
-    if int(candidates.sum()) > cap:  # keep the cap most violating
-        top = torch.topk(x.masked_fill(~candidates, float("-inf")).flatten(), cap).indices
-        candidates = torch.zeros_like(candidates).flatten().index_fill_(0, top, True).view_as(candidates)
-    return dropped.masked_fill_(candidates, 1.0)
+    if candidates.numel() > cap:  # keep the cap most violating (ties at the cut: the first ones)
+        candidates = candidates[top_k(OrderStatistics(x[candidates]), cap)]
+    return padded_selection(ctx, [(candidates, 1.0)], torch.float32)
 
 
 @register("clip_v", kind="weight", config=ClipVConfig, step_selection=clip_v_selection, needs=(VOCAB_STATS,))

@@ -39,6 +39,10 @@ class LossContext:
     # the method being run: its statistics (whole-step or micro-batch, by its scope) and its driver-side selection
     stats: dict[str, float] = field(default_factory=dict)
     selection: torch.Tensor | None = None
+    # the driver's whole-step context only (``of_sampling_policy``): values derived from its fields once and shared by
+    # every method and the diagnostics of the step (``memoized``). Not an __init__ argument, so ``for_method``'s
+    # dataclasses.replace does not copy it into a method's view; never compared.
+    memo: StepMemo | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of_sampling_policy(
@@ -46,7 +50,7 @@ class LossContext:
     ) -> LossContext:
         """The whole step's batch as the driver sees it before the update: only the sampling policy's quantities
         (what selection statistics and driver-side token selections are computed from)."""
-        return cls(
+        ctx = cls(
             log_prob=old_log_prob,
             old_log_prob=old_log_prob,
             advantages=advantages,
@@ -56,6 +60,8 @@ class LossContext:
             old_sum_p2=old_sum_p2,
             old_sum_p2_logp=old_sum_p2_logp,
         )
+        ctx.memo = StepMemo()
+        return ctx
 
     def for_method(self, spec, cfg) -> LossContext:
         """The view the registered method ``spec`` sees: its own ``stats`` and ``selection``, and every controller
@@ -97,6 +103,44 @@ class LossContext:
     def old_prob(self) -> torch.Tensor:
         """Probability of each sampled token under the policy that sampled it (what selection statistics use)."""
         return torch.exp(self.old_log_prob)
+
+
+SAMPLING_FIELDS = ("old_log_prob", "advantages", "response_mask", "old_entropy", "old_sum_p2", "old_sum_p2_logp")
+
+
+class StepMemo:
+    """Values derived from a context's sampling-policy fields (``SAMPLING_FIELDS``), valid while those fields are the
+    same tensors, unmodified: a field replaced or changed in place (its version counter) drops every value."""
+
+    def __init__(self):
+        self.fields: tuple = ()  # ((tensor, version), ...) the values were computed from
+        self.values: dict = {}
+
+    def current(self, ctx: LossContext) -> dict:
+        fields = tuple((t, _version(t)) for t in (getattr(ctx, name) for name in SAMPLING_FIELDS))
+        same = len(fields) == len(self.fields) and all(
+            a is b and va == vb for (a, va), (b, vb) in zip(fields, self.fields, strict=True)
+        )
+        if not same:
+            self.fields, self.values = fields, {}
+        return self.values
+
+
+def _version(tensor: torch.Tensor | None) -> int:
+    if tensor is None or tensor.is_inference():  # inference tensors keep no version counter
+        return 0
+    return tensor._version
+
+
+def memoized(ctx: LossContext, key, compute):
+    """``compute()``, computed once per step on the driver's whole-step context and shared; on any other context
+    (a worker's micro-batch, a method's view) simply computed."""
+    if ctx.memo is None:
+        return compute()
+    values = ctx.memo.current(ctx)
+    if key not in values:
+        values[key] = compute()
+    return values[key]
 
 
 def split_broadcast(values: dict[str, float]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:

@@ -20,19 +20,68 @@ import torch
 
 from entropy_verl.registry import register
 
-from .context import LossContext
-from .masked import selected_token_mean, selection_count, valid_token_mean
+from .context import LossContext, memoized
+from .masked import (
+    OrderStatistics,
+    chunked_map,
+    nth_true,
+    padded_selection,
+    selected_token_mean,
+    selection_count,
+    top_k,
+    valid,
+    valid_count,
+    valid_token_mean,
+)
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
 
 
+def valid_covariance(ctx: LossContext) -> torch.Tensor:
+    """Cov_t at the valid tokens of ``ctx``, flat (``masked.valid``'s order), with the means over them; once per step on
+    the driver's context, for every method and the diagnostics."""
+
+    def compute():
+        adv, logp = valid(ctx, "advantages"), valid(ctx, "old_log_prob")
+        count = torch.tensor(max(valid_count(ctx), 1), device=adv.device)
+        adv_mean, logp_mean = adv.sum() / count, logp.sum() / count
+        return chunked_map(lambda a, lp: (a - adv_mean).mul_(lp - logp_mean), adv, logp)
+
+    return memoized(ctx, "covariance", compute)
+
+
+def covariance_order(ctx: LossContext) -> OrderStatistics:
+    """``OrderStatistics`` of Cov_t over the valid tokens; once per step on the driver's context (KL-Cov, SENT)."""
+    return memoized(ctx, "covariance_order", lambda: OrderStatistics(valid_covariance(ctx)))
+
+
 def token_covariance(ctx: LossContext) -> torch.Tensor:
-    """Cov_t over the valid tokens of ``ctx``; -inf at padding so it is never selected."""
-    mask = ctx.response_mask
-    count = mask.sum().clamp(min=1)
-    adv_mean = (ctx.advantages * mask).sum() / count
-    logp_mean = (ctx.old_log_prob * mask).sum() / count
-    cov = (ctx.advantages - adv_mean) * (ctx.old_log_prob - logp_mean)
-    return cov.masked_fill(~mask, float("-inf"))
+    """Cov_t over the valid tokens of ``ctx``, (bsz, T); -inf at padding so it is never selected."""
+    cov = valid_covariance(ctx)
+    padded = torch.full(ctx.response_mask.shape, float("-inf"), dtype=cov.dtype, device=cov.device)
+    return padded.masked_scatter_(ctx.response_mask, cov)
+
+
+RANDPERM_SHUFFLE_MAX = (2**32 - 1) // 20  # below this n, torch's CPU randperm is the forward Fisher-Yates shuffle
+
+
+def randperm_prefix(n: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``torch.randperm(n, generator=generator)[:count]``, the generator left where randperm leaves it, without
+    shuffling all n (a step's Clip-Cov candidates are millions, its draw thousands). torch's CPU randperm swaps entry i
+    with entry i + random() % (n - i) for i = 0 .. n - 2, one 32-bit draw each, so its first ``count`` entries follow
+    from the first ``count`` draws; the remaining draws are made and dropped. The draws are read as 64-bit integers
+    (torch's only full-width read), two 32-bit draws each, the first in the high word."""
+    if generator.device.type != "cpu" or count >= n - 1 or n >= RANDPERM_SHUFFLE_MAX:
+        return torch.randperm(n, generator=generator)[:count]
+    words = torch.empty((count + 1) // 2, dtype=torch.int64).random_(-(2**63), None, generator=generator)
+    draws = words.view(torch.int32).view(-1, 2).flip(1).reshape(-1).to(torch.int64) & 0xFFFFFFFF  # little-endian
+    offsets = draws[:count] % (n - torch.arange(count))
+    moved, first = {}, []
+    for i, offset in enumerate(offsets.tolist()):
+        j = i + offset
+        first.append(moved.get(j, j))  # entry i takes entry j's value, final from here on
+        moved[j] = moved.get(i, i)
+    torch.empty(n - 1 - draws.numel(), dtype=torch.bool).random_(generator=generator)  # one 32-bit draw each
+    return torch.tensor(first, dtype=torch.int64)
 
 
 @dataclass(frozen=True)
@@ -54,17 +103,17 @@ class ClipCovConfig:
 
 def clip_cov_selection(ctx: LossContext, cfg: ClipCovConfig, generator: torch.Generator) -> torch.Tensor:
     """1 on ratio * N tokens drawn with ``generator`` among those with lower_bound < Cov_t < upper_bound, 0 elsewhere
-    (arXiv:2505.22617, Sec. 4, Eq. 10-12).
+    (arXiv:2505.22617, Sec. 4, Eq. 10-12): the candidates in row-major order, the first ratio * N of a
+    ``torch.randperm`` of them.
 
-    Reads: ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``token_covariance``), ``ctx.response_mask``.
+    Reads: ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``valid_covariance``), ``ctx.response_mask``.
     """
-    cov = token_covariance(ctx)
-    candidates = torch.nonzero(ctx.response_mask & (cov > cfg.lower_bound) & (cov < cfg.upper_bound))
-    count = selection_count(cfg.ratio, int(ctx.response_mask.sum()))
-    chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count]]
-    selected = torch.zeros_like(cov)
-    selected[chosen[:, 0], chosen[:, 1]] = 1.0
-    return selected
+    cov = valid_covariance(ctx)
+    candidates = chunked_map(lambda c: (c > cfg.lower_bound) & (c < cfg.upper_bound), cov)
+    count = selection_count(cfg.ratio, valid_count(ctx))
+    # the drawn ranks among the candidates in row-major order (torch.nonzero's), without listing the millions of them
+    drawn = randperm_prefix(int(torch.count_nonzero(candidates)), count, generator)
+    return padded_selection(ctx, [(nth_true(candidates, drawn.to(cov.device)), 1.0)], cov.dtype)
 
 
 @register("clip_cov_global", kind="weight", config=ClipCovConfig, step_selection=clip_cov_selection)
@@ -93,16 +142,13 @@ class KLCovConfig:
 
 
 def kl_cov_selection(ctx: LossContext, cfg: KLCovConfig, generator: torch.Generator) -> torch.Tensor:
-    """1 on the ratio * N tokens with the highest Cov_t, 0 elsewhere (arXiv:2505.22617, Sec. 4, Eq. 10-12); the
-    generator is unused.
+    """1 on the ratio * N tokens with the highest Cov_t, 0 elsewhere (arXiv:2505.22617, Sec. 4, Eq. 10-12); of tokens
+    tied at the cut, the first in row-major order; the generator is unused.
 
-    Reads: ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``token_covariance``), ``ctx.response_mask``.
+    Reads: ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``valid_covariance``), ``ctx.response_mask``.
     """
-    cov = token_covariance(ctx).flatten()
-    top = torch.topk(cov, selection_count(cfg.ratio, int(ctx.response_mask.sum()))).indices
-    selected = torch.zeros_like(cov)
-    selected[top] = 1.0
-    return selected.view_as(ctx.advantages)
+    top = top_k(covariance_order(ctx), selection_count(cfg.ratio, valid_count(ctx)))
+    return padded_selection(ctx, [(top, 1.0)], valid_covariance(ctx).dtype)
 
 
 def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,8 @@ import torch
 from entropy_verl.registry import register
 
 from .context import LossContext
-from .covariance import selected_kl_penalty, token_covariance
-from .masked import quantile, valid_token_mean
+from .covariance import covariance_order, selected_kl_penalty
+from .masked import extremes, padded_selection, valid, valid_count, valid_order, valid_quantile, valid_token_mean
 from .pg_unclipped import LOSS_MODE as PG_UNCLIPPED
 
 HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
@@ -44,24 +44,20 @@ def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator
     """Per-token penalty multiplier: 2 (high-Cov), 0.5 (low-Cov) or 0, among the low-entropy tokens
     (arXiv:2512.04359, Sec. 3, Eq. 7-8); the generator is unused.
 
-    Reads: ``ctx.old_entropy``, ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``token_covariance``),
+    Reads: ``ctx.old_entropy``, ``ctx.advantages``, ``ctx.old_log_prob`` (Cov_t, by ``valid_covariance``),
     ``ctx.response_mask``.
     """
-    mask = ctx.response_mask
-    weights = torch.zeros_like(ctx.advantages)
-    if not mask.any():
-        return weights
-    threshold = quantile(ctx.old_entropy[mask].float(), cfg.low_entropy_fraction)
-    low = mask & (ctx.old_entropy <= threshold)
-    m = int(cfg.k * int(low.sum()))
+    if valid_count(ctx) == 0:
+        return torch.zeros_like(ctx.advantages)
+    threshold = valid_quantile(ctx, "old_entropy", cfg.low_entropy_fraction)
+    entropy = valid(ctx, "old_entropy")
+    low = valid_order(ctx, "old_entropy").count_at_most(float(threshold))
+    m = int(cfg.k * low)
     if m == 0:
-        return weights
-    cov = token_covariance(ctx).flatten()
-    low = low.flatten()
-    flat = weights.flatten()
-    flat[torch.topk(cov.masked_fill(~low, float("inf")), m, largest=False).indices] = LOW_COV_WEIGHT
-    flat[torch.topk(cov.masked_fill(~low, float("-inf")), m).indices] = HIGH_COV_WEIGHT  # wins if the sets overlap
-    return flat.view_as(weights)
+        return torch.zeros_like(ctx.advantages)
+    lowest, highest = extremes(covariance_order(ctx), m, keep=lambda i: entropy[i] <= threshold, kept=low)
+    # of tokens tied at either cut, the first in row-major order; HIGH wins where the two sets overlap
+    return padded_selection(ctx, [(lowest, LOW_COV_WEIGHT), (highest, HIGH_COV_WEIGHT)], ctx.advantages.dtype)
 
 
 @register("sent", kind="term", config=SentConfig, step_selection=sent_selection, loss_mode=PG_UNCLIPPED)

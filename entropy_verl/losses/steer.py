@@ -19,7 +19,7 @@ import torch
 from entropy_verl.registry import register
 
 from .context import LossContext
-from .masked import valid_token_mean
+from .masked import chunked_reduce, valid, valid_count, valid_token_mean
 
 MIN_SCALE = 0.02  # floor of max|Omega| so a batch of near-zero changes is not stretched to lambda_min
 
@@ -38,20 +38,32 @@ class SteerConfig:
             raise ValueError(f"lambda_min must be in (0, 1], got {self.lambda_min}")
 
 
+def omega(advantages: torch.Tensor, old_log_prob: torch.Tensor, old_entropy: torch.Tensor) -> torch.Tensor:
+    """Omega = A (1 - p) (log p + H), elementwise: (A / pi_old) * pi (1 - pi) (log pi + H) with pi = pi_old."""
+    return (advantages * torch.exp(old_log_prob).neg_().add_(1.0)).mul_(old_log_prob + old_entropy)
+
+
 def entropy_change(ctx: LossContext) -> torch.Tensor:
-    p = ctx.old_prob  # (A / pi_old) * pi (1 - pi) with pi = pi_old
-    return ctx.advantages * (1.0 - p) * (ctx.old_log_prob + ctx.old_entropy) * ctx.response_mask
+    """Omega_t of every token, 0 at padding, (bsz, T)."""
+    return omega(ctx.advantages, ctx.old_log_prob, ctx.old_entropy) * ctx.response_mask
 
 
 def steer_stats(ctx: LossContext, cfg: SteerConfig) -> dict[str, float]:
     """max_t |Omega_t| over the valid tokens, for ``ctx.stats`` (arXiv:2510.10150, Eq. 8-10): over the whole step on the
     driver, or over each micro-batch (``scope: micro_batch``).
 
-    Reads: ``ctx.advantages``, ``ctx.old_log_prob``, ``ctx.old_prob``, ``ctx.old_entropy``, ``ctx.response_mask``
-    (Omega_t, by ``entropy_change``).
+    Reads: ``ctx.advantages``, ``ctx.old_log_prob``, ``ctx.old_entropy``, ``ctx.response_mask`` (Omega_t, by
+    ``omega``).
     """
-    omega = entropy_change(ctx).abs()
-    return {"omega_max": omega.max().item() if omega.numel() else 0.0}
+    if valid_count(ctx) == 0:
+        return {"omega_max": 0.0}
+
+    def largest(*fields):
+        low, high = torch.aminmax(omega(*fields))
+        return torch.maximum(low.abs(), high.abs())
+
+    fields = (valid(ctx, "advantages"), valid(ctx, "old_log_prob"), valid(ctx, "old_entropy"))
+    return {"omega_max": chunked_reduce(largest, torch.max, *fields).item()}
 
 
 @register("steer", kind="weight", config=SteerConfig, step_stats=steer_stats)
@@ -59,7 +71,7 @@ def steer_weight(ctx: LossContext, cfg: SteerConfig):
     """STEER's token weight lambda_t = clamp(exp(-k |Omega_t|), lambda_min, 1), or linear in |Omega_t| with
     ``mode: linear`` (arXiv:2510.10150, Sec. 3, Eq. 8-10).
 
-    Reads: ``ctx.stats`` (``omega_max`` of ``steer_stats``), ``ctx.advantages``, ``ctx.old_log_prob``, ``ctx.old_prob``,
+    Reads: ``ctx.stats`` (``omega_max`` of ``steer_stats``), ``ctx.advantages``, ``ctx.old_log_prob``,
     ``ctx.old_entropy``, ``ctx.response_mask`` (Omega_t, by ``entropy_change``).
     """
     scale = max(ctx.stats["omega_max"], MIN_SCALE)

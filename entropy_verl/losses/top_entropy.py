@@ -16,7 +16,7 @@ from typing import Literal
 from entropy_verl.registry import register
 
 from .context import LossContext
-from .masked import quantile, valid_token_mean
+from .masked import valid_count, valid_quantile, valid_token_mean
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,9 @@ def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, 
 
     Reads: ``ctx.old_entropy``, ``ctx.response_mask``.
     """
-    valid = ctx.old_entropy[ctx.response_mask]
-    if valid.numel() == 0:
+    if valid_count(ctx) == 0:
         return {"threshold": float("inf")}
-    return {"threshold": quantile(valid.float(), 1.0 - cfg.rho).item()}
+    return {"threshold": valid_quantile(ctx, "old_entropy", 1.0 - cfg.rho).item()}
 
 
 @register("top_entropy", kind="weight", config=TopEntropyConfig, step_stats=top_entropy_threshold)

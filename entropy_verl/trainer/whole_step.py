@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from entropy_verl.losses.context import LossContext
+from entropy_verl.losses.masked import flat_mean, valid_tokens
 
 
 @dataclass
@@ -30,8 +31,7 @@ class StepFields:
 
     def token_mean_entropy(self) -> float:
         """Token-mean over every valid response token of the step, whatever loss_agg_mode is."""
-        mask = self.response_mask.to(self.entropy.dtype)
-        return float((self.entropy * mask).sum() / mask.sum().clamp(min=1.0))
+        return float(flat_mean(valid_tokens(self.entropy, self.response_mask)))
 
     def rollout_log_prob_gap(self) -> dict[str, float]:
         """|rollout engine's log-prob - trainer's old log-prob| over valid tokens: ~1e-6 in fp32 when the rollout has

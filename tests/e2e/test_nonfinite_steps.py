@@ -6,14 +6,8 @@ and the run fails after ``max_nonfinite_steps`` bad steps in a row, with the cau
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
-
-ENV = {**os.environ, "HYDRA_FULL_ERROR": "1"}
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # The embedded task's reward, except NaN (a float that is not a number) for every fourth row of the dataset (never
 # row 0, which start-up validation scores). (A reward of None leaves verl with no score for the sample at all; the
@@ -29,35 +23,25 @@ def compute_score_components(data_source, solution_str, ground_truth, extra_info
 """
 
 
-def run(tmp_path, smoke, name, *overrides):
+def run(main_run, tmp_path, smoke, name, *overrides):
     reward = tmp_path / "flaky_reward.py"
     reward.write_text(REWARD)
     run_dir = tmp_path / name
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "entropy_verl.main",
-            *smoke,
-            f"reward.custom_reward_function.path={reward}",
-            "data.train_batch_size=8",  # 8 prompts a step: some row with index % 4 == 3 in every step
-            f"entropy_verl.run_dir={run_dir}",
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=ENV,
-        cwd=REPO,
+    out = main_run(
+        *smoke,
+        f"reward.custom_reward_function.path={reward}",
+        "data.train_batch_size=8",  # 8 prompts a step: some row with index % 4 == 3 in every step
+        f"entropy_verl.run_dir={run_dir}",
+        *overrides,
     )
     return out, run_dir
 
 
 @pytest.mark.slow
 def test_non_number_rewards_are_zeroed_counted_and_named_and_kept_ones_fail_the_run(
-    tmp_path, smoke_overrides, read_metrics
+    tmp_path, smoke_overrides, read_metrics, main_run
 ):
-    zeroed, run_dir = run(tmp_path, smoke_overrides, "zero")
+    zeroed, run_dir = run(main_run, tmp_path, smoke_overrides, "zero")
     assert zeroed.returncode == 0, zeroed.stderr[-4000:]
     rows = read_metrics(run_dir)
     assert len(rows) == 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from entropy_verl.losses import run_method
-from entropy_verl.losses.covariance import token_covariance
+from entropy_verl.losses.covariance import randperm_prefix, token_covariance
 
 
 def test_token_covariance_hand_computed_and_padding_never_selected(token_ctx):
@@ -34,6 +34,15 @@ def test_clip_cov_selection_is_seeded_bounded_and_counted(token_ctx, method):
     ctx.selections = {"clip_cov_global": sel}
     w, m = run_method(ctx, spec, cfg)
     assert torch.equal(w, 1.0 - sel) and m["clip_cov_global/detached_frac"] == pytest.approx(8 / n)
+
+
+@pytest.mark.parametrize(
+    ("n", "count"), [(0, 3), (1, 1), (2, 1), (5, 2), (5, 3), (5, 4), (7, 5), (1000, 7), (1000, 999), (3_000_000, 5001)]
+)
+def test_randperm_prefix_is_randperms_prefix_and_leaves_the_generator_as_randperm_does(n, count):
+    ours, theirs = torch.Generator().manual_seed(n + count), torch.Generator().manual_seed(n + count)
+    assert torch.equal(randperm_prefix(n, count, ours), torch.randperm(n, generator=theirs)[:count])
+    assert torch.equal(torch.randint(0, 2**62, (4,), generator=ours), torch.randint(0, 2**62, (4,), generator=theirs))
 
 
 def test_clip_cov_with_no_candidates_selects_nothing_and_without_the_trainer_fails_clearly(token_ctx, method):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from entropy_verl import registry
 from entropy_verl.config import load_registry
-from entropy_verl.diagnostics.token_stats import step_diagnostics
+from entropy_verl.diagnostics.token_stats import QUANTILES, THRESHOLDS, step_diagnostics
 from entropy_verl.losses.masked import TORCH_QUANTILE_MAX, quantile, selection_count
 from entropy_verl.trainer.whole_step import StepFields, whole_step_values
 
@@ -71,3 +72,113 @@ def test_quantile_is_torch_quantile_where_torch_works_and_exact_beyond():
     big = torch.arange(TORCH_QUANTILE_MAX * 2, dtype=torch.float32).flip(0)  # n - 1 = 2^25 - 1: rank 0.25 * that
     assert quantile(big, 0.25).item() == pytest.approx(0.25 * (2**25 - 1), abs=1.0)
     assert math.isnan(quantile(torch.empty(0), 0.5).item())
+
+
+# ---- the same selections and statistics as the straightforward whole-tensor code -------------------------------------
+
+
+def straightforward(ctx, methods, generator):
+    """What the driver computed before the chunked passes and the radix select (torch.topk, torch.randperm, masked
+    whole-tensor ops, torch.quantile, numpy's quantile): the reference for exactness."""
+    mask = ctx.response_mask
+    count = mask.sum().clamp(min=1)
+    cov = (ctx.advantages - (ctx.advantages * mask).sum() / count) * (
+        ctx.old_log_prob - (ctx.old_log_prob * mask).sum() / count
+    )
+    cov = cov.masked_fill(~mask, float("-inf"))
+    n, out = int(mask.sum()), {}
+    for spec, cfg in methods:
+        selected = torch.zeros_like(ctx.advantages)
+        if spec.name == "kl_cov_global":
+            selected.view(-1)[torch.topk(cov.flatten(), selection_count(cfg.ratio, n)).indices] = 1.0
+        elif spec.name == "clip_cov_global":
+            candidates = torch.nonzero(mask & (cov > cfg.lower_bound) & (cov < cfg.upper_bound))
+            chosen = candidates[torch.randperm(len(candidates), generator=generator)[: selection_count(cfg.ratio, n)]]
+            selected[chosen[:, 0], chosen[:, 1]] = 1.0
+        elif spec.name == "sent":
+            low = mask & (ctx.old_entropy <= torch.quantile(ctx.old_entropy[mask], cfg.low_entropy_fraction))
+            m = int(cfg.k * int(low.sum()))
+            flat = selected.view(-1)
+            flat[torch.topk(cov.masked_fill(~low, float("inf")).flatten(), m, largest=False).indices] = 0.5
+            flat[torch.topk(cov.masked_fill(~low, float("-inf")).flatten(), m).indices] = 2.0
+        elif spec.name == "clip_v":
+            s = ctx.old_prob * (ctx.old_entropy + ctx.old_log_prob)
+            x = ctx.old_entropy * ctx.old_sum_p2 + ctx.old_sum_p2_logp - s
+            sigma = ((x - x[mask].mean()) ** 2)[mask].mean().sqrt()
+            candidates = mask & (ctx.advantages < 0) & (x > cfg.mu * sigma)
+            top = torch.topk(x.masked_fill(~candidates, float("-inf")).flatten(), selection_count(cfg.max_frac, n))
+            selected.view(-1)[top.indices] = 1.0
+        elif spec.name == "top_entropy":
+            out["top_entropy/threshold"] = torch.quantile(ctx.old_entropy[mask], 1.0 - cfg.rho).item()
+            continue
+        else:
+            continue
+        out[spec.name] = selected
+    entropy = ctx.old_entropy[mask].double().numpy()
+    out.update(
+        {f"entropy/p{round(q * 100)}": v for q, v in zip(QUANTILES, np.quantile(entropy, QUANTILES), strict=True)}
+    )
+    out.update({f"entropy/frac_above_{t:g}": float((entropy > t).mean()) for t in THRESHOLDS})
+    out["entropy/cov_logp_adv"] = float(cov[mask].mean())
+    return out
+
+
+def test_selections_and_quantiles_are_the_straightforward_codes_on_the_radix_path(method):
+    """512 x 1024 tokens (the radix select's sizes), values with ties, -0.0 and tiny negative entropies; Clip-V with
+    more candidates than its cap. Every selection, threshold and entropy quantile is the reference's, exactly."""
+    gen = torch.Generator().manual_seed(3)
+    shape = (512, 1024)
+    entropy = (torch.rand(shape, generator=gen) * 24).round() / 8  # ties
+    entropy[:, ::9] = -0.0
+    entropy[:, 1::13] = -1e-7
+    old_log_prob = -torch.rand(shape, generator=gen) * 4
+    sum_p2 = torch.rand(shape, generator=gen) * 0.9 + 0.05
+    sum_p2_logp = sum_p2 * -torch.rand(shape, generator=gen) * 3
+    advantages = torch.randn(shape[0], 1, generator=gen).expand(shape)
+    mask = torch.ones(shape, dtype=torch.bool)
+    ctx = StepFields(mask, old_log_prob, entropy, sum_p2, sum_p2_logp).context(advantages)
+    load_registry()
+    methods = [
+        method("top_entropy"),
+        method("kl_cov_global"),
+        method("clip_cov_global", lower_bound=0.5, upper_bound=3.0),
+        method("sent", k=0.01),
+        method("clip_v", mu=1.0, max_frac=1e-3),
+    ]
+    stats, selections = whole_step_values(ctx, methods, torch.Generator().manual_seed(5))
+    metrics = step_diagnostics(ctx)
+    expected = straightforward(ctx, methods, torch.Generator().manual_seed(5))
+    for name, selected in selections.items():
+        assert torch.equal(selected, expected[name]), name
+    assert selections["clip_v"].sum() == selection_count(1e-3, mask.numel())  # the cap bit
+    assert stats["top_entropy/threshold"] == expected["top_entropy/threshold"]
+    for key in [k for k in expected if k.startswith("entropy/")]:
+        assert metrics[key] == expected[key], key
+
+
+def test_a_padded_step_selects_the_same_tokens_as_its_valid_tokens_packed(method):
+    """The selections of a step with padding are those of its valid tokens alone (packed into full rows), placed back
+    at the valid positions: the padding (garbage here) is never read."""
+    gen = torch.Generator().manual_seed(4)
+    rows, length = 64, 2048
+    lengths = torch.randint(length // 4, length + 1, (rows,), generator=gen)
+    mask = torch.arange(length)[None] < lengths[:, None]
+    n = int(mask.sum())
+    fields = [torch.rand(n, generator=gen) * 3, -torch.rand(n, generator=gen) * 4]
+    fields += [torch.rand(n, generator=gen) * 0.9 + 0.05, -torch.rand(n, generator=gen)]
+    advantages = torch.randn(rows, generator=gen).repeat_interleave(lengths)
+
+    def padded(values):
+        return torch.full((rows, length), 37.0).masked_scatter_(mask, values)
+
+    entropy, old_log_prob, sum_p2, sum_p2_logp = fields
+    packed = StepFields(
+        torch.ones(1, n, dtype=torch.bool), old_log_prob[None], entropy[None], sum_p2[None], sum_p2_logp[None]
+    )
+    with_padding = StepFields(mask, *(padded(f) for f in (old_log_prob, entropy, sum_p2, sum_p2_logp)))
+    methods = [method("kl_cov_global"), method("sent", k=0.01), method("clip_cov_global"), method("clip_v", mu=1.0)]
+    _, alone = whole_step_values(packed.context(advantages[None]), methods, torch.Generator().manual_seed(0))
+    _, placed = whole_step_values(with_padding.context(padded(advantages)), methods, torch.Generator().manual_seed(0))
+    for name in alone:
+        assert torch.equal(placed[name][mask], alone[name][0]) and not placed[name][~mask].any(), name
+    assert with_padding.token_mean_entropy() == pytest.approx(float(entropy.double().mean()), rel=1e-6)

@@ -9,7 +9,7 @@ cluster hardware group; on the CPU otherwise, at sizes a 2-core machine runs in 
    entropy, at the cluster's vocabulary: time and extra peak memory; on a GPU also both under ``torch.compile``.
 3. The driver's whole-step work (``trainer/whole_step.py``): the step's per-token fields padded once, every
    registered method's whole-step statistics and token selections, the entropy diagnostics, at 1024 x 8192 and
-   4096 x 8192 tokens: time and peak memory.
+   4096 x 8192 tokens: time and peak memory, each in a fresh process with the modules already imported.
 
 verl is needed only for verl's own baselines (its policy loss, its entropy): where only torch is installed (an
 accelerator machine), those columns say so and ours are still timed. Targets: token-weight losses <= 1.10x verl's
@@ -336,7 +336,11 @@ def driver_step(nested: dict) -> None:
 
 def _driver_probe(batch: int, length: int) -> dict:
     """Run in a fresh process: time and peak resident memory of one step's driver work (the fields as TQ hands them
-    are made first and not counted)."""
+    are made first, and the modules imported, as a running trainer has them: neither is counted)."""
+    import entropy_verl.diagnostics.token_stats  # noqa: F401
+    import entropy_verl.losses  # noqa: F401
+    import entropy_verl.trainer.whole_step  # noqa: F401
+
     nested = _nested_step(batch, length)
     before = _peak_rss_bytes()
     start = time.perf_counter()
