@@ -53,6 +53,7 @@ def test_non_number_rewards_are_zeroed_counted_and_named_and_kept_ones_fail_the_
     assert "non-finite reward" in zeroed.stderr + zeroed.stdout and "countdown3 #" in zeroed.stderr + zeroed.stdout
 
     kept, run_dir = run(
+        main_run,
         tmp_path,
         smoke_overrides,
         "keep",
