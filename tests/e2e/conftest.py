@@ -6,8 +6,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -51,33 +49,14 @@ def read_metrics():
     return metrics_rows
 
 
-def run_main(*overrides, timeout: float = 900) -> subprocess.CompletedProcess:
-    """``python -m entropy_verl.main <overrides>`` from the checkout, its output captured; asserts nothing (runs that
-    are meant to fail use it too)."""
-    return subprocess.run(
-        [sys.executable, "-m", "entropy_verl.main", *overrides],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        cwd=REPO,
-    )
-
-
 @pytest.fixture
-def main_run():
-    """``main_run(*overrides)``: see ``run_main``."""
-    return run_main
-
-
-@pytest.fixture
-def smoke_run(tmp_path):
+def smoke_run(tmp_path, run_main):
     """``smoke_run(*overrides)``: a 2-step run on the smoke batch; asserts it succeeded with finite losses and returns
     its metric rows."""
 
     def run(*overrides, name="run"):
         run_dir = tmp_path / name
-        out = run_main(*SMOKE, *overrides, f"entropy_verl.run_dir={run_dir}")
+        out = run_main(*SMOKE, *overrides, f"entropy_verl.run_dir={run_dir}", timeout=900)
         assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-5000:])
         assert_loopback_only(out.stdout + out.stderr)
         rows = metrics_rows(run_dir)

@@ -12,30 +12,31 @@ import pytest
 SHARD = "model_world_size_1_rank_0.pt"  # the first file verl's FSDP checkpoint manager writes on one rank
 
 
-def run(main_run, smoke, run_dir, steps: int):
-    return main_run(
+def run(run_main, smoke, run_dir, steps: int):
+    return run_main(
         *smoke,
         f"trainer.total_training_steps={steps}",
         "trainer.save_freq=2",
         "trainer.resume_mode=auto",
         f"entropy_verl.run_dir={run_dir}",
+        timeout=900,
     )
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full to fill a disk")
-def test_a_full_disk_at_a_checkpoint_names_itself_and_keeps_the_last_complete_one(tmp_path, smoke_overrides, main_run):
+def test_a_full_disk_at_a_checkpoint_names_itself_and_keeps_the_last_complete_one(tmp_path, smoke_overrides, run_main):
     run_dir = tmp_path / "run"
     checkpoints = run_dir / "checkpoints"
     tracker = checkpoints / "latest_checkpointed_iteration.txt"
-    first = run(main_run, smoke_overrides, run_dir, steps=2)
+    first = run(run_main, smoke_overrides, run_dir, steps=2)
     assert first.returncode == 0, first.stderr[-4000:]
     assert tracker.read_text().strip() == "2"
 
     trap = checkpoints / "global_step_4" / "actor"
     trap.mkdir(parents=True)
     (trap / SHARD).symlink_to("/dev/full")
-    failed = run(main_run, smoke_overrides, run_dir, steps=4)  # resumes at step 2, trains 3 and 4, and cannot save 4
+    failed = run(run_main, smoke_overrides, run_dir, steps=4)  # resumes at step 2, trains 3 and 4, and cannot save 4
     assert failed.returncode != 0
     said = failed.stdout + failed.stderr
     assert f"saving the checkpoint {checkpoints / 'global_step_4'} failed: the disk is full" in said, said[-4000:]
@@ -44,7 +45,7 @@ def test_a_full_disk_at_a_checkpoint_names_itself_and_keeps_the_last_complete_on
     assert (checkpoints / "global_step_4.incomplete").is_dir() and not (checkpoints / "global_step_4").exists()
 
     again = run(
-        main_run, smoke_overrides, run_dir, steps=4
+        run_main, smoke_overrides, run_dir, steps=4
     )  # space freed (the link is gone with the incomplete folder's name)
     assert again.returncode == 0, again.stderr[-4000:]
     assert tracker.read_text().strip() == "4"

@@ -23,25 +23,26 @@ def compute_score_components(data_source, solution_str, ground_truth, extra_info
 """
 
 
-def run(main_run, tmp_path, smoke, name, *overrides):
+def run(run_main, tmp_path, smoke, name, *overrides):
     reward = tmp_path / "flaky_reward.py"
     reward.write_text(REWARD)
     run_dir = tmp_path / name
-    out = main_run(
+    out = run_main(
         *smoke,
         f"reward.custom_reward_function.path={reward}",
         "data.train_batch_size=8",  # 8 prompts a step: some row with index % 4 == 3 in every step
         f"entropy_verl.run_dir={run_dir}",
         *overrides,
+        timeout=900,
     )
     return out, run_dir
 
 
 @pytest.mark.slow
 def test_non_number_rewards_are_zeroed_counted_and_named_and_kept_ones_fail_the_run(
-    tmp_path, smoke_overrides, read_metrics, main_run
+    tmp_path, smoke_overrides, read_metrics, run_main
 ):
-    zeroed, run_dir = run(main_run, tmp_path, smoke_overrides, "zero")
+    zeroed, run_dir = run(run_main, tmp_path, smoke_overrides, "zero")
     assert zeroed.returncode == 0, zeroed.stderr[-4000:]
     rows = read_metrics(run_dir)
     assert len(rows) == 2
@@ -53,7 +54,7 @@ def test_non_number_rewards_are_zeroed_counted_and_named_and_kept_ones_fail_the_
     assert "non-finite reward" in zeroed.stderr + zeroed.stdout and "countdown3 #" in zeroed.stderr + zeroed.stdout
 
     kept, run_dir = run(
-        main_run,
+        run_main,
         tmp_path,
         smoke_overrides,
         "keep",
