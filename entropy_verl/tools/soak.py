@@ -40,9 +40,10 @@ def kind_of(cmdline: list[str]) -> str:
     if name.startswith("python") and len(cmdline) > 1:
         if "-m" in cmdline[1:-1]:
             return cmdline[cmdline.index("-m") + 1]
-        if cmdline[1] == "-c":
+        if "-c" in cmdline[1:]:
             return "python -c"
-        return os.path.basename(cmdline[1])
+        script = next((a for a in cmdline[1:] if not a.startswith("-")), name)  # past flags such as -u, -B
+        return os.path.basename(script)
     return name
 
 

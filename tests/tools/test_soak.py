@@ -18,6 +18,7 @@ def test_process_kinds():
     assert kind_of(["ray::IDLE"]) == "ray::IDLE"
     assert kind_of(["/venv/bin/python3", "-m", "entropy_verl.main", "method=grpo"]) == "entropy_verl.main"
     assert kind_of(["/venv/bin/python", "/venv/lib/ray/dashboard/dashboard.py", "--host=127.0.0.1"]) == "dashboard.py"
+    assert kind_of(["/venv/bin/python", "-u", "/venv/lib/ray/_private/log_monitor.py", "--x=1"]) == "log_monitor.py"
     assert kind_of(["/venv/lib/ray/core/src/ray/raylet/raylet", "--port=1"]) == "raylet"
     assert kind_of(["python", "-c", "pass"]) == "python -c" and kind_of([]) == "?"
 
