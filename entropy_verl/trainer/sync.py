@@ -42,6 +42,7 @@ from entropy_verl.config import TRAINER_NAME, objective
 from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_aware_loss
+from entropy_verl.losses.masked import valid
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
 from entropy_verl.tasks import load_task_function
 from entropy_verl.validation import validate
@@ -235,7 +236,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         meta that carries the new fields)."""
         advantages = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"])
         ctx = self.step_fields.context(advantages.to_padded_tensor()["advantages"])
-        bad = int((~torch.isfinite(ctx.advantages) & ctx.response_mask).sum())
+        bad = int((~torch.isfinite(valid(ctx, "advantages"))).sum())  # the valid tokens the methods share
         self.control.safety.observe("advantages", bad, self.global_steps, " advantage value(s) of valid tokens")
         generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
         stats, selections = whole_step_values(ctx, self.loss_methods, generator)
@@ -277,9 +278,9 @@ class EntropySyncTrainer(PPOTrainerSync):
         if not bad_tokens.any():
             return batch
         rows = torch.repeat_interleave(torch.arange(len(offsets) - 1), offsets.diff())[bad_tokens].unique().tolist()
-        labels = {}
+        labels, fields = {}, self._field_names(batch)
         for field in ("data_source", "index"):
-            if field in self._field_names(batch):
+            if field in fields:
                 read = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=[field])
                 labels[field] = read.pop(field).tolist()
         named = list(dict.fromkeys(" #".join(str(v[r]) for v in labels.values()) or f"sample {r}" for r in rows))
