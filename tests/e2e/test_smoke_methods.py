@@ -70,7 +70,10 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
         assert 0.0 < row["actor/clip_cov_global/detached_frac"] < 0.2
         assert 0.0 < row["actor/kl_cov_global/selected_frac"] < 0.2
         assert 0.0 < row["actor/sent/selected_frac"] < 0.3
-        assert 0.0 < row["actor/clip_v/dropped_frac"] <= 0.1
+        if row["critic/advantages/min"] < 0:  # Clip-V drops only A < 0 tokens
+            assert 0.0 < row["actor/clip_v/dropped_frac"] <= 0.1
+        else:  # sampling differs between runs: a step whose 4 groups each got one reward has A = 0 everywhere
+            assert row["actor/clip_v/dropped_frac"] == 0.0
         assert 0.2 < row["actor/entropy"] < 1.5  # from the statistics pass, which replaces verl's entropy pass
         assert 0.5 <= row["entropy_verl/gdpo_v1/format_reward/mean"] <= 1.0 and math.isfinite(
             row["critic/advantages/mean"]
