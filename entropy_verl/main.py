@@ -10,7 +10,9 @@ It composes ``trainer_configs/config.yaml`` (verl's ``ppo_trainer`` plus one cho
 from __future__ import annotations
 
 import os
+import sys
 import time
+import traceback
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -23,6 +25,7 @@ from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 from entropy_verl.resolvers import listed_methods
 from entropy_verl.rollout.vllm_cpu import shm
 from entropy_verl.rollout.vllm_cpu.settings import is_cpu_vllm_run
+from entropy_verl.trainer.watchdog import WorkerDied, name_lost_workers
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -163,6 +166,24 @@ def prepare_config(config: DictConfig) -> DictConfig:
     return config
 
 
+def remove_vllm_segments(joined: bool, before: set[str], started: float) -> None:
+    """Remove the /dev/shm segments the run's vLLM processes left: on this machine once its own Ray is shut down, or
+    on every alive node of a cluster it joined while Ray ends the run's processes (``shm``)."""
+    import ray
+
+    if joined:
+        if not ray.is_initialized():
+            return
+        by_node = shm.remove_leftovers_on_every_node(started)
+        removed = sorted({path for paths in by_node.values() for path in paths})
+        where = f"on {len(by_node)} node(s): {', '.join(by_node)}"
+    else:
+        ray.shutdown()
+        removed, where = shm.remove_leftovers(before), "in /dev/shm"
+    if removed:
+        print(f"[entropy_verl] removed {len(removed)} shared-memory segments vLLM's processes left {where}")
+
+
 def run(config: DictConfig) -> str:
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
@@ -172,17 +193,19 @@ def run(config: DictConfig) -> str:
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     start = time.time()
     # CPU + vLLM: vLLM's processes leave their shared-memory segments behind when Ray ends them
-    owns_vllm_processes = is_cpu_vllm_run(config) and not joins_existing_cluster(config.ray_kwargs.ray_init)
-    shm_before = shm.segments() if owns_vllm_processes else set()
+    cpu_vllm, joined = is_cpu_vllm_run(config), joins_existing_cluster(config.ray_kwargs.ray_init)
+    shm_before, started = shm.segments() if cpu_vllm and not joined else set(), time.time()
     try:
         run_ppo(config, task_runner_class=TaskRunnerV1)
+    except Exception as failure:
+        name_lost_workers(failure)  # the trainer's own actor lost with its node: say which, not an actor id
+        raise
     finally:
-        if owns_vllm_processes:
-            import ray
-
-            ray.shutdown()
-            if removed := shm.remove_leftovers(shm_before):
-                print(f"[entropy_verl] removed {len(removed)} shared-memory segments vLLM's processes left in /dev/shm")
+        if cpu_vllm:
+            try:
+                remove_vllm_segments(joined, shm_before, started)
+            except Exception as exc:  # noqa: BLE001 - never replaces the run's own outcome
+                print(f"[entropy_verl] could not remove vLLM's shared-memory segments: {exc!r}")
     run_dir = config.entropy_verl.run_dir
     metrics_path = os.path.join(run_dir, run_state.METRICS_FILE)
     if os.path.exists(metrics_path):
@@ -197,7 +220,18 @@ resolvers.register()  # also registered by the plugin in every process that impo
 
 @hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base=None)
 def main(config: DictConfig) -> None:
-    run(pin_run_name(config))
+    try:
+        run(pin_run_name(config))
+    except WorkerDied:
+        if not joins_existing_cluster(config.ray_kwargs.ray_init):
+            raise
+        # On a cluster the job joined, a driver whose run lost a node (the trainer on it or not) took minutes to exit
+        # through Ray's shutdown at interpreter exit, in the two-node rehearsal; the cluster is not this run's to
+        # shut down: say why, then end the job at once.
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 if __name__ == "__main__":

@@ -208,6 +208,26 @@ def resume_folder(trainer) -> str | None:
     return os.path.abspath(str(folder)) if folder else None
 
 
+def apply_retention(checkpoint_root: str, latest: int, keep: int) -> list[str]:
+    """Keep the newest ``keep`` step folders up to ``latest`` and remove the older ones whole; returns the folders
+    removed. verl 0.9.1's retention (``max_actor_ckpt_to_keep``) falls short twice: it deletes only
+    ``global_step_<n>/actor/`` (and ``critic/``), leaving the folder with its ``data.pt`` and our state file, a folder
+    no resume can load; and it counts only the checkpoints its manager saved since this launch started, so every
+    resume leaves the earlier launch's checkpoints behind for good (docs/upstream/verl-checkpoint-retention.md)."""
+    if keep <= 0 or not os.path.isdir(checkpoint_root):
+        return []
+    steps = sorted(
+        (int(name.rsplit("_", 1)[1]), os.path.join(checkpoint_root, name))
+        for name in os.listdir(checkpoint_root)
+        if CHECKPOINT.match(name) and int(name.rsplit("_", 1)[1]) <= latest
+    )
+    removed = []
+    for _, folder in steps[: max(len(steps) - keep, 0)]:
+        shutil.rmtree(folder)
+        removed.append(folder)
+    return removed
+
+
 class CheckpointWriteError(RuntimeError):
     """A checkpoint could not be written; the message says where, why, and which checkpoint a resume will load."""
 

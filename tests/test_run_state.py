@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from entropy_verl.run_state import (
     STATE_FILE,
+    apply_retention,
     archive_for_resume,
     checkpoint_folder,
     load_metrics,
@@ -67,6 +68,34 @@ def test_the_resumed_checkpoint_is_the_one_verl_loads(tmp_path, monkeypatch):
     assert resume_folder(chosen) == str(tmp_path / "ckpt" / "global_step_2")
     assert resume_folder(trainer(resume_mode="resume_path", default_local_dir=str(root))) is None
     assert checkpoint_folder(str(root), 6) == str(root / "global_step_6")
+
+
+def test_retention_keeps_the_newest_step_folders_whole_across_launches(tmp_path):
+    """A 2-node run showed verl's retention (keep 2) leave global_step_1/ with data.pt and our state after deleting
+    its actor/, and a resumed launch keep the earlier launch's checkpoints: the newest ``keep`` folders up to the
+    latest stay, whole; every older one goes."""
+    root = tmp_path / "ckpt"
+    for step, roles in ((1, ()), (2, ("actor",)), (3, ("actor",)), (4, ("actor",)), (5, ("actor",)), (7, ("actor",))):
+        folder = root / f"global_step_{step}"
+        folder.mkdir(parents=True)
+        (folder / "data.pt").write_bytes(b"x")
+        (folder / STATE_FILE).write_text("{}")
+        for role in roles:
+            (folder / role).mkdir()
+    (root / "global_step_0.incomplete").mkdir()  # a failed write (run_state.checkpoint_write_failed): not a step
+    (root / "latest_checkpointed_iteration.txt").write_text("5")
+    removed = apply_retention(str(root), latest=5, keep=2)
+    assert removed == [str(root / f"global_step_{s}") for s in (1, 2, 3)]
+    assert sorted(os.listdir(root)) == [
+        "global_step_0.incomplete",
+        "global_step_4",
+        "global_step_5",
+        "global_step_7",  # beyond the latest: not this launch's to judge
+        "latest_checkpointed_iteration.txt",
+    ]
+    assert sorted(os.listdir(root / "global_step_4")) == ["actor", "data.pt", STATE_FILE]
+    assert apply_retention(str(root), latest=5, keep=0) == []  # keep every checkpoint
+    assert apply_retention(str(tmp_path / "none"), latest=5, keep=2) == []
 
 
 def test_state_round_trips_and_a_non_finite_coefficient_is_never_stored(tmp_path):

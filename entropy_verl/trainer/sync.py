@@ -385,11 +385,26 @@ class EntropySyncTrainer(PPOTrainerSync):
         try:
             if self.control.controllers or self.diagnostics:
                 self._write_state()
-            return super()._save_checkpoint()
+            result = super()._save_checkpoint()
+            if keep := self._checkpoints_to_keep():
+                run_state.apply_retention(root, self.global_steps, keep)
+            return result
         except Exception as exc:  # noqa: BLE001 - any failure: say what failed and what a resume will load
             raise run_state.checkpoint_write_failed(
                 run_state.checkpoint_folder(root, self.global_steps), root, exc
             ) from exc
+
+    def _checkpoints_to_keep(self) -> int:
+        """How many step folders verl's retention settings keep (0: all), as verl reads them in _save_checkpoint."""
+        trainer = self.config.trainer
+        if trainer.get("remove_previous_ckpt_in_save", False):
+            return 1
+        keeps = [trainer.get("max_actor_ckpt_to_keep", None)]
+        if self.use_critic:
+            keeps.append(trainer.get("max_critic_ckpt_to_keep", None))
+        if any(not (isinstance(k, int) and k > 0) for k in keeps):
+            return 0  # some role keeps every checkpoint
+        return max(keeps)
 
     def on_validate_end(self):
         # verl checkpoints a step before validating it: add that validation's entropy-law pair to the saved state.

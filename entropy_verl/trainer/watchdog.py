@@ -119,6 +119,46 @@ class WorkerWatchdog:
                 time.sleep(settle_s)
 
 
+def name_lost_workers(failure: BaseException, wait_s: float = 30.0) -> None:
+    """In the job's driver (``entropy_verl.main``), after verl's ``run_ppo`` failed: raise ``WorkerDied`` from
+    ``failure`` naming this job's workers that died and the nodes lost, when the failure is an actor lost. verl runs
+    the trainer itself as an actor (``TaskRunner``) placed on any node; when that node dies, nothing inside the run is
+    left to say why, and Ray's error names only an actor id ("actor ... is unavailable"). Ray marks the actors of a
+    lost node dead once it has declared the node dead, so this waits up to ``wait_s`` for a cause."""
+    import ray
+
+    if not isinstance(failure, ray.exceptions.RayActorError) or not ray.is_initialized():
+        return
+    job_id = ray.get_runtime_context().get_job_id()
+    address = ray.get_runtime_context().gcs_address
+    start = time.monotonic()
+    while True:
+        try:
+            dead = dead_actors(job_id, address)
+            lost = [f"{n['NodeID']} ({n['NodeManagerAddress']})" for n in ray.nodes() if not n["Alive"]]
+        except Exception:  # noqa: BLE001 - the state API unavailable: the original failure is the one to report
+            return
+        waited = time.monotonic() - start
+        if (dead and (lost or waited >= wait_s / 2)) or waited >= wait_s:  # a lost node is declared last
+            break
+        time.sleep(1.0)
+    if not dead and not lost:
+        return
+    nodes = f"; node(s) lost: {', '.join(lost)}" if lost else ""
+    shown = list(dead.values())[:MAX_NAMED]
+    more = f"; and {len(dead) - MAX_NAMED} more" if len(dead) > MAX_NAMED else ""
+    raise WorkerDied(
+        "a Ray worker of this run died, or the trainer itself (verl's TaskRunner): "
+        + "; ".join(shown)
+        + more
+        + nodes
+        + " (resume from the last checkpoint: trainer.resume_mode=auto)"
+    ) from failure
+
+
+MAX_NAMED = 6  # a lost node takes every actor on it, and the ones they owned: name the first few
+
+
 def _died(dead: dict[str, str], when: str) -> WorkerDied:
     return WorkerDied(
         f"a Ray worker of this run died {when}: "

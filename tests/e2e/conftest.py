@@ -32,6 +32,12 @@ def metrics_rows(run_dir) -> list[dict]:
     ]
 
 
+def checkpointed(run_dir) -> int:
+    """The step of the run's last complete checkpoint (verl's tracker; 0 when there is none)."""
+    tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
+    return int(tracker.read_text().strip() or 0) if tracker.exists() else 0
+
+
 def assert_loopback_only(output: str) -> None:
     """A run that started its own Ray cluster kept every node on 127.0.0.1 (the trainer prints the nodes' addresses)."""
     nodes = re.findall(r"\[entropy_verl\] Ray nodes: (.*)", output)
@@ -41,6 +47,12 @@ def assert_loopback_only(output: str) -> None:
 @pytest.fixture
 def smoke_overrides():
     return list(SMOKE)
+
+
+@pytest.fixture
+def last_checkpoint():
+    """``last_checkpoint(run_dir)`` -> the step of the run's last complete checkpoint (see ``checkpointed``)."""
+    return checkpointed
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """``launch/submit`` and ``launch/sweep`` without a cluster: the sweep's expansion and the options they refuse (the
-runs on a real Ray head are in tests/e2e/test_launch_ray.py)."""
+runs on a real two-node Ray cluster are in tests/e2e/test_two_nodes.py)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,10 @@ sync itself runs end to end in tests/e2e/test_vllm_rollout.py."""
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import subprocess
 import sys
+import time
 from multiprocessing import resource_tracker, shared_memory
 
 import pytest
@@ -120,6 +122,29 @@ def test_leftover_segments_are_removed_and_live_ones_kept():
         holder.communicate("")
         shm.remove_leftovers(before, wait_s=5.0)
     assert live not in shm.segments()
+
+
+def test_on_a_joined_cluster_the_multiprocessing_segments_made_since_the_start_are_removed():
+    """No snapshot of /dev/shm from before the run on a joined cluster's nodes: multiprocessing's segments (vLLM's)
+    changed since the run started and mapped by no process go; older ones and other files stay."""
+    older = shared_memory.SharedMemory(create=True, size=4096)  # there before the run
+    old_time = time.time() - 60
+    os.utime(f"/dev/shm/{older.name}", (old_time, old_time))
+    start = time.time() - 1
+    left = shared_memory.SharedMemory(create=True, size=4096)
+    other = f"/dev/shm/entropy_verl_test_{os.getpid()}"  # not multiprocessing's
+    open(other, "w").close()
+    for segment in (older, left):
+        segment.close()
+        resource_tracker.unregister(segment._name, "shared_memory")
+    try:
+        assert shm.remove_leftovers(since=start, wait_s=0.0) == [f"/dev/shm/{left.name}"]
+        assert {f"/dev/shm/{older.name}", other} <= shm.segments()
+        with pytest.raises(ValueError, match="exactly one"):
+            shm.remove_leftovers(wait_s=0.0)
+    finally:
+        for path in (f"/dev/shm/{older.name}", other):
+            os.unlink(path)
 
 
 def test_verl_shared_memory_weight_transfer_on_cpu(tmp_path):

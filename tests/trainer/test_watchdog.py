@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from entropy_verl.trainer.watchdog import WorkerDied, WorkerWatchdog, unintended
+from entropy_verl.trainer.watchdog import WorkerDied, WorkerWatchdog, name_lost_workers, unintended
 
 
 def died(reason: str, message: str = "") -> dict:
@@ -40,7 +40,9 @@ def test_which_deaths_are_failures(cause, failure):
 def local_ray():
     import ray
 
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # listen on 127.0.0.1 only
+    from entropy_verl.main import keep_ray_on_loopback
+
+    keep_ray_on_loopback()  # listen on 127.0.0.1 only (Ray read its switch when first imported)
     ray.init(num_cpus=1, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
     yield ray
     ray.shutdown()
@@ -91,3 +93,27 @@ def test_intended_endings_pass_and_a_killed_worker_fails_the_run(local_ray):
     os.kill(ray.get(crashing.pid.remote()), signal.SIGKILL)
     failure = wait_for(lambda: check_now(watchdog))
     assert failure is not None and "Worker (pid" in str(failure) and "SYSTEM_ERROR" in str(failure)
+
+
+def test_the_driver_names_a_lost_trainer_actor_and_leaves_other_failures_alone(local_ray):
+    """verl runs its trainer as an actor (TaskRunner): when it dies (with its node, or here by SIGKILL), the driver's
+    ``ray.get`` raises a RayActorError naming only an actor id; ``name_lost_workers`` turns it into WorkerDied naming
+    the dead actor, and lets any other failure through unchanged."""
+    ray = local_ray
+
+    @ray.remote(num_cpus=0)
+    class TaskRunner:
+        def pid(self):
+            return os.getpid()
+
+        def run(self):
+            time.sleep(60)
+
+    runner = TaskRunner.remote()
+    os.kill(ray.get(runner.pid.remote()), signal.SIGKILL)
+    with pytest.raises(ray.exceptions.RayActorError) as lost:
+        ray.get(runner.run.remote())
+    with pytest.raises(WorkerDied, match=r"TaskRunner \(pid \d+\)") as named:
+        name_lost_workers(lost.value, wait_s=10.0)
+    assert named.value.__cause__ is lost.value and "resume from the last checkpoint" in str(named.value)
+    assert name_lost_workers(ValueError("not an actor lost"), wait_s=0.0) is None
