@@ -31,7 +31,7 @@ LOGGER_ENV = {
 }
 MLFLOW_URI = "MLFLOW_TRACKING_URI"  # verl's default: sqlite:////tmp/mlruns.db, shared by every run on the machine
 TRACKER = "latest_checkpointed_iteration.txt"  # verl's pointer to the last complete checkpoint
-CHECKPOINT = re.compile(r"^global_step_\d+$")
+CHECKPOINT = re.compile(r"^global_step_(\d+)$")
 EXISTING_RUN = Literal["move_aside", "refuse", "overwrite"]
 """What a fresh start (nothing to resume) does where an earlier run left checkpoints or metrics: move them to
 ``<run_dir>/earlier-<k>/`` (a checkpoint root outside the run directory: ``<root>.earlier-<k>/``), refuse to start,
@@ -216,10 +216,11 @@ def apply_retention(checkpoint_root: str, latest: int, keep: int) -> list[str]:
     resume leaves the earlier launch's checkpoints behind for good (docs/upstream/verl-checkpoint-retention.md)."""
     if keep <= 0 or not os.path.isdir(checkpoint_root):
         return []
+    numbered = ((CHECKPOINT.match(name), name) for name in os.listdir(checkpoint_root))
     steps = sorted(
-        (int(name.rsplit("_", 1)[1]), os.path.join(checkpoint_root, name))
-        for name in os.listdir(checkpoint_root)
-        if CHECKPOINT.match(name) and int(name.rsplit("_", 1)[1]) <= latest
+        (int(match[1]), os.path.join(checkpoint_root, name))
+        for match, name in numbered
+        if match and int(match[1]) <= latest
     )
     removed = []
     for _, folder in steps[: max(len(steps) - keep, 0)]:

@@ -101,7 +101,7 @@ class WorkerWatchdog:
             logger.warning("worker watchdog: cannot list Ray actors (%r); not checking this time", exc)
             return
         if new:
-            raise _died(new, "while the trainer waited for rollouts")
+            raise _died(new.values(), "while the trainer waited for rollouts")
 
     def name_the_dead(self, failure: BaseException, settle_s: float = 2.0) -> None:
         """Raise ``WorkerDied`` from ``failure`` if a worker of this job died: the step failed because of it. Ray marks
@@ -114,7 +114,7 @@ class WorkerWatchdog:
             except Exception:  # noqa: BLE001 - the original failure is the one to report
                 return
             if new:
-                raise _died(new, "and the step failed") from failure
+                raise _died(new.values(), "and the step failed") from failure
             if attempt == 0:
                 time.sleep(settle_s)
 
@@ -144,24 +144,21 @@ def name_lost_workers(failure: BaseException, wait_s: float = 30.0) -> None:
         time.sleep(1.0)
     if not dead and not lost:
         return
-    nodes = f"; node(s) lost: {', '.join(lost)}" if lost else ""
-    shown = list(dead.values())[:MAX_NAMED]
-    more = f"; and {len(dead) - MAX_NAMED} more" if len(dead) > MAX_NAMED else ""
-    raise WorkerDied(
-        "a Ray worker of this run died, or the trainer itself (verl's TaskRunner): "
-        + "; ".join(shown)
-        + more
-        + nodes
-        + " (resume from the last checkpoint: trainer.resume_mode=auto)"
-    ) from failure
+    named = list(dead.values())[:MAX_NAMED]
+    if len(dead) > MAX_NAMED:
+        named.append(f"and {len(dead) - MAX_NAMED} more")
+    if lost:
+        named.append(f"node(s) lost: {', '.join(lost)}")
+    raise _died(named, "and the run failed (verl's trainer, TaskRunner, may be among them)") from failure
 
 
 MAX_NAMED = 6  # a lost node takes every actor on it, and the ones they owned: name the first few
 
 
-def _died(dead: dict[str, str], when: str) -> WorkerDied:
+def _died(described, when: str) -> WorkerDied:
+    """WorkerDied listing ``described`` (what died, in words) and when it was found."""
     return WorkerDied(
         f"a Ray worker of this run died {when}: "
-        + "; ".join(dead.values())
+        + "; ".join(described)
         + " (the step can never complete; resume from the last checkpoint)"
     )

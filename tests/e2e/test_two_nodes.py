@@ -160,19 +160,13 @@ def two_nodes(tmp_path_factory):
         shm.remove_leftovers(before, wait_s=10.0)
 
 
-def metrics_rows(run_root, name) -> list[dict]:
-    """A submitted run's metric rows (``--run-root``/entropy_verl/<name>/metrics.jsonl)."""
-    with open(os.path.join(run_root, "entropy_verl", name, "metrics.jsonl")) as f:
-        return [json.loads(line)["data"] for line in f]
-
-
 @pytest.mark.slow
 def test_submit_refuses_what_two_nodes_cannot_place_and_a_sweep_runs_its_jobs_one_at_a_time(
-    two_nodes, tmp_path, smoke_overrides, launch
+    two_nodes, tmp_path, smoke_overrides, launch, read_metrics
 ):
     """launch/submit and launch/sweep against the two nodes, with the embedded default (1 trainer slot a job)."""
-    run_root = str(tmp_path / "runs")
-    common = ["--address", two_nodes.info["dashboard"], "--python", sys.executable, "--run-root", run_root]
+    run_root = tmp_path / "runs"
+    common = ["--address", two_nodes.info["dashboard"], "--python", sys.executable, "--run-root", str(run_root)]
     # each node has 16 CPUs and 1 trainer slot: 3 slots on a node, or 3 nodes, cannot be placed, and are refused
     # before anything is submitted (Ray would wait for them forever)
     for size, need, fit in (
@@ -188,7 +182,7 @@ def test_submit_refuses_what_two_nodes_cannot_place_and_a_sweep_runs_its_jobs_on
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
     assert out.stdout.count("SUCCEEDED") == 2
     for name in ("sw-0-seed_1", "sw-1-seed_2"):
-        rows = metrics_rows(run_root, name)
+        rows = read_metrics(run_root / "entropy_verl" / name)
         assert len(rows) == 2 and all("actor/entropy" in row for row in rows)
 
 
