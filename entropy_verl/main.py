@@ -9,6 +9,7 @@ It composes ``trainer_configs/config.yaml`` (verl's ``ppo_trainer`` plus one cho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -20,12 +21,19 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from entropy_verl import resolvers, run_state
+from entropy_verl.config import TRAINER_NAME
 from entropy_verl.diagnostics.run_summary import format_summary, summarize
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 from entropy_verl.resolvers import listed_methods
 from entropy_verl.rollout.vllm_cpu import shm
 from entropy_verl.rollout.vllm_cpu.settings import is_cpu_vllm_run
-from entropy_verl.trainer.watchdog import WorkerDied, name_lost_workers
+from entropy_verl.trainer.watchdog import (
+    DEFAULT_LOST_WORKER_GRACE_S,
+    DEFAULT_WORKER_CHECK_S,
+    LostWorkerMonitor,
+    WorkerDied,
+    name_lost_workers,
+)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -184,6 +192,26 @@ def remove_vllm_segments(joined: bool, before: set[str], started: float) -> None
         print(f"[entropy_verl] removed {len(removed)} shared-memory segments vLLM's processes left {where}")
 
 
+def lost_worker_monitor(config: DictConfig, joined: bool):
+    """On a cluster the job joined: end the job (exit 1) ``trainer.v1.entropy_sync.lost_worker_grace_s`` after a
+    worker of it died, wherever verl's trainer is blocked (``watchdog.LostWorkerMonitor``); a local run's Ray ends
+    with its driver, and the trainer's own watchdog fails it."""
+    own = OmegaConf.select(config, f"trainer.v1.{TRAINER_NAME}", default=None) or {}
+    if not joined:
+        return contextlib.nullcontext()
+
+    def end_job(error: WorkerDied) -> None:
+        print(f"[entropy_verl] {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)  # the cluster is not this run's to shut down: end the job at once (see main)
+
+    return LostWorkerMonitor(
+        float(own.get("worker_check_s", DEFAULT_WORKER_CHECK_S)),
+        float(own.get("lost_worker_grace_s", DEFAULT_LOST_WORKER_GRACE_S)),
+        end_job,
+    )
+
+
 def run(config: DictConfig) -> str:
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
@@ -195,17 +223,19 @@ def run(config: DictConfig) -> str:
     # CPU + vLLM: vLLM's processes leave their shared-memory segments behind when Ray ends them
     cpu_vllm, joined = is_cpu_vllm_run(config), joins_existing_cluster(config.ray_kwargs.ray_init)
     shm_before, started = shm.segments() if cpu_vllm and not joined else set(), time.time()
-    try:
-        run_ppo(config, task_runner_class=TaskRunnerV1)
-    except Exception as failure:
-        name_lost_workers(failure)  # the trainer's own actor lost with its node: say which, not an actor id
-        raise
-    finally:
-        if cpu_vllm:
-            try:
-                remove_vllm_segments(joined, shm_before, started)
-            except Exception as exc:  # noqa: BLE001 - never replaces the run's own outcome
-                print(f"[entropy_verl] could not remove vLLM's shared-memory segments: {exc!r}")
+    # on a joined cluster, a worker's death ends the job within a grace, wherever the driver or trainer waits
+    with lost_worker_monitor(config, joined):
+        try:
+            run_ppo(config, task_runner_class=TaskRunnerV1)
+        except Exception as failure:
+            name_lost_workers(failure)  # the trainer's own actor lost with its node: say which, not an actor id
+            raise
+        finally:
+            if cpu_vllm:
+                try:
+                    remove_vllm_segments(joined, shm_before, started)
+                except Exception as exc:  # noqa: BLE001 - never replaces the run's own outcome
+                    print(f"[entropy_verl] could not remove vLLM's shared-memory segments: {exc!r}")
     run_dir = config.entropy_verl.run_dir
     metrics_path = os.path.join(run_dir, run_state.METRICS_FILE)
     if os.path.exists(metrics_path):

@@ -49,7 +49,7 @@ from entropy_verl.validation import validate
 
 from .control import EntropyControl
 from .safety import NonFiniteError
-from .watchdog import WorkerDied, WorkerWatchdog
+from .watchdog import DEFAULT_WORKER_CHECK_S, WorkerDied, WorkerWatchdog
 from .whole_step import StepFields, whole_step_values
 
 # Per-sample Python objects verl's agent loop stores with each sample for the reward, validation and logs. The actor
@@ -77,7 +77,6 @@ ROLLOUT_RECORDS = frozenset(
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL_S = 2.0  # verl's own default
-DEFAULT_WORKER_CHECK_S = 5.0  # how often the trainer asks Ray for dead workers while it waits for rollouts (0: never)
 NONFINITE_DRILL_ENV = "ENTROPY_VERL_NONFINITE_DRILL_STEPS"
 
 
@@ -140,6 +139,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         return replay_buffer
 
     def step(self, metrics, timing_raw):
+        metrics.update(self.control.begin_step(self.global_steps))  # the scheduled settings' values for this step
         try:
             batch = super().step(metrics, timing_raw)
         except (WorkerDied, NonFiniteError):
@@ -239,7 +239,8 @@ class EntropySyncTrainer(PPOTrainerSync):
         bad = int((~torch.isfinite(valid(ctx, "advantages"))).sum())  # the valid tokens the methods share
         self.control.safety.observe("advantages", bad, self.global_steps, " advantage value(s) of valid tokens")
         generator = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + self.global_steps)
-        stats, selections = whole_step_values(ctx, self.loss_methods, generator)
+        methods = [(spec, self.control.config_of(spec, cfg)) for spec, cfg in self.loss_methods]
+        stats, selections = whole_step_values(ctx, methods, generator)
         if selections:
             nested = {
                 SELECTION_PREFIX + name: response_to_nested(values, self.step_fields.nested_response_mask)
@@ -305,6 +306,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         if self.entropy_config.estimator is None:
             return super()._compute_advantage(batch, metrics=metrics)
         spec, cfg = self.entropy_config.estimator
+        cfg = self.control.config_of(spec, cfg)
         inputs = {}
         if SEQUENCE_MEAN_OLD_LOG_PROB in spec.needs:
             inputs[SEQUENCE_MEAN_OLD_LOG_PROB] = self.step_fields.sequence_mean_old_log_prob()
@@ -330,7 +332,7 @@ class EntropySyncTrainer(PPOTrainerSync):
                 stats, batch = self._whole_step_inputs(batch, metrics)
                 self.control.add_step_stats(stats, self.global_steps)
         self.step_fields = None  # this step's driver-side fields are done with
-        if coefficients := self.control.coefficients:
+        if coefficients := self.control.broadcast:
             batch.extra_info[COEFFICIENTS_KEY] = dict(coefficients)
             metrics.update({metric_names.driver_coef(k): v for k, v in coefficients.items()})
         super()._update_actor(self._for_workers(batch), metrics=metrics)
@@ -383,7 +385,7 @@ class EntropySyncTrainer(PPOTrainerSync):
         # Written before verl's save, whose last act is the latest_checkpointed_iteration.txt tracker.
         root = self.config.trainer.default_local_dir
         try:
-            if self.control.controllers or self.diagnostics:
+            if self.control.keeps_state or self.diagnostics:
                 self._write_state()
             result = super()._save_checkpoint()
             if keep := self._checkpoints_to_keep():
@@ -414,7 +416,7 @@ class EntropySyncTrainer(PPOTrainerSync):
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
-        if (self.control.controllers or self.diagnostics) and self.global_steps > 0:
+        if (self.control.keeps_state or self.diagnostics) and self.global_steps > 0:
             folder = run_state.resume_folder(self.config.trainer)  # the folder verl has just loaded
             try:
                 state = run_state.read_state(folder)

@@ -23,6 +23,10 @@ import time
 logger = logging.getLogger(__name__)
 
 
+DEFAULT_WORKER_CHECK_S = 5.0  # how often the trainer asks Ray for dead workers while it waits for rollouts (0: never)
+DEFAULT_LOST_WORKER_GRACE_S = 30.0  # on a joined cluster, the driver ends the job this long after a worker died
+
+
 class WorkerDied(RuntimeError):
     """A Ray actor of this job died while the trainer waited for it."""
 
@@ -119,6 +123,79 @@ class WorkerWatchdog:
                 time.sleep(settle_s)
 
 
+def lost_nodes() -> list[str]:
+    """The cluster's nodes that are not alive, as ``node id (address)``."""
+    import ray
+
+    return [f"{n['NodeID']} ({n['NodeManagerAddress']})" for n in ray.nodes() if not n["Alive"]]
+
+
+def named(dead: dict[str, str], lost: list[str]) -> list[str]:
+    """What died, in words: the first few dead actors (those that died themselves before those that died because
+    their owner did), then the lost nodes."""
+    described = sorted(dead.values(), key=lambda text: "because its owner has died" in text)
+    out = described[:MAX_NAMED]
+    if len(dead) > MAX_NAMED:
+        out.append(f"and {len(dead) - MAX_NAMED} more")
+    if lost:
+        out.append(f"node(s) lost: {', '.join(lost)}")
+    return out
+
+
+class LostWorkerMonitor:
+    """In the job's driver (``entropy_verl.main``), on a cluster the job joined: a thread that ends the job
+    ``grace_s`` seconds after one of its workers died, wherever the trainer is blocked.
+
+    The trainer's own watchdog (``WorkerWatchdog``) fails the step while it waits for rollouts. But where a node is
+    lost the trainer can be blocked elsewhere: TransferQueue waits up to 200 s
+    (``TQ_SIMPLE_STORAGE_SEND_RECV_TIMEOUT``) for a storage unit on the lost node (the two-node rehearsal caught verl's
+    replay buffer in ``kv_clear`` after the node died), then verl's teardown calls actors that are gone. The grace
+    lets the trainer's own error come first; after it, ``on_lost`` gets ``WorkerDied`` naming the dead workers and
+    lost nodes (the driver prints it and exits)."""
+
+    def __init__(self, check_every_s: float, grace_s: float, on_lost):
+        import threading
+
+        self.check_every_s, self.grace_s, self.on_lost = check_every_s, grace_s, on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="entropy_verl-lost-worker-monitor", daemon=True)
+
+    def __enter__(self):
+        if self.check_every_s > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+
+    def _run(self) -> None:
+        import ray
+
+        while not ray.is_initialized():  # verl's run_ppo connects to the cluster
+            if self._stop.wait(1.0):
+                return
+        job_id = ray.get_runtime_context().get_job_id()
+        address = ray.get_runtime_context().gcs_address
+        first_seen, known_dead = None, None  # actors dead before the monitor first looked are not the run's
+        while not self._stop.wait(self.check_every_s):
+            try:
+                dead = dead_actors(job_id, address)
+                if known_dead is None:
+                    known_dead = set(dead)
+                dead = {actor: text for actor, text in dead.items() if actor not in known_dead}
+                lost = lost_nodes() if dead else []
+            except Exception as exc:  # noqa: BLE001 - never fail a run for the monitor itself
+                logger.warning("lost-worker monitor: cannot list Ray actors (%r); not checking this time", exc)
+                continue
+            if not dead:
+                continue
+            first_seen = first_seen or time.monotonic()
+            waited = time.monotonic() - first_seen
+            if waited >= self.grace_s and not self._stop.is_set():
+                self.on_lost(_died(named(dead, lost), f"and the trainer was still waiting {waited:.0f} s later"))
+                return
+
+
 def name_lost_workers(failure: BaseException, wait_s: float = 30.0) -> None:
     """In the job's driver (``entropy_verl.main``), after verl's ``run_ppo`` failed: raise ``WorkerDied`` from
     ``failure`` naming this job's workers that died and the nodes lost, when the failure is an actor lost. verl runs
@@ -135,7 +212,7 @@ def name_lost_workers(failure: BaseException, wait_s: float = 30.0) -> None:
     while True:
         try:
             dead = dead_actors(job_id, address)
-            lost = [f"{n['NodeID']} ({n['NodeManagerAddress']})" for n in ray.nodes() if not n["Alive"]]
+            lost = lost_nodes()
         except Exception:  # noqa: BLE001 - the state API unavailable: the original failure is the one to report
             return
         waited = time.monotonic() - start
@@ -144,12 +221,7 @@ def name_lost_workers(failure: BaseException, wait_s: float = 30.0) -> None:
         time.sleep(1.0)
     if not dead and not lost:
         return
-    named = list(dead.values())[:MAX_NAMED]
-    if len(dead) > MAX_NAMED:
-        named.append(f"and {len(dead) - MAX_NAMED} more")
-    if lost:
-        named.append(f"node(s) lost: {', '.join(lost)}")
-    raise _died(named, "and the run failed (verl's trainer, TaskRunner, may be among them)") from failure
+    raise _died(named(dead, lost), "and the run failed (verl's trainer, TaskRunner, may be among them)") from failure
 
 
 MAX_NAMED = 6  # a lost node takes every actor on it, and the ones they owned: name the first few

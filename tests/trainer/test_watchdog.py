@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from entropy_verl.trainer.watchdog import WorkerDied, WorkerWatchdog, name_lost_workers, unintended
+from entropy_verl.trainer.watchdog import (
+    LostWorkerMonitor,
+    WorkerDied,
+    WorkerWatchdog,
+    name_lost_workers,
+    unintended,
+)
 
 
 def died(reason: str, message: str = "") -> dict:
@@ -117,3 +123,44 @@ def test_the_driver_names_a_lost_trainer_actor_and_leaves_other_failures_alone(l
         name_lost_workers(lost.value, wait_s=10.0)
     assert named.value.__cause__ is lost.value and "resume from the last checkpoint" in str(named.value)
     assert name_lost_workers(ValueError("not an actor lost"), wait_s=0.0) is None
+
+
+def test_the_drivers_monitor_ends_the_job_a_grace_after_a_worker_died_wherever_the_trainer_waits(local_ray):
+    """On a joined cluster the driver's monitor thread calls ``on_lost`` with WorkerDied naming the dead worker once
+    ``grace_s`` has passed since it saw the death (the trainer may be blocked in TransferQueue for 200 s); an actor
+    the job ended on purpose, or one dead before the monitor started, is no reason."""
+    import threading
+
+    ray = local_ray
+
+    @ray.remote(num_cpus=0)
+    class Storage:
+        def pid(self):
+            return os.getpid()
+
+    earlier = Storage.remote()  # dead before the monitor started
+    os.kill(ray.get(earlier.pid.remote()), signal.SIGKILL)
+    assert wait_for(lambda: is_dead(ray, earlier))
+    ended, lost = threading.Event(), []
+    monitor = LostWorkerMonitor(check_every_s=0.2, grace_s=2.0, on_lost=lambda e: (lost.append(e), ended.set()))
+    with monitor:
+        time.sleep(1.0)  # the monitor's first look
+        intended = Storage.remote()
+        ray.get(intended.pid.remote())
+        ray.kill(intended)
+        assert not ended.wait(4.0)  # nothing died unintendedly since it started
+        storage = Storage.remote()
+        pid = ray.get(storage.pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert ended.wait(30.0)
+    assert time.monotonic() - killed_at >= 2.0  # not before the grace
+    (error,) = lost
+    assert isinstance(error, WorkerDied) and f"Storage (pid {pid})" in str(error) and "still waiting" in str(error)
+
+
+def is_dead(ray, actor) -> bool:
+    """Whether Ray lists ``actor`` as dead yet."""
+    from ray.util.state import list_actors
+
+    return bool(list_actors(filters=[("actor_id", "=", actor._actor_id.hex()), ("state", "=", "DEAD")]))
