@@ -8,6 +8,7 @@ start-up validation and the trainer (inside Ray) all call ``parse``, so what is 
       methods: {<name>: {<field>: value}}      # registered methods (advantage shaping, token weight, loss term,
                                                # advantage estimator), each built into its config dataclass
       controllers: {<name>: {<field>: value}}  # registered driver-side controllers
+                                               # (a ``Scheduled`` field also takes [[step, value], ...]: schedule.py)
       diagnostics: {enable, correct_threshold}
       tuned_on: null                 # experiments: the data_source their values were tuned on
 
@@ -33,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from entropy_verl import registry
 from entropy_verl.registry import LOSS_KINDS, Spec, closest
+from entropy_verl.schedule import Schedule, is_schedule, parse_schedule, schedulable_fields
 
 
 class ConfigError(ValueError):
@@ -194,6 +196,7 @@ class EntropyVerlConfig:
     safety: Any  # trainer.safety.SafetyConfig
     tuned_on: str | None
     existing_run: str = "move_aside"  # run_state.EXISTING_RUN
+    schedules: dict[str, dict[str, Schedule]] = dataclasses.field(default_factory=dict)  # {entry: {setting: ...}}
 
     @property
     def loss_methods(self) -> list[tuple[Spec, Any]]:
@@ -211,14 +214,57 @@ def load_registry() -> None:
 
 
 def build_entry(block: str, name: str, values) -> tuple[Spec, Any]:
-    """One entry of ``entropy_verl.<block>`` (``methods`` / ``controllers``) -> (spec, config instance)."""
+    """One entry of ``entropy_verl.<block>`` (``methods`` / ``controllers``) -> (spec, config instance); its settings
+    given as schedules are built at step 0 (``build_scheduled_entry`` also returns the schedules)."""
+    spec, cfg, _ = build_scheduled_entry(block, name, values)
+    return spec, cfg
+
+
+def build_scheduled_entry(block: str, name: str, values) -> tuple[Spec, Any, dict[str, Schedule]]:
+    """One entry -> (spec, config at step 0, {setting: Schedule} for the ``Scheduled`` settings given as
+    ``[[step, value], ...]``). The config is built at every point of the schedules too, so its range checks hold
+    at every step (``schedule.py``)."""
     load_registry()
     kinds = ("controller",) if block == "controllers" else (*LOSS_KINDS, "estimator")
     try:
         spec = registry.get(name, kinds)
     except KeyError as exc:
         raise ConfigError(f"entropy_verl.{block}.{name}", str(exc).strip("'\"")) from None
-    return spec, build_config(spec.config_cls, as_mapping(values, spec.key, f"{name}'s settings"), spec.key)
+    values = as_mapping(values, spec.key, f"{name}'s settings")
+    schedules = entry_schedules(spec, values)
+    if not schedules:
+        return spec, build_config(spec.config_cls, values, spec.key), {}
+
+    def at(step: int):
+        return build_config(spec.config_cls, {**values, **{f: s.at(step) for f, s in schedules.items()}}, spec.key)
+
+    for step in sorted({step for schedule in schedules.values() for step in schedule.steps}):
+        try:
+            at(step)
+        except ConfigError as exc:
+            reason = str(exc).split(": ", 1)[1]
+            raise ConfigError(exc.key, f"at step {step} of its schedule ({', '.join(schedules)}): {reason}") from None
+    return spec, at(0), schedules
+
+
+def entry_schedules(spec: Spec, values: dict) -> dict[str, Schedule]:
+    """The settings of ``values`` written as schedules, checked; a schedule given to a setting that cannot take one
+    is an error naming the settings that can."""
+    fields, schedulable = settable_fields(spec.config_cls), schedulable_fields(spec.config_cls)
+    schedules = {}
+    for name, value in values.items():
+        if not is_schedule(value) or fields.get(name) not in (float, float | None):
+            continue
+        key = f"{spec.key}.{name}"
+        if name not in schedulable:
+            raise ConfigError(
+                key, f"cannot be scheduled; {spec.name}'s settings that can: {', '.join(schedulable) or 'none'}"
+            )
+        try:
+            schedules[name] = parse_schedule(value, key)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc).split(": ", 1)[1]) from None
+    return schedules
 
 
 def parse(config: DictConfig) -> EntropyVerlConfig:
@@ -231,14 +277,16 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
             raise ConfigError(
                 f"entropy_verl.{key}", f"no such setting{closest(key, TOP_LEVEL)} (settings: {', '.join(TOP_LEVEL)})"
             )
-    entries = {}
+    entries, schedules = {}, {}
     for name in ("methods", "controllers"):
         mapping = as_mapping(
             block.get(name),
             f"entropy_verl.{name}",
             f"{name} {{name: settings}} (e.g. select methods with method=clip_b or +entropy_verl.{name}.<name>={{}})",
         )
-        entries[name] = [build_entry(name, entry, values) for entry, values in mapping.items()]
+        built = [build_scheduled_entry(name, entry, values) for entry, values in mapping.items()]
+        entries[name] = [(spec, cfg) for spec, cfg, _ in built]
+        schedules.update({spec.name: scheduled for spec, _, scheduled in built if scheduled})
     adv_estimator = str(OmegaConf.select(config, "algorithm.adv_estimator", default=None))
     estimator = None
     for spec, cfg in entries["methods"]:
@@ -282,6 +330,7 @@ def parse(config: DictConfig) -> EntropyVerlConfig:
         safety=safety,
         tuned_on=tuned_on,
         existing_run=existing_run,
+        schedules=schedules,
     )
 
 

@@ -8,6 +8,7 @@ key                                         written by                         w
 ``actor/<method>/<stat>``                   ``losses/actor_loss`` (workers)    a loss method's own statistics
 ``entropy_verl/<estimator>/<stat>``         ``trainer/sync`` (driver)          an advantage estimator's statistics
 ``entropy_verl/driver_coef/<coefficient>``  ``trainer/sync``                   what the driver broadcast this step
+``entropy_verl/schedule/<entry>/<setting>`` ``trainer/control``                a scheduled setting's value this step
 ``entropy_verl/worker_coef/<c>/{min,max}``  ``losses/actor_loss``              what the workers used, over all ranks
                                                                                (verl prefixes ``actor/``)
 ``entropy_verl/worker_coef_mismatch_steps`` ``trainer/sync``                   steps on which some rank used another
@@ -113,6 +114,11 @@ OURS = "entropy_verl"
 def estimator(stat: str) -> str:
     """``stat`` is ``<estimator>/<stat>`` (as ``advantages.estimator_inputs`` yields them)."""
     return f"{OURS}/{stat}"
+
+
+def schedule(entry: str, setting: str) -> str:
+    """The value a scheduled setting has this step (``entropy_verl/schedule.py``)."""
+    return f"{OURS}/schedule/{entry}/{setting}"
 
 
 def driver_coef(coefficient: str) -> str:

@@ -58,6 +58,8 @@ class Spec:
     step_stats: Callable | None = None  # (ctx, cfg) -> {stat: float}: whole-step statistics (driver, ``scope: step``)
     step_selection: Callable | None = None  # (ctx, cfg, generator) -> (bsz, T) per-token values, computed on the driver
     loss_mode: str | None = None  # the actor.policy_loss.loss_mode the method is defined with, if it needs one
+    ratio_only: bool = False  # acts only through the importance ratio: no effect while every ratio is 1 (on-policy)
+    no_op: Callable[[object], str | None] | None = None  # cfg -> why these settings change nothing, or None
 
     @property
     def block(self) -> str:

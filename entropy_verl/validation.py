@@ -4,7 +4,9 @@
 unknown keys, types, ranges), then checks it against the rest of the run's config: the settings each method and
 controller needs from verl, the controller outputs the methods read, the task's functions against the task's data,
 and the verl settings that would otherwise fail only inside a worker after start-up; verl's own keys (types, ranges,
-verl's typed configs, the model, the reward file) are checked by ``entropy_verl.verl_keys``.
+verl's typed configs, the model, the reward file) are checked by ``entropy_verl.verl_keys``. Settings that run but
+change nothing (a ratio-based method fully on-policy, a method whose own settings make it the identity) are warned
+about (``NoOpWarning``, ``methods_that_cannot_act``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,6 +22,7 @@ from entropy_verl import run_state
 from entropy_verl.config import TRAINER_NAME, ConfigError, EntropyVerlConfig, parse
 from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, REWARD_COMPONENTS, VOCAB_STATS
 from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
+from entropy_verl.schedule import with_values
 from entropy_verl.verl_keys import check_model, check_reward_file, check_verl_sections
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -499,6 +503,66 @@ def check_no_padding_samples(config: DictConfig, samples: int, mini: int, world:
     )
 
 
+class NoOpWarning(UserWarning):
+    """A configured method that cannot change training with the run's settings (silence it with Python's
+    ``-W ignore::entropy_verl.validation.NoOpWarning``)."""
+
+
+# verl's own policy losses that act only through the importance ratio: on-policy they equal vanilla GRPO
+RATIO_ONLY_LOSS_MODES = {
+    "cispo": "CISPO (REINFORCE weighted by the clipped, detached ratio) equals vanilla GRPO",
+    "kl_cov": "KL-Cov (a penalty |log pi - log pi_old| whose value and gradient vanish) equals vanilla GRPO",
+}
+
+
+def ratio_is_one(config: DictConfig) -> str | None:
+    """Why every importance ratio of the run is 1 (each mini-batch is trained once, by the policy that has just
+    recomputed its old log-probs), or None when some are not."""
+    actor = "actor_rollout_ref.actor"
+    epochs = OmegaConf.select(config, f"{actor}.ppo_epochs", default=1)
+    mini = OmegaConf.select(config, f"{actor}.ppo_mini_batch_size", default=None)
+    batch = OmegaConf.select(config, "data.train_batch_size", default=None)
+    bypass = OmegaConf.select(config, "algorithm.rollout_correction.bypass_mode", default=False)
+    if epochs != 1 or mini is None or batch is None or mini < batch or bypass:
+        return None
+    return (
+        f"every ratio is 1: one epoch ({actor}.ppo_epochs=1) over one mini-batch ({actor}.ppo_mini_batch_size={mini} "
+        f">= data.train_batch_size={batch}); it acts with ppo_epochs > 1 or a ppo_mini_batch_size that splits the "
+        "step into several updates"
+    )
+
+
+def methods_that_cannot_act(config: DictConfig, parsed: EntropyVerlConfig) -> list[str]:
+    """One message per configured method that cannot change training: a ratio-based one (registered ``ratio_only``,
+    or verl's CISPO, KL-Cov and clip-higher) while every ratio is 1, or one whose settings make it the identity
+    (its registration's ``no_op``, at every point of its schedules)."""
+    messages = []
+    if on_policy := ratio_is_one(config):
+        actor = "actor_rollout_ref.actor"
+        mode = OmegaConf.select(config, f"{actor}.policy_loss.loss_mode", default="vanilla")
+        if mode in RATIO_ONLY_LOSS_MODES:
+            messages.append(f"{actor}.policy_loss.loss_mode={mode}: {RATIO_ONLY_LOSS_MODES[mode]} when {on_policy}")
+        low = OmegaConf.select(config, f"{actor}.clip_ratio_low", default=None)
+        high = OmegaConf.select(config, f"{actor}.clip_ratio_high", default=None)
+        if mode == "vanilla" and low is not None and high is not None and high != low:
+            messages.append(
+                f"{actor}.clip_ratio_high={high}: clip-higher (clip_ratio_low={low}) never clips when {on_policy}"
+            )
+        for spec, _ in parsed.loss_methods:
+            if spec.ratio_only:
+                messages.append(f"{spec.key}: {spec.name} acts only through the importance ratio, and {on_policy}")
+    entries = [*parsed.loss_methods, *([parsed.estimator] if parsed.estimator else [])]
+    for spec, cfg in entries:
+        if spec.no_op is None:
+            continue
+        schedules = parsed.schedules.get(spec.name, {})
+        steps = sorted({0, *(step for schedule in schedules.values() for step in schedule.steps)})
+        reasons = {spec.no_op(with_values(cfg, {name: s.at(step) for name, s in schedules.items()})) for step in steps}
+        if None not in reasons:
+            messages.append(f"{spec.key}: {spec.name} changes nothing: {'; '.join(sorted(reasons))}")
+    return messages
+
+
 def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
     """All entropy_verl start-up checks, cheapest first; returns the parsed ``entropy_verl`` block. ``in_trainer``: run
     by the trainer's construction (under either entry point, before any worker starts), where what
@@ -522,4 +586,6 @@ def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
     check_steps_fit_the_data(config)
     check_reward_on_data(config, parsed)
     check_resume_state(config, parsed)
+    for message in methods_that_cannot_act(config, parsed):
+        warnings.warn(message, NoOpWarning, stacklevel=2)
     return parsed

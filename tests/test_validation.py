@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 
 from entropy_verl.config import ConfigError
-from entropy_verl.validation import validate
+from entropy_verl.validation import NoOpWarning, validate
 
 
 @pytest.mark.parametrize(
@@ -618,3 +619,49 @@ def test_a_cluster_batch_verl_need_not_pad_passes(run_config):
                 "hardware=cluster_gpu", "task=gsm8k", f"trainer.nnodes={nodes}", f"data.train_batch_size={prompts}"
             )
         )
+
+
+ONE_UPDATE = ["data.train_batch_size=16", "actor_rollout_ref.actor.ppo_mini_batch_size=16"]  # one epoch, one mini-batch
+TWO_UPDATES = ["data.train_batch_size=16", "actor_rollout_ref.actor.ppo_mini_batch_size=8"]
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (["method=clip_higher", *ONE_UPDATE], "clip_ratio_high=0.28: clip-higher (clip_ratio_low=0.2) never clips"),
+        (["method=cispo", *ONE_UPDATE], "loss_mode=cispo: CISPO"),
+        (["method=kl_cov", *ONE_UPDATE], "loss_mode=kl_cov: KL-Cov"),
+        (["method=kl_cov_global", *ONE_UPDATE], "kl_cov_global acts only through the importance ratio"),
+        (["method=sent", *ONE_UPDATE], "sent acts only through the importance ratio"),
+        (["method=entropy_adv", "entropy_verl.methods.entropy_adv.alpha=0"], "entropy_adv changes nothing: alpha is 0"),
+        (["method=top_entropy", "entropy_verl.methods.top_entropy.rho=1"], "top_entropy changes nothing: rho is 1"),
+        (["method=steer", "entropy_verl.methods.steer.lambda_min=1"], "steer changes nothing: lambda_min is 1"),
+        (["method=pos_adv_reweight", "entropy_verl.methods.pos_adv_reweight.lam=1"], "pos_adv_reweight changes"),
+        (["method=entropy_bonus", "entropy_verl.methods.entropy_bonus.coef=[[0,0],[50,0]]"], "coef is 0"),
+    ],
+)
+def test_a_method_that_cannot_act_is_warned_about_naming_it_and_what_would_make_it_act(run_config, overrides, words):
+    with pytest.warns(NoOpWarning) as caught:
+        validate(run_config(*overrides))
+    (message,) = [str(w.message) for w in caught if w.category is NoOpWarning]
+    assert words in message
+    if "ratio" in message:  # the settings that would make it act
+        assert "ppo_epochs > 1 or a ppo_mini_batch_size that splits the step" in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["method=clip_higher", *TWO_UPDATES],
+        ["method=clip_higher", *ONE_UPDATE, "actor_rollout_ref.actor.ppo_epochs=2"],
+        ["method=cispo"],  # the embedded default: 4 mini-batches a step
+        ["method=kl_cov_global", *TWO_UPDATES],
+        ["method=entropy_bonus", "entropy_verl.methods.entropy_bonus.coef=[[0,1e-3],[50,0]]"],  # 0 only at the end
+        ["method=clip_cov", *ONE_UPDATE],  # detaches tokens' gradients: acts on-policy too
+        ["method=grpo", *ONE_UPDATE],
+    ],
+)
+def test_a_method_that_acts_is_not_warned_about(run_config, overrides):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoOpWarning)
+        validate(run_config(*overrides))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .estimator import EstimatorContext
 
@@ -30,7 +31,7 @@ class PolarityConfig:
 
 @dataclass(frozen=True)
 class WReinforceConfig(PolarityConfig):
-    positive_weight: float = 0.1
+    positive_weight: Scheduled = 0.1
     """lambda, the advantage of a correct response (a wrong one gets -1); >= 0 (paper: 0.1)."""
 
     def __post_init__(self):

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 
 from entropy_verl.registry import FINAL_ANSWERS, register
+from entropy_verl.schedule import Scheduled
 
 from .estimator import EstimatorContext, grpo_advantages
 
 
 @dataclass(frozen=True)
 class SeedGRPOConfig:
-    alpha: float = 0.5
+    alpha: Scheduled = 0.5
     """Advantages are scaled by 1 - alpha * SE / log G; in [0, 1] keeps every sign (0.5 here; the paper's value
     could not be confirmed)."""
 

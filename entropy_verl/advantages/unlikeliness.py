@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from entropy_verl.registry import SEQUENCE_MEAN_OLD_LOG_PROB, register
+from entropy_verl.schedule import Scheduled
 
 from .estimator import EstimatorContext, grpo_advantages
 
 
 @dataclass(frozen=True)
 class UnlikelinessConfig:
-    beta: float = 0.25
+    beta: Scheduled = 0.25
     """The likeliest response of a group keeps 1 - beta of its reward; in [0, 1] (paper: 0.25)."""
 
     def __post_init__(self):

@@ -10,22 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .base import EntropyController, check_target
 
 
 @dataclass(frozen=True)
 class AdaptiveEntropyConfig:
-    target_entropy: float = 0.2
+    target_entropy: Scheduled = 0.2
     """The bonus is on while entropy (nats/token) is below this; >= 0 (paper: 0.2)."""
     target_temperature: float | None = 1.0
     """Sampling temperature the target was given at; start-up refuses a run sampling at another
     (``actor_rollout_ref.rollout.temperature``), where entropy differs; null: not stated (paper: 1.0)."""
-    delta: float = 1e-4
+    delta: Scheduled = 1e-4
     """Step of the coefficient per training step; >= 0 (paper: 1e-4)."""
     coef_min: float = 0.0
     """Lower clip of the coefficient; >= 0 (paper: 0)."""
-    coef_max: float = 5e-3
+    coef_max: Scheduled = 5e-3
     """Upper clip of the coefficient; >= coef_min (paper: 5e-3)."""
     initial_coef: float = 0.0
     """Coefficient before the first step (clipped to [coef_min, coef_max]) (paper: 0)."""

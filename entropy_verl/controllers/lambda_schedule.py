@@ -11,18 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .base import EntropyController, check_target
 
 
 @dataclass(frozen=True)
 class LambdaScheduleConfig:
-    target_entropy: float = 0.2
+    target_entropy: Scheduled = 0.2
     """delta_H: lambda shrinks while entropy (nats/token) is below it; >= 0 (paper's value not confirmed)."""
     target_temperature: float | None = None
     """Sampling temperature the target was given at; start-up refuses a run sampling at another
     (``actor_rollout_ref.rollout.temperature``), where entropy differs; null: not stated (paper: not stated)."""
-    delta: float = 0.05
+    delta: Scheduled = 0.05
     """Step of lambda per training step; >= 0 (paper: 0.05)."""
     initial_lambda: float = 1.0
     """lambda before the first step; in [0, 1]."""

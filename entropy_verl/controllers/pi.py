@@ -14,20 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .base import EntropyController, check_target
 
 
 @dataclass(frozen=True)
 class PIControllerConfig:
-    target_entropy: float = 0.1
+    target_entropy: Scheduled = 0.1
     """Entropy (nats/token) the controller holds; >= 0 (paper: e.g. 0.1 at temperature 0.6)."""
     target_temperature: float | None = 0.6
     """Sampling temperature the target was given at; start-up refuses a run sampling at another
     (``actor_rollout_ref.rollout.temperature``), where entropy differs; null: not stated (paper: 0.6)."""
-    kp: float = 1.0
+    kp: Scheduled = 1.0
     """Proportional gain; >= 0 (paper: 1)."""
-    ki: float = 0.01
+    ki: Scheduled = 0.01
     """Integral gain; >= 0 (paper: 0.01)."""
     integral_limit: float | None = None
     """Anti-windup clamp on |integral|; >= 0, null = unclamped (paper: unclamped)."""

@@ -17,12 +17,15 @@ from __future__ import annotations
 import torch
 
 from entropy_verl import metric_names
+from entropy_verl.schedule import with_values
 
-from .context import LossContext, build_loss_context
+from .context import LossContext, build_loss_context, scheduled_key
 
 
 def run_method(ctx: LossContext, spec, cfg) -> tuple[torch.Tensor, dict[str, float]]:
-    """One registered method on ``ctx``: (its output, its metrics prefixed with its name)."""
+    """One registered method on ``ctx``: (its output, its metrics prefixed with its name), with this step's values
+    of its scheduled settings."""
+    cfg = with_values(cfg, ctx.scheduled.get(spec.name))
     out, metrics = spec.impl(ctx.for_method(spec, cfg), cfg)
     return out, {f"{spec.name}/{k}": v for k, v in metrics.items()}
 
@@ -95,7 +98,11 @@ def entropy_aware_loss(config, model_output, data, dp_group=None, *, methods=())
     metrics.update(
         {metric_names.method(k): Metric(value=v, aggregation=AggregationType.MEAN) for k, v in method_metrics.items()}
     )
-    broadcast = {**ctx.coefficients, **{f"{m}/{k}": v for m, stats in ctx.step_stats.items() for k, v in stats.items()}}
+    broadcast = {
+        **ctx.coefficients,
+        **{f"{m}/{k}": v for m, stats in ctx.step_stats.items() for k, v in stats.items()},
+        **{scheduled_key(m, k): v for m, values in ctx.scheduled.items() for k, v in values.items()},
+    }
     for key, value in broadcast.items():  # what the workers used, min and max over all ranks: the driver compares
         for stat in metric_names.WORKER_STATS:
             metrics[metric_names.worker_coef(key, stat)] = Metric(value=float(value), aggregation=AggregationType(stat))

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .context import LossContext, memoized
 from .masked import chunked_map, mean_std, valid, valid_token_mean
@@ -24,7 +25,7 @@ from .masked import chunked_map, mean_std, valid, valid_token_mean
 
 @dataclass(frozen=True)
 class ClipBConfig:
-    mu: float = 2.5
+    mu: Scheduled = 2.5
     """Drop A < 0 tokens whose S is more than mu standard deviations below the batch mean; >= 0 (paper: 2.5)."""
     scope: Literal["step", "micro_batch"] = "step"
     """Where mean and std of S are taken: the whole step, all ranks, or each micro-batch."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from entropy_verl.registry import VOCAB_STATS, register
+from entropy_verl.schedule import Scheduled
 
 from .clip_b import valid_discriminator
 from .context import LossContext, memoized
@@ -41,7 +42,7 @@ MIN_SIGMA = 1e-12
 
 @dataclass(frozen=True)
 class ClipVConfig:
-    mu: float = 8.5
+    mu: Scheduled = 8.5
     """Drop A < 0 tokens whose gap x = N - S exceeds mu standard deviations of x; >= 0 (paper: 8.5)."""
     max_frac: float = 1e-4
     """At most this fraction of the step's tokens is dropped, the largest gaps first; in (0, 1] (paper: 1e-4)."""

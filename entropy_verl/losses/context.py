@@ -19,6 +19,12 @@ import torch
 
 COEFFICIENTS_KEY = "entropy_verl_coefficients"  # batch.extra_info key the driver writes, the workers read
 SELECTION_PREFIX = "entropy_verl_select_"  # batch fields with the driver's per-token selections, one per method
+SCHEDULED_PREFIX = "schedule/"  # broadcast keys of the loss methods' scheduled settings: schedule/<method>/<setting>
+
+
+def scheduled_key(method: str, setting: str) -> str:
+    """The broadcast key of a loss method's scheduled setting (``entropy_verl/schedule.py``)."""
+    return f"{SCHEDULED_PREFIX}{method}/{setting}"
 
 
 @dataclass
@@ -33,6 +39,7 @@ class LossContext:
     global_batch_info: dict = field(default_factory=dict)  # verl's normalisers for micro-batch-invariant means
     step_stats: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> the driver's whole-step stats
     selections: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> (bsz, T) driver-side selection
+    scheduled: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {setting: this step's value}
     # sampling policy's full-vocabulary sums per token (Clip-V), only when a method needs them: sum p^2, sum p^2 log p
     old_sum_p2: torch.Tensor | None = None
     old_sum_p2_logp: torch.Tensor | None = None
@@ -143,16 +150,21 @@ def memoized(ctx: LossContext, key, compute):
     return values[key]
 
 
-def split_broadcast(values: dict[str, float]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """The driver's broadcast ``{"alpha": a, "clip_b/s_mean": m, ...}`` -> (controller outputs, {method: stats})."""
-    coefficients, stats = {}, {}
+def split_broadcast(values: dict[str, float]) -> tuple[dict[str, float], dict[str, dict[str, float]], dict]:
+    """The driver's broadcast ``{"alpha": a, "clip_b/s_mean": m, "schedule/clip_b/mu": u, ...}`` -> (controller
+    outputs, {method: stats}, {method: {scheduled setting: value}})."""
+    coefficients, stats, scheduled = {}, {}, {}
     for key, value in values.items():
+        if key.startswith(SCHEDULED_PREFIX):
+            method, _, setting = key[len(SCHEDULED_PREFIX) :].partition("/")
+            scheduled.setdefault(method, {})[setting] = value
+            continue
         method, sep, stat = key.partition("/")
         if sep:
             stats.setdefault(method, {})[stat] = value
         else:
             coefficients[key] = value
-    return coefficients, stats
+    return coefficients, stats, scheduled
 
 
 def build_loss_context(config, model_output: dict, data) -> LossContext:
@@ -170,7 +182,7 @@ def build_loss_context(config, model_output: dict, data) -> LossContext:
         ["response_mask", "old_log_probs", "advantages"] + (["entropy"] if "entropy" in keys else []) + selection_fields
     )
     padded = data.select(*fields).to_padded_tensor()
-    coefficients, step_stats = split_broadcast(
+    coefficients, step_stats, scheduled = split_broadcast(
         dict(tu.get_non_tensor_data(data=data, key=COEFFICIENTS_KEY, default=None) or {})
     )
     return LossContext(
@@ -184,4 +196,5 @@ def build_loss_context(config, model_output: dict, data) -> LossContext:
         global_batch_info=dict(config.global_batch_info),
         step_stats=step_stats,
         selections={k[len(SELECTION_PREFIX) :]: padded[k] for k in selection_fields},
+        scheduled=scheduled,
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .context import LossContext, memoized
 from .masked import (
@@ -86,7 +87,7 @@ def randperm_prefix(n: int, count: int, generator: torch.Generator) -> torch.Ten
 
 @dataclass(frozen=True)
 class ClipCovConfig:
-    ratio: float = 2e-4
+    ratio: Scheduled = 2e-4
     """Fraction of the step's tokens detached, drawn at random among lower_bound < Cov < upper_bound; in (0, 1]
     (paper: 2e-4)."""
     lower_bound: float = 1.0
@@ -128,10 +129,10 @@ def clip_cov_weight(ctx: LossContext, cfg: ClipCovConfig):
 
 @dataclass(frozen=True)
 class KLCovConfig:
-    ratio: float = 2e-3
+    ratio: Scheduled = 2e-3
     """Fraction of the step's tokens, the highest-Cov ones, that get the KL penalty; in (0, 1] (paper: 2e-3 for 7B,
     2e-4 for 32B)."""
-    coef: float = 1.0
+    coef: Scheduled = 1.0
     """Weight of the penalty coef * |log pi - log pi_old|; >= 0 (paper: 1)."""
 
     def __post_init__(self):
@@ -156,7 +157,15 @@ def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch
     return selected_token_mean(per_token_coef * (ctx.log_prob - ctx.old_log_prob).abs(), ctx.response_mask, ctx)
 
 
-@register("kl_cov_global", kind="term", config=KLCovConfig, step_selection=kl_cov_selection, loss_mode=PG_UNCLIPPED)
+@register(
+    "kl_cov_global",
+    kind="term",
+    config=KLCovConfig,
+    step_selection=kl_cov_selection,
+    loss_mode=PG_UNCLIPPED,
+    ratio_only=True,  # |log pi - log pi_old| and its gradient are 0 while pi = pi_old
+    no_op=lambda cfg: "coef is 0" if cfg.coef == 0 else None,
+)
 def kl_cov_term(ctx: LossContext, cfg: KLCovConfig):
     """KL-Cov's penalty coef * token-mean(1[t selected] |log pi_t - log pi_old,t|) (arXiv:2505.22617, Eq. 10-12).
 

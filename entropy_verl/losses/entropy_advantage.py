@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .context import LossContext
 from .masked import valid_token_mean
@@ -22,9 +23,9 @@ from .masked import valid_token_mean
 
 @dataclass(frozen=True)
 class EntropyAdvantageConfig:
-    alpha: float = 0.4
+    alpha: Scheduled = 0.4
     """Scale of the entropy bonus alpha * H; >= 0 (paper: 0.4)."""
-    kappa: float = 2.0
+    kappa: Scheduled = 2.0
     """The bonus is capped at |A| / kappa; > 1 keeps every advantage's sign (2 here; not confirmed in the paper)."""
 
     def __post_init__(self):
@@ -34,7 +35,12 @@ class EntropyAdvantageConfig:
             raise ValueError(f"kappa must be > 1 (so the bonus cannot flip an advantage's sign), got {self.kappa}")
 
 
-@register("entropy_adv", kind="advantage", config=EntropyAdvantageConfig)
+@register(
+    "entropy_adv",
+    kind="advantage",
+    config=EntropyAdvantageConfig,
+    no_op=lambda cfg: "alpha is 0: the advantages are unchanged" if cfg.alpha == 0 else None,
+)
 def entropy_advantage(ctx: LossContext, cfg: EntropyAdvantageConfig):
     """A'_t = A_t + min(alpha * sg(H_t), |A_t| / kappa) on the valid tokens (arXiv:2506.14758, Eq. 5-6).
 

@@ -1,10 +1,11 @@
-"""Skywork-OR1's adaptive entropy bonus (He et al., arXiv:2505.22312, Sec. 4, "adaptive entropy control").
+"""Entropy bonuses: the classic fixed one, and Skywork-OR1's adaptive one (He et al., arXiv:2505.22312, Sec. 4,
+"adaptive entropy control").
 
     L = L_PPO - c * token-mean(H)      (gradient flows through H)
 
-c comes from the driver's adaptive controller (``entropy_verl.controllers.adaptive_entropy``) and is 0 while
-entropy is at or above its target. verl's own ``entropy_coeff`` is a frozen config field; this term is the
-runtime-mutable version of it.
+``entropy_bonus``: c is its own setting, a number or a schedule by step (``entropy_verl/schedule.py``); verl's own
+``actor.entropy_coeff`` is the same bonus with a frozen c. ``adaptive_entropy_bonus``: c comes from the driver's
+adaptive controller (``entropy_verl.controllers.adaptive_entropy``) and is 0 while entropy is at or above its target.
 """
 
 from __future__ import annotations
@@ -13,11 +14,47 @@ from dataclasses import dataclass
 
 from entropy_verl.controllers.adaptive_entropy import AdaptiveEntropyController
 from entropy_verl.registry import ENTROPY, register
+from entropy_verl.schedule import Scheduled
 
 from .context import LossContext
 from .masked import selected_token_mean
 
 ENTROPY_COEF = AdaptiveEntropyController.outputs.entropy_coef
+
+
+def entropy_bonus(ctx: LossContext, coef: float, name: str):
+    """-coef * token-mean(H) over the valid tokens, with verl's normaliser, and its metrics."""
+    if ctx.entropy is None:
+        raise RuntimeError(f"{name} needs actor_rollout_ref.actor.calculate_entropy=True")
+    mean_entropy = selected_token_mean(ctx.entropy, ctx.response_mask, ctx)  # verl's token-mean normaliser
+    return -coef * mean_entropy, {"coef": coef, "bonus": mean_entropy.item()}
+
+
+@dataclass(frozen=True)
+class EntropyBonusConfig:
+    coef: Scheduled = 1e-3
+    """c in -c * token-mean(H); >= 0, a number or a schedule [[step, value], ...] (no paper value; verl's examples
+    used entropy_coeff 1e-3)."""
+
+    def __post_init__(self):
+        if not self.coef >= 0:
+            raise ValueError(f"coef must be >= 0, got {self.coef}")
+
+
+@register(
+    "entropy_bonus",
+    kind="term",
+    config=EntropyBonusConfig,
+    needs=(ENTROPY,),
+    no_op=lambda cfg: "coef is 0" if cfg.coef == 0 else None,
+)
+def entropy_bonus_term(ctx: LossContext, cfg: EntropyBonusConfig):
+    """The entropy bonus -c * token-mean(H), gradient through H, with c fixed or scheduled by step.
+
+    Reads: ``ctx.entropy`` (current policy, with grad), ``ctx.response_mask``, ``ctx.global_batch_info`` (verl's
+    normaliser, by ``selected_token_mean``).
+    """
+    return entropy_bonus(ctx, cfg.coef, "entropy_bonus")
 
 
 @dataclass(frozen=True)
@@ -34,8 +71,4 @@ def adaptive_entropy_bonus_term(ctx: LossContext, cfg: AdaptiveEntropyBonusConfi
     Reads: ``ctx.entropy`` (current policy, with grad), ``ctx.coefficients`` (``entropy_coef``, the adaptive_entropy
     controller's), ``ctx.response_mask``, ``ctx.global_batch_info`` (verl's normaliser, by ``selected_token_mean``).
     """
-    if ctx.entropy is None:
-        raise RuntimeError("adaptive_entropy_bonus needs actor_rollout_ref.actor.calculate_entropy=True")
-    coef = float(ctx.coefficients[ENTROPY_COEF])
-    mean_entropy = selected_token_mean(ctx.entropy, ctx.response_mask, ctx)  # verl's token-mean normaliser
-    return -coef * mean_entropy, {"coef": coef, "bonus": mean_entropy.item()}
+    return entropy_bonus(ctx, float(ctx.coefficients[ENTROPY_COEF]), "adaptive_entropy_bonus")

@@ -34,7 +34,13 @@ def reads_lambda(cfg: PosAdvReweightConfig) -> tuple[str, ...]:
     return (SCHEDULED,) if cfg.lam is None else ()
 
 
-@register("pos_adv_reweight", kind="weight", config=PosAdvReweightConfig, reads=reads_lambda)
+@register(
+    "pos_adv_reweight",
+    kind="weight",
+    config=PosAdvReweightConfig,
+    reads=reads_lambda,
+    no_op=lambda cfg: "lam is 1: every weight is 1" if cfg.lam == 1 else None,
+)
 def pos_adv_reweight(ctx: LossContext, cfg: PosAdvReweightConfig):
     """weight_t = lambda if A_t > 0 else 1 (arXiv:2511.05993, Sec. 5).
 

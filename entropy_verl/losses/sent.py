@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .context import LossContext
 from .covariance import covariance_order, selected_kl_penalty
@@ -26,7 +27,7 @@ HIGH_COV_WEIGHT, LOW_COV_WEIGHT = 2.0, 0.5
 class SentConfig:
     k: float = 2e-4
     """Fraction of the low-entropy tokens penalised at each end of the Cov order; in (0, 0.5] (paper: 2e-4)."""
-    coef: float = 0.1
+    coef: Scheduled = 0.1
     """Weight of the KL penalty |log pi - log pi_old|; >= 0 (paper: 0.1)."""
     low_entropy_fraction: float = 0.8
     """The bottom fraction of the step's token entropies that is eligible; in (0, 1] (paper: 0.8)."""
@@ -60,7 +61,15 @@ def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator
     return padded_selection(ctx, [(lowest, LOW_COV_WEIGHT), (highest, HIGH_COV_WEIGHT)], ctx.advantages.dtype)
 
 
-@register("sent", kind="term", config=SentConfig, step_selection=sent_selection, loss_mode=PG_UNCLIPPED)
+@register(
+    "sent",
+    kind="term",
+    config=SentConfig,
+    step_selection=sent_selection,
+    loss_mode=PG_UNCLIPPED,
+    ratio_only=True,  # |log pi - log pi_old| and its gradient are 0 while pi = pi_old
+    no_op=lambda cfg: "coef is 0" if cfg.coef == 0 else None,
+)
 def sent_term(ctx: LossContext, cfg: SentConfig):
     """SENT's penalty coef * token-mean(m_t |log pi_t - log pi_old,t|), m_t in {2, 0.5, 0} (arXiv:2512.04359, Eq. 7-8).
 

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .context import LossContext
 from .masked import chunked_reduce, valid, valid_count, valid_token_mean
@@ -26,7 +27,7 @@ MIN_SCALE = 0.02  # floor of max|Omega| so a batch of near-zero changes is not s
 
 @dataclass(frozen=True)
 class SteerConfig:
-    lambda_min: float = 0.8
+    lambda_min: Scheduled = 0.8
     """Weight of the token whose |Omega| is the batch's largest; in (0, 1] (paper: 0.8)."""
     mode: Literal["exp", "linear"] = "exp"
     """How the weight falls with |Omega|: exp(-k |Omega|) (paper) or linearly."""
@@ -66,7 +67,13 @@ def steer_stats(ctx: LossContext, cfg: SteerConfig) -> dict[str, float]:
     return {"omega_max": chunked_reduce(largest, torch.max, *fields).item()}
 
 
-@register("steer", kind="weight", config=SteerConfig, step_stats=steer_stats)
+@register(
+    "steer",
+    kind="weight",
+    config=SteerConfig,
+    step_stats=steer_stats,
+    no_op=lambda cfg: "lambda_min is 1: every weight is 1" if cfg.lambda_min == 1 else None,
+)
 def steer_weight(ctx: LossContext, cfg: SteerConfig):
     """STEER's token weight lambda_t = clamp(exp(-k |Omega_t|), lambda_min, 1), or linear in |Omega_t| with
     ``mode: linear`` (arXiv:2510.10150, Sec. 3, Eq. 8-10).

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from entropy_verl.registry import register
+from entropy_verl.schedule import Scheduled
 
 from .context import LossContext
 from .masked import valid_count, valid_quantile, valid_token_mean
@@ -21,7 +22,7 @@ from .masked import valid_count, valid_quantile, valid_token_mean
 
 @dataclass(frozen=True)
 class TopEntropyConfig:
-    rho: float = 0.2
+    rho: Scheduled = 0.2
     """Fraction of the batch's tokens kept, the highest-entropy ones; in (0, 1] (paper: 0.2)."""
     scope: Literal["step", "micro_batch"] = "step"
     """Where the entropy quantile is taken: the whole step, all ranks (paper), or each micro-batch."""
@@ -42,7 +43,13 @@ def top_entropy_threshold(ctx: LossContext, cfg: TopEntropyConfig) -> dict[str, 
     return {"threshold": valid_quantile(ctx, "old_entropy", 1.0 - cfg.rho).item()}
 
 
-@register("top_entropy", kind="weight", config=TopEntropyConfig, step_stats=top_entropy_threshold)
+@register(
+    "top_entropy",
+    kind="weight",
+    config=TopEntropyConfig,
+    step_stats=top_entropy_threshold,
+    no_op=lambda cfg: "rho is 1: every token is kept" if cfg.rho == 1 else None,
+)
 def top_entropy_weight(ctx: LossContext, cfg: TopEntropyConfig):
     """weight_t = 1[H_t >= tau_rho] on the valid tokens (arXiv:2506.01939, Sec. 4, Eq. 4).
 

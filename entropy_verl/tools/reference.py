@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 
 from entropy_verl import registry
 from entropy_verl.config import ConfigError, TaskConfig, build_config, field_docs, load_registry, settable_fields
+from entropy_verl.schedule import schedulable_fields
 
 COMMAND = "python -m entropy_verl.tools.reference"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -99,9 +100,14 @@ def default_of(field: dataclasses.Field) -> str:
 
 def settings_table(cls: type) -> list[str]:
     docs, fields = field_docs(cls), {f.name: f for f in dataclasses.fields(cls)}
+    scheduled = schedulable_fields(cls)
+
+    def kind_of(name, kind) -> str:  # a Scheduled setting also takes a schedule (entropy_verl/schedule.py)
+        return type_name(kind) + (" | [[step, value], ...]" if name in scheduled else "")
+
     rows = [
-        f"| `{name}` | `{cell(type_name(kind))}` | `{cell(default_of(fields[name]))}` | {cell(docs.get(name, ''))} |"
-        for name, kind in settable_fields(cls).items()
+        f"| `{name}` | `{cell(kind_of(name, k))}` | `{cell(default_of(fields[name]))}` | {cell(docs.get(name, ''))} |"
+        for name, k in settable_fields(cls).items()
     ]
     if not rows:
         return ["No settings."]

@@ -32,7 +32,8 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
     (Clip-Cov, KL-Cov, SENT, Clip-V) reach the workers' losses through the batch, Clip-V's sums come from verl's
     old-log-prob forward on entropy_verl's engine (which entropy_verl.main selects for the run), the estimator gets
     the task's reward components, and the entropy diagnostics and pass@k are logged. Selection ratios are raised so
-    a 16-sample step selects tokens. Two trainer ranks: every rank's loss uses the driver's coefficients."""
+    a 16-sample step selects tokens. Two trainer ranks: every rank's loss uses the driver's coefficients, and the
+    scheduled settings' values of each step."""
     methods = "entropy_adv,top_entropy,steer,clip_b,pos_adv_reweight,clip_cov_global,kl_cov_global,sent,clip_v"
     rows = smoke_run(
         f"method=[gdpo,{methods},entropic,adaptive_entropy]",
@@ -49,9 +50,16 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
         "entropy_verl.methods.sent.k=0.1",
         "entropy_verl.methods.clip_v.mu=0.5",
         "entropy_verl.methods.clip_v.max_frac=0.05",
+        # schedules: a loss method's setting (on the workers) and a controller's target (on the driver)
+        "entropy_verl.methods.steer.lambda_min=[[0,0.9],[2,0.7]]",
+        "entropy_verl.controllers.pi.target_entropy=[[1,0.5],[2,0.3]]",
     )
     check_diagnostics(rows)
     for row in rows:
+        lambda_min, target = {1: (0.8, 0.5), 2: (0.7, 0.3)}[row["step"]]
+        assert row["entropy_verl/schedule/steer/lambda_min"] == pytest.approx(lambda_min, abs=1e-12)
+        assert row["entropy_control/pi/target"] == pytest.approx(target, abs=1e-12)
+        assert row["entropy_control/pi/error"] == pytest.approx(row["entropy_control/pi/measurement"] - target)
         for stat in (
             "top_entropy/threshold",
             "steer/omega_max",
@@ -59,6 +67,7 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
             "clip_b/s_std",
             "alpha",
             "entropy_coef",
+            "schedule/steer/lambda_min",
         ):
             driver = row[f"entropy_verl/driver_coef/{stat}"]
             used = [row[f"actor/entropy_verl/worker_coef/{stat}/{s}"] for s in ("min", "max")]  # over both ranks
@@ -66,7 +75,7 @@ def test_every_loss_method_composed_with_an_estimator_in_one_run(smoke_run):
         assert row["entropy_verl/worker_coef_mismatch_steps"] == 0
         assert 0.1 < row["actor/top_entropy/kept_frac"] < 0.3
         assert row["actor/pos_adv_reweight/lambda"] == pytest.approx(0.1)
-        assert 0.8 <= row["actor/steer/mean_lambda"] <= 1.0
+        assert lambda_min <= row["actor/steer/mean_lambda"] <= 1.0
         assert 0.0 < row["actor/clip_cov_global/detached_frac"] < 0.2
         assert 0.0 < row["actor/kl_cov_global/selected_frac"] < 0.2
         assert 0.0 < row["actor/sent/selected_frac"] < 0.3

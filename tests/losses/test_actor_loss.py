@@ -75,6 +75,20 @@ def test_entropy_aware_loss_shaped_advantages_reach_verls_loss(method):
     assert loss.item() == pytest.approx(-(1.4 - 0.6) / 2, rel=1e-6)
 
 
+def test_a_scheduled_setting_in_the_broadcast_replaces_the_configs_value_and_is_logged(method):
+    """The driver sends a loss method's scheduled setting with the step's coefficients: the worker runs the method
+    with it (entropy_adv's alpha 0.2 instead of its config's 0.4) and logs what it used."""
+    values, data = micro_batch([[math.log(0.5), math.log(0.5)]], [[1.0, -1.0]])
+    data["entropy"] = nested([[1.0, 1.0]])
+    tu.assign_non_tensor_data(data, COEFFICIENTS_KEY, {"schedule/entropy_adv/alpha": 0.2})
+    loss, metrics = entropy_aware_loss(
+        ppo_actor_config(), {"log_probs": values}, data, methods=(method("entropy_adv", alpha=0.4, kappa=2.0),)
+    )
+    assert loss.item() == pytest.approx(-(1.2 - 0.8) / 2, rel=1e-6)  # A + min(0.2 H, |A| / 2), H = 1
+    for stat in ("min", "max"):
+        assert metrics[f"entropy_verl/worker_coef/schedule/entropy_adv/alpha/{stat}"].aggregate() == 0.2
+
+
 def test_the_drivers_broadcast_reaches_each_method_under_its_name_and_is_logged_per_worker(method):
     """Controller outputs and whole-step statistics travel as one extra_info dict; each method reads its own."""
     lp = [[math.log(0.97), math.log(0.5)], [math.log(0.99)]]
@@ -90,9 +104,10 @@ def test_the_drivers_broadcast_reaches_each_method_under_its_name_and_is_logged_
     for key, value in broadcast.items():  # one key per coefficient and statistic, not one per rank
         assert metrics[f"entropy_verl/worker_coef/{key}/min"].aggregate() == value
         assert metrics[f"entropy_verl/worker_coef/{key}/max"].aggregate() == value
-    assert split_broadcast(broadcast) == (
+    assert split_broadcast({**broadcast, "schedule/clip_b/mu": 2.0}) == (
         {"alpha": 0.5},
         {"top_entropy": {"threshold": 0.4}, "clip_b": {"s_mean": 0.0, "s_std": 1.0}},
+        {"clip_b": {"mu": 2.0}},
     )
     # kept tokens (H >= 0.4): the second and third; EntroPIC's term on p > 0.95 tokens (1st and 3rd), alpha 0.5
     pg = -(1.0 * 0 + (-1.0) * 1 + 2.0 * 1) / 3

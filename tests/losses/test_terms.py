@@ -1,5 +1,5 @@
-"""Loss terms (EntroPIC's, Skywork's adaptive entropy bonus) against hand-computed values, edge cases, and their
-direction on a toy softmax policy."""
+"""Loss terms (EntroPIC's, the entropy bonus fixed or scheduled, Skywork's adaptive entropy bonus) against
+hand-computed values, edge cases, and their direction on a toy softmax policy."""
 
 import math
 
@@ -55,6 +55,16 @@ def test_adaptive_entropy_bonus_hand_computed(token_ctx, method):
         run_method(ctx, spec, cfg)
 
 
+def test_entropy_bonus_hand_computed_with_its_own_or_the_scheduled_coefficient(token_ctx, method):
+    ctx = token_ctx([0.5] * 4, [0.0] * 4, [1, 1, 1, 0], current_entropy=[0.5, 1.0, 0.2, 9.0])
+    spec, cfg = method("entropy_bonus", coef=0.01)
+    loss, metrics = run_method(ctx, spec, cfg)
+    assert loss.item() == pytest.approx(-0.01 * 1.7 / 3) and metrics["entropy_bonus/bonus"] == pytest.approx(1.7 / 3)
+    ctx.scheduled = {"entropy_bonus": {"coef": 0.03}}  # this step's value of a schedule, from the driver
+    loss, metrics = run_method(ctx, spec, cfg)
+    assert loss.item() == pytest.approx(-0.03 * 1.7 / 3) and metrics["entropy_bonus/coef"] == 0.03
+
+
 def entropy_of(logits):
     p = torch.softmax(logits, -1)
     return -(p * p.log()).sum().item()
@@ -88,11 +98,13 @@ def test_entropic_direction_on_toy_softmax(alpha, direction, method):
     assert (after - before) * direction > 0.01, (before, after)
 
 
-def test_adaptive_entropy_bonus_direction_on_toy_softmax(token_ctx, method):
+@pytest.mark.parametrize("name", ["adaptive_entropy_bonus", "entropy_bonus"])
+def test_entropy_bonus_direction_on_toy_softmax(token_ctx, method, name):
+    """Both bonuses raise the entropy (coefficient 0.5: the adaptive one's from the driver, the fixed one's own)."""
     logits = torch.tensor([3.0, 0.0, -1.0], requires_grad=True)
     before = entropy_of(logits.detach())
     optimizer = torch.optim.SGD([logits], lr=1.0)
-    spec, cfg = method("adaptive_entropy_bonus")
+    spec, cfg = method(name, **({"coef": 0.5} if name == "entropy_bonus" else {}))
     for _ in range(10):
         p = torch.softmax(logits, -1)
         ctx = token_ctx([0.5], [0.0], [1], coefficients={"entropy_coef": 0.5})

@@ -35,7 +35,7 @@ def test_one_method_printout_has_its_settings_with_their_defaults(capsys):
     assert reference.main(["clip_b"]) == 0
     printed = capsys.readouterr().out
     rows = settings_rows(printed)
-    assert rows["mu"][:2] == ["float", "2.5"] and rows["scope"][1] == "step"
+    assert rows["mu"][:2] == ["float \\| [[step, value], ...]", "2.5"] and rows["scope"][1] == "step"  # schedulable
     assert "entropy_verl.methods.clip_b" in printed and "arXiv:2602.03392" in printed
 
 

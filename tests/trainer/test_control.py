@@ -7,23 +7,30 @@ import pytest
 
 from entropy_verl.config import EntropyVerlConfig, TaskConfig
 from entropy_verl.diagnostics.step import DiagnosticsConfig
+from entropy_verl.schedule import parse_schedule
 from entropy_verl.trainer.control import EntropyControl
 from entropy_verl.trainer.safety import NonFiniteError, SafetyConfig
 
 
 @pytest.fixture
 def control(method):
-    """``control(max_nonfinite_steps=3)``: the trainer's control with one PI controller (target 0.45, kp 1, ki 0.1)."""
+    """``control(max_nonfinite_steps=3, methods=(), schedules=None)``: the trainer's control with one PI controller
+    (target 0.45, kp 1, ki 0.1), the loss ``methods`` ((spec, cfg) pairs) and ``schedules`` ({entry: {setting:
+    [[step, value], ...]}})."""
 
-    def build(max_nonfinite_steps=3):
+    def build(max_nonfinite_steps=3, methods=(), schedules=None):
         parsed = EntropyVerlConfig(
-            methods=[],
+            methods=list(methods),
             controllers=[method("pi", target_entropy=0.45, kp=1.0, ki=0.1)],
             estimator=None,
             task=TaskConfig(),
             diagnostics=DiagnosticsConfig(),
             safety=SafetyConfig(max_nonfinite_steps=max_nonfinite_steps),
             tuned_on=None,
+            schedules={
+                name: {setting: parse_schedule(points, setting) for setting, points in settings.items()}
+                for name, settings in (schedules or {}).items()
+            },
         )
         return EntropyControl(parsed)
 
@@ -96,3 +103,54 @@ def test_a_step_on_which_some_rank_used_another_coefficient_is_counted_and_kept_
     resumed = control()
     resumed.load_state_dict(ctl.state_dict())
     assert resumed.check_workers(same) == {"entropy_verl/worker_coef_mismatch_steps": 1}
+
+
+def test_a_scheduled_target_drives_the_controller_and_a_scheduled_coefficient_reaches_the_workers(control, method):
+    bonus = method("entropy_bonus")
+    ctl = control(
+        methods=[bonus],
+        schedules={"pi": {"target_entropy": [[1, 0.45], [3, 0.25]]}, "entropy_bonus": {"coef": [[0, 1e-3], [4, 0]]}},
+    )
+    seen = []
+    for step, h in enumerate([0.65, 0.35, 0.35], start=1):
+        metrics = ctl.begin_step(step)
+        seen.append(metrics)
+        metrics.update(ctl.measure(h, step))
+    # targets 0.45, 0.35, 0.25: e = 0.2, 0.0, 0.1; I = 0.2, 0.2, 0.3; alpha = e + 0.1 I
+    assert metrics["entropy_control/pi/target"] == pytest.approx(0.25)
+    assert ctl.coefficients["alpha"] == pytest.approx(0.1 + 0.03)
+    assert [m["entropy_verl/schedule/pi/target_entropy"] for m in seen] == pytest.approx([0.45, 0.35, 0.25])
+    assert [m["entropy_verl/schedule/entropy_bonus/coef"] for m in seen] == pytest.approx([7.5e-4, 5e-4, 2.5e-4])
+    # the loss method's value travels with the coefficients; the controller's stays on the driver
+    assert ctl.broadcast == {"alpha": pytest.approx(0.13), "schedule/entropy_bonus/coef": pytest.approx(2.5e-4)}
+    assert ctl.config_of(*bonus).coef == pytest.approx(2.5e-4) and bonus[1].coef == 1e-3  # the parsed one unchanged
+    # a worker that used another scheduled value is counted like any coefficient
+    used = {f"actor/entropy_verl/worker_coef/{k}/{s}": v for k, v in ctl.broadcast.items() for s in ("min", "max")}
+    assert ctl.check_workers(used)["entropy_verl/worker_coef_mismatch_steps"] == 0
+    used["actor/entropy_verl/worker_coef/schedule/entropy_bonus/coef/min"] = 1e-3
+    assert ctl.check_workers(used)["entropy_verl/worker_coef_mismatch_steps"] == 1
+
+
+def test_a_scheduled_run_resumed_from_its_state_continues_exactly(control, caplog):
+    schedules = {"pi": {"target_entropy": [[0, 0.5], [6, 0.2]], "ki": [[0, 0.1], [6, 0.0]]}}
+    measurements = [0.6, 0.55, 0.4, 0.3, 0.35, 0.25]
+
+    def steps(ctl, first, values):
+        out = []
+        for step, h in enumerate(values, start=first):
+            ctl.begin_step(step)
+            ctl.measure(h, step)
+            out.append(ctl.coefficients["alpha"])
+        return out
+
+    whole = steps(control(schedules=schedules), 1, measurements)
+    first = control(schedules=schedules)
+    head = steps(first, 1, measurements[:3])
+    state = first.state_dict()
+    assert state["schedules"] == schedules
+    resumed = control(schedules=schedules)
+    resumed.load_state_dict(state)
+    assert head + steps(resumed, 4, measurements[3:]) == whole  # exactly: the same floats
+    changed = control(schedules={"pi": {"target_entropy": [[0, 0.5]]}})
+    changed.load_state_dict(state)
+    assert "resuming with schedules other than the checkpoint's (['pi'])" in caplog.text
