@@ -31,6 +31,7 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
         f"entropy_verl.controllers.pi.kp={kp}",
         f"entropy_verl.controllers.pi.ki={ki}",
         "entropy_verl.controllers.pi.integral_limit=null",
+        "entropy_verl.controllers.pi.target_entropy=[[0,0.6],[4,0.2]]",  # a scheduled target: 0.5, 0.4, 0.3, 0.2
         # validate every step (8 prompts x 2 samples): the entropy law's pairs accumulate across the restart
         "trainer.test_freq=1",
         "data.val_max_samples=8",
@@ -68,6 +69,13 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
 
     assert [r["step"] for r in load_metrics(str(run_dir))] == [1, 2, 3, 4]
     integral = saved["controllers"]["pi"]["integral"]
+    assert saved["schedules"] == {"pi": {"target_entropy": [[0, 0.6], [4, 0.2]]}}  # written with the state
+    for step, row in (*before.items(), *after.items()):  # the schedule continues across the restart
+        assert row["entropy_control/pi/target"] == pytest.approx(0.6 - 0.1 * step, abs=1e-12)
+        assert row["entropy_verl/schedule/pi/target_entropy"] == row["entropy_control/pi/target"]
+        assert row["entropy_control/pi/error"] == pytest.approx(
+            row["entropy_control/pi/measurement"] - row["entropy_control/pi/target"], abs=1e-12
+        )
     for step in (3, 4):  # I_t = I_{t-1} + e_t, continuing from the checkpointed integral
         integral += after[step]["entropy_control/pi/error"]
         assert after[step]["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
