@@ -87,6 +87,11 @@ class Outputs(tuple):
 REGISTRY: dict[str, Spec] = {}
 
 
+def coef_is_zero(cfg) -> str | None:
+    """``no_op`` of a method whose whole effect is scaled by its ``coef`` setting."""
+    return "coef is 0" if cfg.coef == 0 else None
+
+
 def register(name: str, kind: str, config: type, **fields) -> Callable:
     """Register the decorated function (or controller class) under ``name``; ``fields`` are ``Spec``'s."""
     if kind not in KINDS:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from entropy_verl.registry import register
+from entropy_verl.registry import coef_is_zero, register
 from entropy_verl.schedule import Scheduled
 
 from .context import LossContext, memoized
@@ -164,7 +164,7 @@ def selected_kl_penalty(ctx: LossContext, per_token_coef: torch.Tensor) -> torch
     step_selection=kl_cov_selection,
     loss_mode=PG_UNCLIPPED,
     ratio_only=True,  # |log pi - log pi_old| and its gradient are 0 while pi = pi_old
-    no_op=lambda cfg: "coef is 0" if cfg.coef == 0 else None,
+    no_op=coef_is_zero,
 )
 def kl_cov_term(ctx: LossContext, cfg: KLCovConfig):
     """KL-Cov's penalty coef * token-mean(1[t selected] |log pi_t - log pi_old,t|) (arXiv:2505.22617, Eq. 10-12).

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from entropy_verl.controllers.adaptive_entropy import AdaptiveEntropyController
-from entropy_verl.registry import ENTROPY, register
+from entropy_verl.registry import ENTROPY, coef_is_zero, register
 from entropy_verl.schedule import Scheduled
 
 from .context import LossContext
@@ -46,7 +46,7 @@ class EntropyBonusConfig:
     kind="term",
     config=EntropyBonusConfig,
     needs=(ENTROPY,),
-    no_op=lambda cfg: "coef is 0" if cfg.coef == 0 else None,
+    no_op=coef_is_zero,
 )
 def entropy_bonus_term(ctx: LossContext, cfg: EntropyBonusConfig):
     """The entropy bonus -c * token-mean(H), gradient through H, with c fixed or scheduled by step.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from entropy_verl.registry import register
+from entropy_verl.registry import coef_is_zero, register
 from entropy_verl.schedule import Scheduled
 
 from .context import LossContext
@@ -68,7 +68,7 @@ def sent_selection(ctx: LossContext, cfg: SentConfig, generator: torch.Generator
     step_selection=sent_selection,
     loss_mode=PG_UNCLIPPED,
     ratio_only=True,  # |log pi - log pi_old| and its gradient are 0 while pi = pi_old
-    no_op=lambda cfg: "coef is 0" if cfg.coef == 0 else None,
+    no_op=coef_is_zero,
 )
 def sent_term(ctx: LossContext, cfg: SentConfig):
     """SENT's penalty coef * token-mean(m_t |log pi_t - log pi_old,t|), m_t in {2, 0.5, 0} (arXiv:2512.04359, Eq. 7-8).
