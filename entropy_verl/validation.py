@@ -19,7 +19,7 @@ import warnings
 from omegaconf import DictConfig, OmegaConf
 
 from entropy_verl import run_state
-from entropy_verl.config import TRAINER_NAME, ConfigError, EntropyVerlConfig, parse
+from entropy_verl.config import TRAINER_MODES, ConfigError, EntropyVerlConfig, parse
 from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, REWARD_COMPONENTS, VOCAB_STATS
 from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
 from entropy_verl.schedule import with_values
@@ -87,12 +87,10 @@ def check_entropy_control(config: DictConfig, parsed: EntropyVerlConfig, in_trai
     if not entries:
         return
     mode_key = "trainer.v1.trainer_mode"
-    if OmegaConf.select(config, mode_key) != TRAINER_NAME:
-        raise ConfigError(
-            mode_key,
-            f"entropy_verl's methods and controllers run in the {TRAINER_NAME!r} trainer, got "
-            f"{OmegaConf.select(config, mode_key)!r}",
-        )
+    mode = OmegaConf.select(config, mode_key)
+    if mode not in TRAINER_MODES.values():
+        ours = ", ".join(f"{name} (verl's {verl})" for verl, name in TRAINER_MODES.items())
+        raise ConfigError(mode_key, f"entropy_verl's methods and controllers run in its trainers: {ours}; got {mode!r}")
     if OmegaConf.select(config, "algorithm.rollout_correction.bypass_mode", default=False):
         raise ConfigError(
             "algorithm.rollout_correction.bypass_mode",

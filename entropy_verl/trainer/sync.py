@@ -1,7 +1,10 @@
-"""``EntropySyncTrainer``: verl's v1 synchronous trainer, selected with ``trainer.v1.trainer_mode=entropy_sync``.
+"""entropy_verl's trainers: verl's v1 trainers plus driver-side entropy control, written once (``EntropyControlTrainer``,
+a mixin on verl's ``PPOTrainer`` hooks) and registered in verl's trainer registry under their own modes:
 
-It is verl's ``PPOTrainerSync`` (colocated rollout, on-policy, weights pushed to the rollout after every step) plus
-driver-side entropy control:
+    trainer.v1.trainer_mode=entropy_sync             verl's PPOTrainerSync (colocated rollout, on-policy)
+    trainer.v1.trainer_mode=entropy_colocate_async   verl's PPOTrainerColocateAsync (partial rollouts)
+
+Each runs verl's mode as verl does (its replay buffer, rollout client and ``trainer.v1.<verl mode>`` settings), plus:
 
 1. after verl recomputes old log-probs (which also yields per-token entropy; no extra forward pass), the trainer
    takes the *global* token-mean entropy of the step's rollout batch;
@@ -30,6 +33,7 @@ import transfer_queue as tq
 from omegaconf import OmegaConf, open_dict
 from tensordict import TensorDict
 from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_colocate_async import PPOTrainerColocateAsync
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
@@ -38,7 +42,7 @@ from verl.workers.utils.padding import response_from_nested, response_to_nested
 
 from entropy_verl import metric_names, run_state
 from entropy_verl.advantages import estimator_inputs
-from entropy_verl.config import TRAINER_NAME, objective
+from entropy_verl.config import TRAINER_MODES, TRAINER_NAME, objective
 from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_aware_loss
@@ -87,8 +91,14 @@ def ray_node_addresses() -> list[str]:
     return sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]})
 
 
-@register_trainer(TRAINER_NAME)
-class EntropySyncTrainer(PPOTrainerSync):
+class EntropyControlTrainer:
+    """Entropy control on any of verl's v1 trainers: a mixin placed before the verl trainer class in the bases, using
+    only the hooks verl's ``PPOTrainer`` defines (``step``, ``_compute_old_log_prob``, ``_update_actor``, ...). The
+    concrete trainers below pick verl's mode (``VERL_MODE``): its replay buffer, its rollout client and its
+    ``trainer.v1.<mode>`` settings."""
+
+    VERL_MODE = "sync"  # the verl trainer mode whose semantics the subclass runs
+
     def __init__(self, config):
         # The start-up checks: entropy_verl.main ran them on the driver before Ray; under verl's own main_ppo this is
         # their first run, still before any worker starts (~0.2 s). Returns the parsed entropy_verl block.
@@ -122,9 +132,11 @@ class EntropySyncTrainer(PPOTrainerSync):
         super().__init__(config)
 
     def _build_replay_buffer(self):
-        # verl branches on trainer_mode == "sync" for on-policy semantics; this trainer *is* the sync trainer.
+        # verl branches on trainer_mode (sync or an async mode) and reads trainer.v1.<mode>: this trainer runs in
+        # verl's mode VERL_MODE, under its own name.
         own_config = self.config.trainer.v1.get(TRAINER_NAME, {}) or {}
-        self.trainer_mode = "sync"
+        self.trainer_mode = self.VERL_MODE
+        self.parameter_sync_step = self.config.trainer.v1.get(self.VERL_MODE, {}).get("parameter_sync_step", 1)
         replay_buffer = super()._build_replay_buffer()
         replay_buffer.poll_interval = float(own_config.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
         # verl waits for rollouts with no deadline; the watchdog fails the run when a worker it waits for has died
@@ -435,3 +447,19 @@ class EntropySyncTrainer(PPOTrainerSync):
                 self.diagnostics.load_state_dict(state["diagnostics"])
             logger.info("restored entropy controllers from %s", folder)
         return result
+
+
+@register_trainer(TRAINER_NAME)
+class EntropySyncTrainer(EntropyControlTrainer, PPOTrainerSync):
+    """verl's synchronous trainer (colocated rollout, on-policy) with entropy control."""
+
+    VERL_MODE = "sync"
+
+
+@register_trainer(TRAINER_MODES["colocate_async"])
+class EntropyColocateAsyncTrainer(EntropyControlTrainer, PPOTrainerColocateAsync):
+    """verl's colocated asynchronous trainer (partial rollouts across weight updates) with entropy control. The
+    controller measures the entropy the trainer recomputes for the batch it trains, under the current weights; the
+    batch was sampled by policies up to ``training/off_policy/trajectory_staleness/max`` versions older (verl's)."""
+
+    VERL_MODE = "colocate_async"
