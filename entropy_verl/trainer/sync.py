@@ -1,5 +1,6 @@
-"""entropy_verl's trainers: verl's v1 trainers plus driver-side entropy control, written once (``EntropyControlTrainer``,
-a mixin on verl's ``PPOTrainer`` hooks) and registered in verl's trainer registry under their own modes:
+"""entropy_verl's trainers: verl's v1 trainers plus driver-side entropy control, written once
+(``EntropyControlTrainer``, a mixin on verl's ``PPOTrainer`` hooks) and registered in verl's trainer registry under
+their own modes:
 
     trainer.v1.trainer_mode=entropy_sync             verl's PPOTrainerSync (colocated rollout, on-policy)
     trainer.v1.trainer_mode=entropy_colocate_async   verl's PPOTrainerColocateAsync (partial rollouts)
