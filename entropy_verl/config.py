@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from entropy_verl import registry
 from entropy_verl.registry import LOSS_KINDS, Spec, closest
-from entropy_verl.schedule import Schedule, is_schedule, parse_schedule, schedulable_fields
+from entropy_verl.schedule import Schedule, is_schedule, parse_schedule, points, schedulable_fields, values_at
 
 
 class ConfigError(ValueError):
@@ -239,9 +239,9 @@ def build_scheduled_entry(block: str, name: str, values) -> tuple[Spec, Any, dic
         return spec, build_config(spec.config_cls, values, spec.key), {}
 
     def at(step: int):
-        return build_config(spec.config_cls, {**values, **{f: s.at(step) for f, s in schedules.items()}}, spec.key)
+        return build_config(spec.config_cls, {**values, **values_at(schedules, step)}, spec.key)
 
-    for step in sorted({step for schedule in schedules.values() for step in schedule.steps}):
+    for step in points(schedules):
         try:
             at(step)
         except ConfigError as exc:

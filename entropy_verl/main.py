@@ -196,20 +196,24 @@ def lost_worker_monitor(config: DictConfig, joined: bool):
     """On a cluster the job joined: end the job (exit 1) ``trainer.v1.entropy_sync.lost_worker_grace_s`` after a
     worker of it died, wherever verl's trainer is blocked (``watchdog.LostWorkerMonitor``); a local run's Ray ends
     with its driver, and the trainer's own watchdog fails it."""
-    own = OmegaConf.select(config, f"trainer.v1.{TRAINER_NAME}", default=None) or {}
     if not joined:
         return contextlib.nullcontext()
-
-    def end_job(error: WorkerDied) -> None:
-        print(f"[entropy_verl] {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(1)  # the cluster is not this run's to shut down: end the job at once (see main)
-
+    own = OmegaConf.select(config, f"trainer.v1.{TRAINER_NAME}", default=None) or {}
     return LostWorkerMonitor(
         float(own.get("worker_check_s", DEFAULT_WORKER_CHECK_S)),
         float(own.get("lost_worker_grace_s", DEFAULT_LOST_WORKER_GRACE_S)),
-        end_job,
+        lambda error: end_joined_job(f"[entropy_verl] {type(error).__name__}: {error}"),
     )
+
+
+def end_joined_job(why: str) -> None:
+    """Print ``why`` and end the job at once (exit 1). On a cluster the job joined, a driver whose run lost a node
+    (the trainer on it or not) took minutes to exit through Ray's shutdown at interpreter exit, in the two-node
+    rehearsal; the cluster is not this run's to shut down."""
+    print(why, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def run(config: DictConfig) -> str:
@@ -255,13 +259,7 @@ def main(config: DictConfig) -> None:
     except WorkerDied:
         if not joins_existing_cluster(config.ray_kwargs.ray_init):
             raise
-        # On a cluster the job joined, a driver whose run lost a node (the trainer on it or not) took minutes to exit
-        # through Ray's shutdown at interpreter exit, in the two-node rehearsal; the cluster is not this run's to
-        # shut down: say why, then end the job at once.
-        traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
+        end_joined_job(traceback.format_exc())
 
 
 if __name__ == "__main__":

@@ -90,6 +90,16 @@ def parse_schedule(value, key: str) -> Schedule:
     return Schedule(tuple(points))
 
 
+def values_at(schedules: dict[str, Schedule], step: int) -> dict[str, float]:
+    """{setting: its value at ``step``} of one entry's schedules."""
+    return {setting: schedule.at(step) for setting, schedule in schedules.items()}
+
+
+def points(schedules: dict[str, Schedule]) -> list[int]:
+    """Every step at which one of an entry's schedules has a point, in order: between them all are linear."""
+    return sorted({step for schedule in schedules.values() for step in schedule.steps})
+
+
 def with_values(cfg, values: dict[str, float] | None):
     """The config dataclass ``cfg`` with a step's scheduled ``values`` (``cfg`` itself when there are none)."""
     return dataclasses.replace(cfg, **values) if values else cfg

@@ -22,7 +22,7 @@ from entropy_verl import run_state
 from entropy_verl.config import TRAINER_MODES, ConfigError, EntropyVerlConfig, parse
 from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, REWARD_COMPONENTS, VOCAB_STATS
 from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
-from entropy_verl.schedule import with_values
+from entropy_verl.schedule import points, values_at, with_values
 from entropy_verl.verl_keys import check_model, check_reward_file, check_verl_sections
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -554,8 +554,7 @@ def methods_that_cannot_act(config: DictConfig, parsed: EntropyVerlConfig) -> li
         if spec.no_op is None:
             continue
         schedules = parsed.schedules.get(spec.name, {})
-        steps = sorted({0, *(step for schedule in schedules.values() for step in schedule.steps)})
-        reasons = {spec.no_op(with_values(cfg, {name: s.at(step) for name, s in schedules.items()})) for step in steps}
+        reasons = {spec.no_op(with_values(cfg, values_at(schedules, step))) for step in {0, *points(schedules)}}
         if None not in reasons:
             messages.append(f"{spec.key}: {spec.name} changes nothing: {'; '.join(sorted(reasons))}")
     return messages

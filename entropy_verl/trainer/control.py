@@ -18,7 +18,7 @@ import logging
 from entropy_verl import metric_names
 from entropy_verl.config import EntropyVerlConfig
 from entropy_verl.losses.context import scheduled_key
-from entropy_verl.schedule import with_values
+from entropy_verl.schedule import values_at, with_values
 
 from .safety import Safety
 
@@ -44,10 +44,7 @@ class EntropyControl:
         """Evaluate the schedules at ``step``: the controllers' configs take the values now, the loss methods get them
         with the step's coefficients (``broadcast``) and the driver-side computations through ``config_of``. Returns
         the values as metrics."""
-        self.scheduled = {
-            name: {setting: schedule.at(step) for setting, schedule in settings.items()}
-            for name, settings in self.schedules.items()
-        }
+        self.scheduled = {name: values_at(settings, step) for name, settings in self.schedules.items()}
         for name, values in self.scheduled.items():
             if name in self.controllers:
                 controller = self.controllers[name]
@@ -113,10 +110,14 @@ class EntropyControl:
             "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
             "nonfinite": self.safety.state_dict(),
             "worker_mismatch_steps": self.mismatch_steps,
-            "schedules": {
-                name: {setting: schedule.as_list() for setting, schedule in settings.items()}
-                for name, settings in self.schedules.items()
-            },
+            "schedules": self._schedules_state(),
+        }
+
+    def _schedules_state(self) -> dict:
+        """The schedules as a checkpoint holds them: {entry: {setting: [[step, value], ...]}}."""
+        return {
+            name: {setting: schedule.as_list() for setting, schedule in settings.items()}
+            for name, settings in self.schedules.items()
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -127,7 +128,7 @@ class EntropyControl:
             self.safety.load_state_dict(state["nonfinite"])
         self.mismatch_steps = int(state.get("worker_mismatch_steps", 0))
         saved = state.get("schedules", {})
-        now = self.state_dict()["schedules"]
+        now = self._schedules_state()
         if saved != now:  # a schedule is a function of the step: the new one applies from the resumed step on
             changed = sorted(set(saved) ^ set(now) | {n for n in set(saved) & set(now) if saved[n] != now[n]})
             logger.warning("resuming with schedules other than the checkpoint's (%s): the new ones apply", changed)

@@ -174,15 +174,11 @@ class LostWorkerMonitor:
         while not ray.is_initialized():  # verl's run_ppo connects to the cluster
             if self._stop.wait(1.0):
                 return
-        job_id = ray.get_runtime_context().get_job_id()
-        address = ray.get_runtime_context().gcs_address
-        first_seen, known_dead = None, None  # actors dead before the monitor first looked are not the run's
+        watchdog, first_seen = None, None  # actors dead before the monitor first looked are not the run's
         while not self._stop.wait(self.check_every_s):
             try:
-                dead = dead_actors(job_id, address)
-                if known_dead is None:
-                    known_dead = set(dead)
-                dead = {actor: text for actor, text in dead.items() if actor not in known_dead}
+                watchdog = watchdog or WorkerWatchdog(self.check_every_s)
+                dead = watchdog.newly_dead()
                 lost = lost_nodes() if dead else []
             except Exception as exc:  # noqa: BLE001 - never fail a run for the monitor itself
                 logger.warning("lost-worker monitor: cannot list Ray actors (%r); not checking this time", exc)
