@@ -4,7 +4,9 @@ tests."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -168,3 +170,38 @@ def launch():
         )
 
     return run
+
+
+class LocalCluster:
+    """``python -m entropy_verl.tools.local_cluster`` in its own process group, driven through its stdin."""
+
+    def __init__(self, temp_dir, nodes: int = 2):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "entropy_verl.tools.local_cluster", "--nodes", str(nodes), "--temp-dir", temp_dir],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        self.info = self.ask(None)
+
+    def ask(self, command: str | None) -> dict:
+        if command is not None:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"local_cluster ended (exit {self.proc.poll()})"
+        return json.loads(line)
+
+    def stop(self) -> None:
+        try:
+            self.ask("stop") if self.proc.poll() is None else None
+            self.proc.wait(timeout=60)
+        except Exception:  # noqa: BLE001 - whatever happened, nothing of the cluster may outlive the test
+            pass
+        finally:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WORKER_CHECK_S = 5.0  # how often the trainer asks Ray for dead workers while it waits for rollouts (0: never)
 DEFAULT_LOST_WORKER_GRACE_S = 30.0  # on a joined cluster, the driver ends the job this long after a worker died
+NODE_DEATH_WAIT_S = 30.0  # how long to wait for Ray to report a lost node's workers dead (declared after 12 s measured)
 
 
 class WorkerDied(RuntimeError):
@@ -105,22 +106,33 @@ class WorkerWatchdog:
             logger.warning("worker watchdog: cannot list Ray actors (%r); not checking this time", exc)
             return
         if new:
-            raise _died(new.values(), "while the trainer waited for rollouts")
+            raise _died(named(new, lost_nodes()), "while the trainer waited for rollouts")
 
     def name_the_dead(self, failure: BaseException, settle_s: float = 2.0) -> None:
-        """Raise ``WorkerDied`` from ``failure`` if a worker of this job died: the step failed because of it. Ray marks
-        an actor dead a moment after its process ends, so an empty answer is asked again once after ``settle_s``."""
+        """Raise ``WorkerDied`` from ``failure`` if a worker of this job died: the step failed because of it.
+
+        Ray marks an actor dead a moment after its process ends, so an empty answer is asked again once after
+        ``settle_s``. On a cluster of several nodes, a step can fail before Ray knows a node is lost (a rollout
+        server's connection refused, then verl's "no materializable trajectories"), and Ray marks the lost node's
+        actors dead only once its health checks declare the node dead (12 s in the two-node rehearsal): there it asks
+        every second for up to ``NODE_DEATH_WAIT_S``. A failure that no death explains is reported that much later."""
         if self.check_every_s <= 0:
             return
-        for attempt in range(2):
+        import ray
+
+        several_nodes = len(ray.nodes()) > 1
+        deadline = time.monotonic() + (NODE_DEATH_WAIT_S if several_nodes else settle_s)
+        while True:
             try:
                 new = self.newly_dead()
+                lost = lost_nodes() if new else []
             except Exception:  # noqa: BLE001 - the original failure is the one to report
                 return
             if new:
-                raise _died(new.values(), "and the step failed") from failure
-            if attempt == 0:
-                time.sleep(settle_s)
+                raise _died(named(new, lost), "and the step failed") from failure
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(1.0 if several_nodes else settle_s)
 
 
 def lost_nodes() -> list[str]:
@@ -192,7 +204,7 @@ class LostWorkerMonitor:
                 return
 
 
-def name_lost_workers(failure: BaseException, wait_s: float = 30.0) -> None:
+def name_lost_workers(failure: BaseException, wait_s: float = NODE_DEATH_WAIT_S) -> None:
     """In the job's driver (``entropy_verl.main``), after verl's ``run_ppo`` failed: raise ``WorkerDied`` from
     ``failure`` naming this job's workers that died and the nodes lost, when the failure is an actor lost. verl runs
     the trainer itself as an actor (``TaskRunner``) placed on any node; when that node dies, nothing inside the run is

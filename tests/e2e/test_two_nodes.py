@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import LocalCluster
 
 from entropy_verl.rollout.vllm_cpu import shm
 from entropy_verl.rollout.vllm_cpu.settings import REQUIRED
@@ -111,41 +109,6 @@ def test_the_rehearsal_overlay_changes_only_declared_keys():
     changed = {key for key in cluster.keys() | rehearsed.keys() if cluster.get(key) != rehearsed.get(key)}
     assert changed == set(DECLARED), (sorted(changed - set(DECLARED)), sorted(set(DECLARED) - changed))
     assert all(DECLARED.values())
-
-
-class LocalCluster:
-    """``python -m entropy_verl.tools.local_cluster`` in its own process group, driven through its stdin."""
-
-    def __init__(self, temp_dir, nodes: int = 2):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "entropy_verl.tools.local_cluster", "--nodes", str(nodes), "--temp-dir", temp_dir],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        self.info = self.ask(None)
-
-    def ask(self, command: str | None) -> dict:
-        if command is not None:
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, f"local_cluster ended (exit {self.proc.poll()})"
-        return json.loads(line)
-
-    def stop(self) -> None:
-        try:
-            self.ask("stop") if self.proc.poll() is None else None
-            self.proc.wait(timeout=60)
-        except Exception:  # noqa: BLE001 - whatever happened, nothing of the cluster may outlive the test
-            pass
-        finally:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture(scope="module")
