@@ -6,6 +6,10 @@ import json
 import math
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -42,6 +46,34 @@ def assert_loopback_only(output: str) -> None:
     """A run that started its own Ray cluster kept every node on 127.0.0.1 (the trainer prints the nodes' addresses)."""
     nodes = re.findall(r"\[entropy_verl\] Ray nodes: (.*)", output)
     assert nodes and all(line.strip() == "127.0.0.1" for line in nodes), nodes
+
+
+def run_until_checkpoint_then_kill(
+    command: list[str], run_dir, step: int, timeout_s: float = 900, env: dict | None = None
+) -> None:
+    """Start ``command`` (a run writing to ``run_dir``; ``env`` added to the environment), and once step ``step`` is
+    checkpointed and logged (verl logs a step after its validation), SIGKILL it and everything it started, its Ray
+    included."""
+    first = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**ENV, **(env or {})},
+        start_new_session=True,
+    )
+    deadline, metrics = time.time() + timeout_s, run_dir / "metrics.jsonl"
+    while not (checkpointed(run_dir) == step and metrics.exists() and f'"step":{step},' in metrics.read_text()):
+        assert first.poll() is None and time.time() < deadline, f"the run ended before its step-{step} checkpoint"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ray"), "stop", "--force"], capture_output=True)
+
+
+@pytest.fixture
+def kill_after_checkpoint():
+    """``kill_after_checkpoint(command, run_dir, step)``: see ``run_until_checkpoint_then_kill``."""
+    return run_until_checkpoint_then_kill
 
 
 @pytest.fixture

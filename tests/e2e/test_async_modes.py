@@ -2,26 +2,75 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+
 import pytest
+from conftest import ENV
+
+from entropy_verl.rollout.hf.server import TOKEN_DELAY_DRILL_ENV
+
+# Partial rollout: verl's colocate_async pauses generation once a step's batch is sampled, and the requests then in
+# a running wave stop and finish on the next weights. Here generation is far faster than a training step and would
+# rarely be caught running, so the hf server is slowed down (a drill: 20 ms before each token) and samples in waves of
+# 4 requests. verl keeps one batch ahead (num_warmup_batches: 1) and dispatches the next when it samples a step's
+# batch.
+PARTIAL_ROLLOUT = ["actor_rollout_ref.rollout.max_num_seqs=4"]
+SLOW_TOKENS = {TOKEN_DELAY_DRILL_ENV: "0.02"}
 
 
 @pytest.mark.slow
-def test_entropic_in_verls_colocate_async_trainer_every_worker_uses_the_drivers_coefficient(smoke_run):
+def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives_a_kill_exactly(
+    tmp_path, smoke_overrides, read_metrics, kill_after_checkpoint
+):
     """``trainer.v1.trainer_mode=entropy_colocate_async``: verl's colocated asynchronous trainer with EntroPIC's
-    controller on the driver; the controller measures the batch the trainer trains, and verl logs how many weight
-    versions behind it was sampled."""
-    rows = smoke_run(
+    controller on the driver. The controller measures the batch the trainer trains (``actor/entropy``), every rank
+    uses the driver's alpha, verl logs how many weight versions behind each batch was sampled and how many versions a
+    trajectory spans, and a run killed after its step-2 checkpoint resumes at step 3 with the integral continuing."""
+    run_dir = tmp_path / "colocate_async"
+    steps = [o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")]
+    command = [
+        sys.executable,
+        "-m",
+        "entropy_verl.main",
         "experiment=embedded_entropic",
         "trainer.v1.trainer_mode=entropy_colocate_async",
         "entropy_verl.controllers.pi.integral_limit=null",
-    )
-    integral = 0.0
-    for row in rows:
+        *steps,
+        "trainer.total_training_steps=5",
+        *PARTIAL_ROLLOUT,
+        "trainer.save_freq=2",
+        "trainer.resume_mode=auto",
+        f"entropy_verl.run_dir={run_dir}",
+    ]
+    kill_after_checkpoint(command, run_dir, 2, env=SLOW_TOKENS)
+    before = {row["step"]: row for row in read_metrics(run_dir)}
+    saved = json.loads((run_dir / "checkpoints" / "global_step_2" / "entropy_controllers.json").read_text())
+    second = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**ENV, **SLOW_TOKENS})
+    assert second.returncode == 0, second.stderr[-6000:]
+    after = {row["step"]: row for row in read_metrics(run_dir)}
+    assert sorted(before) == [1, 2] and sorted(after) == [3, 4, 5]  # resumed at step 3
+    integral = saved["controllers"]["pi"]["integral"]
+    assert integral == pytest.approx(before[2]["entropy_control/pi/integral"], abs=1e-12)
+    for step, row in (*before.items(), *after.items()):
         driver = row["entropy_verl/driver_coef/alpha"]
         used = [row[f"actor/entropy_verl/worker_coef/alpha/{s}"] for s in ("min", "max")]
         assert used == [pytest.approx(driver, abs=1e-12)] * 2
         assert row["entropy_verl/worker_coef_mismatch_steps"] == 0
-        integral += row["entropy_control/pi/error"]
-        assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
         assert row["entropy_control/pi/measurement"] == pytest.approx(row["actor/entropy"], rel=1e-6)
         assert row["training/off_policy/trajectory_staleness/max"] >= 0  # verl's, next to the entropy
+        if step > 2:  # I_t = I_{t-1} + e_t from the checkpointed integral
+            integral += row["entropy_control/pi/error"]
+            assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
+    # partial rollout happened: the trainer's pauses stopped requests holding tokens of the old weights, and the
+    # resumed launch finished (each stopped request was resumed: a lost one would leave its group unfinished forever).
+    # verl's trajectory_spans stays 1 in these runs even so (not explained yet; README, verl's asynchronous trainer)
+    spans = {step: row["training/off_policy/trajectory_spans/max"] for step, row in (*before.items(), *after.items())}
+    paused = re.findall(
+        r"generation paused: (\d+) request\(s\) stopped in a running wave, (\d+) of them partial \((\d+) tokens",
+        second.stdout + second.stderr,
+    )
+    print(f"trajectory spans (max) by step: {spans}; resumed launch's pauses (stopped, partial, tokens): {paused}")
+    assert any(int(partial) > 0 for _, partial, _ in paused), paused  # some stopped with tokens from the old weights

@@ -20,7 +20,7 @@ def main_cmd(*overrides):
 
 
 @pytest.mark.slow
-def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_metrics):
+def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_metrics, kill_after_checkpoint):
     run_dir = tmp_path / "resume"
     kp, ki = 2.0, 0.1  # pinned here so the test can apply the PI law itself; no integral clamp
     overrides = [
@@ -37,24 +37,7 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
         "data.val_max_samples=8",
         "actor_rollout_ref.rollout.val_kwargs.n=2",
     ]
-    tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
-    first = subprocess.Popen(
-        main_cmd(*overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True
-    )
-    deadline = time.time() + 900
-    metrics = run_dir / "metrics.jsonl"
-    # kill once step 2 is checkpointed, validated and logged (verl logs a step after its validation)
-    while not (
-        tracker.exists()
-        and tracker.read_text().strip() == "2"
-        and metrics.exists()
-        and '"step":2,' in metrics.read_text()
-    ):
-        assert first.poll() is None and time.time() < deadline, "first run ended before its step-2 checkpoint"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it started
-    first.wait()
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ray"), "stop", "--force"], capture_output=True)
+    kill_after_checkpoint(main_cmd(*overrides), run_dir, 2)  # step 2 checkpointed, validated and logged
     before = {r["step"]: r for r in read_metrics(run_dir)}
     saved = json.loads((run_dir / "checkpoints" / "global_step_2" / "entropy_controllers.json").read_text())
     assert saved["controllers"]["pi"]["integral"] == pytest.approx(before[2]["entropy_control/pi/integral"])

@@ -14,6 +14,9 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def local_ray():
+    from entropy_verl.main import keep_ray_on_loopback
+
+    keep_ray_on_loopback()  # listen on 127.0.0.1 only
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

@@ -107,3 +107,18 @@ def test_weight_update_changes_generation(tiny_model):
         assert torch.allclose(torch.tensor(result.log_probs), expected, atol=1e-4)
     with pytest.raises(KeyError, match="not_a_weight"):
         engine.load_weights([("not_a_weight", torch.zeros(1))])
+
+
+def test_a_stopped_wave_returns_unfinished_rows_aborted_with_their_tokens_so_far(tiny_model):
+    """``should_stop`` is read before each token: after 4 tokens the row that needed 2 has finished ("length"), the
+    others end "aborted" with the 4 tokens the unstopped wave starts with."""
+    model, tokenizer = tiny_model
+    params = [SamplingParams(max_tokens=2, temperature=0.0, ignore_eos=True)] + [
+        SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
+    ] * 2
+    full = make_engine(model, tokenizer).generate(PROMPTS, params)
+    checks = iter(range(100))
+    stopped = make_engine(model, tokenizer).generate(PROMPTS, params, should_stop=lambda: next(checks) >= 4)
+    assert [r.finish_reason for r in stopped] == ["length", "aborted", "aborted"]
+    assert [r.token_ids for r in stopped] == [full[0].token_ids] + [r.token_ids[:4] for r in full[1:]]
+    assert [r.log_probs for r in stopped[1:]] == [r.log_probs[:4] for r in full[1:]]

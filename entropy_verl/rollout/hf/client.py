@@ -8,6 +8,11 @@ handle, and queues each ``generate`` call; the calls queued in one turn of the a
 prompt's n samples at least, since verl starts them together) go to ``HFRolloutServer.generate_batch`` together.
 The server batches requests into waves either way, so what is sampled does not change, only how it is delivered.
 
+Where verl's trainer resumes aborted requests (its async trainers use ``FullyAsyncLLMServerClient``: partial
+rollout), verl's client is kept: one Ray call would return a whole turn's requests together, so none of them could
+finish (and be trained) before the slowest, and the requests still running when the trainer pauses generation
+would never be the partial ones.
+
 Used by the CPU agent-loop worker (``entropy_verl.rollout.agent_loop``) when ``rollout.name=hf``; other backends
 and GPU runs keep verl's client.
 """
@@ -18,7 +23,7 @@ import asyncio
 from typing import Any
 
 import ray
-from verl.workers.rollout.llm_server import LLMServerClient
+from verl.workers.rollout.llm_server import FullyAsyncLLMServerClient, LLMServerClient
 from verl.workers.rollout.replica import TokenOutput
 
 from entropy_verl.rollout.turn_batch import TurnBatch
@@ -31,8 +36,11 @@ class HFBatchingClient(LLMServerClient):
         self._batch: TurnBatch | None = None  # the generate calls of the current event-loop turn
 
     @classmethod
-    def replacing(cls, client: LLMServerClient) -> HFBatchingClient:
-        """This client in place of verl's ``client``, with the same config, load balancer and tokenizer."""
+    def replacing(cls, client: LLMServerClient) -> LLMServerClient:
+        """This client in place of verl's ``client``, with the same config, load balancer and tokenizer; verl's
+        resuming client (partial rollout) is kept as it is."""
+        if isinstance(client, FullyAsyncLLMServerClient):
+            return client
         batching = cls(config=client.config, load_balancer_handle=client._load_balancer)
         if hasattr(client, "tokenizer"):
             batching.tokenizer = client.tokenizer

@@ -3,10 +3,15 @@
 Returned log-probs are those of the sampled tokens under the *temperature-scaled* full distribution,
 ``log_softmax(logits / T)``, which is what verl's actor recomputes as ``old_log_prob`` at the rollout temperature.
 Top-k/top-p only restrict which tokens may be drawn. With ``T == 0`` decoding is greedy and log-probs are at T=1.
+
+``generate`` stops a wave early when ``should_stop`` turns true (checked before each token): the unfinished rows end
+"aborted" with what they generated so far, which verl's resuming client sends again as prompt + partial response
+once generation resumes (partial rollout, verl's colocate_async and separate_async trainers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -25,7 +30,7 @@ class SamplingParams:
 class GenerationResult:
     token_ids: list[int]
     log_probs: list[float]
-    finish_reason: str  # "stop" (EOS) or "length"
+    finish_reason: str  # "stop" (EOS), "length" or "aborted" (the wave was stopped; resumable)
 
 
 @dataclass
@@ -65,7 +70,9 @@ class HFGenerationEngine:
         return loaded
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], params: list[SamplingParams]) -> list[GenerationResult]:
+    def generate(
+        self, prompts: list[list[int]], params: list[SamplingParams], should_stop: Callable[[], bool] | None = None
+    ) -> list[GenerationResult]:
         assert len(prompts) == len(params) and prompts, "one SamplingParams per prompt"
         device = self.device
         batch = len(prompts)
@@ -89,11 +96,15 @@ class HFGenerationEngine:
         lengths = torch.zeros(batch, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         hit_eos = torch.zeros(batch, dtype=torch.bool, device=device)
+        aborted = torch.zeros(batch, dtype=torch.bool, device=device)
 
         out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
         past = out.past_key_values
         logits = out.logits[:, -1, :].float()
         for step in range(tokens.shape[1]):
+            if should_stop is not None and should_stop():
+                aborted = ~done
+                break
             token, logp = self._sample(logits, temperature, top_k, top_p)
             active = ~done
             tokens[active, step] = token[active]
@@ -123,7 +134,7 @@ class HFGenerationEngine:
                 GenerationResult(
                     token_ids=tokens[i, :n].tolist(),
                     log_probs=logps[i, :n].tolist(),
-                    finish_reason="stop" if bool(hit_eos[i]) else "length",
+                    finish_reason="aborted" if bool(aborted[i]) else "stop" if bool(hit_eos[i]) else "length",
                 )
             )
         return results

@@ -3,18 +3,32 @@
 verl's agent loop sends one ``generate`` call per sample, all concurrently. The server parks them in a queue and a
 single batcher task runs them through ``HFGenerationEngine`` in waves, so one forward pass serves many requests.
 The model runs on CUDA when the server's process sees a GPU, else on the CPU.
+
+Partial rollout (verl's async trainers): ``abort_all_requests`` closes the admission gate, stops the running wave
+before its next token (its unfinished requests return "aborted" with their tokens so far), returns queued requests
+"aborted" with none, and waits until the engine is idle; requests arriving behind the closed gate wait for
+``resume_generation`` (or, with ``reject_request``, return "aborted" at once). verl's resuming client
+(``FullyAsyncLLMServerClient``) sends an aborted request again as prompt + tokens so far. Weights are never loaded
+while a wave runs, and each output carries the weights version (``global_steps``) its wave was sampled with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 from typing import Any
 
 import torch
 from verl.workers.rollout.replica import TokenOutput
 
-from .engine import HFGenerationEngine, SamplingParams
+from .engine import GenerationResult, HFGenerationEngine, SamplingParams
+
+# Drill for tests: seconds the server waits before each token. On this machine generation is far faster than a
+# training step, so the trainer's pause rarely finds a wave running; slowed down, it does (partial rollout). Unset
+# in any real run.
+TOKEN_DELAY_DRILL_ENV = "ENTROPY_VERL_HF_DRILL_TOKEN_DELAY_S"
 
 
 class HFRolloutServer:
@@ -51,6 +65,14 @@ class HFRolloutServer:
         )
         self._queue: asyncio.Queue = None
         self._batcher: asyncio.Task | None = None  # held so the batcher task is not garbage-collected
+        self._engine_idle = asyncio.Lock()  # held while a wave runs or weights load: the two never overlap
+        self._admitting = asyncio.Event()  # the admission gate: cleared by abort_all_requests, set by resume
+        self._admitting.set()
+        self._rejecting = False  # a closed gate answers "aborted" at once instead of parking requests
+        self._stop_wave = threading.Event()  # read by the engine's thread before each token
+        self._token_delay_s = float(os.environ.get(TOKEN_DELAY_DRILL_ENV, 0) or 0)
+        self._stopped = [0, 0, 0]  # since the last pause: requests a stopped wave returned unfinished, those of them
+        # holding tokens, and their tokens
 
     # ---- generation -------------------------------------------------------------------------------------------
 
@@ -68,17 +90,35 @@ class HFRolloutServer:
 
     async def _queued(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> TokenOutput:
         params = self._sampling_params(list(prompt_ids), dict(sampling_params))
+        while not self._admitting.is_set():  # generation paused (a weight sync): park, or refuse
+            if self._rejecting:
+                return self._output(GenerationResult([], [], "aborted"), self._versions())
+            await self._admitting.wait()
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._batcher = asyncio.get_running_loop().create_task(self._run_batches())
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((list(prompt_ids), params, future))
-        result = await future
+        result, versions = await future
+        return self._output(result, versions)
+
+    def _should_stop(self) -> bool:
+        """Read by the engine's thread before each token."""
+        if self._token_delay_s > 0:
+            time.sleep(self._token_delay_s)
+        return self._stop_wave.is_set()
+
+    def _versions(self) -> dict[str, int | None]:
+        """The weights now loaded: verl's step number and this server's count of loads."""
+        return {"global_steps": self.global_steps, "weights_version": self.weights_version}
+
+    @staticmethod
+    def _output(result: GenerationResult, versions: dict[str, int | None]) -> TokenOutput:
         return TokenOutput(
             token_ids=result.token_ids,
             log_probs=result.log_probs,
-            stop_reason="completed",
-            extra_fields={"global_steps": self.global_steps, "weights_version": self.weights_version},
+            stop_reason="aborted" if result.finish_reason == "aborted" else "completed",
+            extra_fields=dict(versions),
         )
 
     def _sampling_params(self, prompt_ids: list[int], sp: dict[str, Any]) -> SamplingParams:
@@ -100,27 +140,38 @@ class HFRolloutServer:
         while True:
             first = await self._queue.get()
             await asyncio.sleep(0.005)  # let the rest of a wave of concurrent requests arrive
-            wave = [first]
-            while not self._queue.empty() and len(wave) < self.max_batch:
-                wave.append(self._queue.get_nowait())
-            try:
-                results = await asyncio.to_thread(self.engine.generate, [w[0] for w in wave], [w[1] for w in wave])
-            except Exception as exc:  # surface the failure to every waiting caller
-                for _, _, future in wave:
+            async with self._engine_idle:
+                wave = [first]
+                while not self._queue.empty() and len(wave) < self.max_batch:
+                    wave.append(self._queue.get_nowait())
+                versions = self._versions()  # the weights this wave samples with
+                try:
+                    results = await asyncio.to_thread(
+                        self.engine.generate, [w[0] for w in wave], [w[1] for w in wave], self._should_stop
+                    )
+                except Exception as exc:  # surface the failure to every waiting caller
+                    for _, _, future in wave:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                cut = [len(result.token_ids) for result in results if result.finish_reason == "aborted"]
+                self._stopped = [
+                    self._stopped[0] + len(cut),
+                    self._stopped[1] + sum(n > 0 for n in cut),
+                    self._stopped[2] + sum(cut),
+                ]
+                for (_, _, future), result in zip(wave, results, strict=True):
                     if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, _, future), result in zip(wave, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                        future.set_result((result, versions))
 
     # ---- weights ----------------------------------------------------------------------------------------------
 
     async def update_weights(self, named_tensors: list[tuple[str, torch.Tensor]], global_steps: int | None = None):
-        loaded = await asyncio.to_thread(self.engine.load_weights, named_tensors)
-        self.weights_version += 1
-        if global_steps is not None:
-            self.global_steps = global_steps
+        async with self._engine_idle:  # never under a running wave
+            loaded = await asyncio.to_thread(self.engine.load_weights, named_tensors)
+            self.weights_version += 1
+            if global_steps is not None:
+                self.global_steps = global_steps
         return loaded
 
     async def set_global_steps(self, global_steps: int):
@@ -148,10 +199,30 @@ class HFRolloutServer:
         return None
 
     async def abort_all_requests(self, reject_request: bool = False) -> dict[str, Any]:
-        return {"aborted_count": 0, "request_ids": []}
+        """Pause generation: close the gate, stop the running wave before its next token, return the queued requests
+        "aborted", and wait until the engine is idle. Their callers resume them after ``resume_generation``."""
+        self._admitting.clear()
+        self._rejecting = reject_request
+        self._stop_wave.set()
+        queued = 0
+        while self._queue is not None and not self._queue.empty():
+            _, _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_result((GenerationResult([], [], "aborted"), self._versions()))
+                queued += 1
+        async with self._engine_idle:  # the running wave has returned what it had
+            (running, partial, tokens), self._stopped = self._stopped, [0, 0, 0]
+        print(
+            f"[hf rollout] generation paused: {running} request(s) stopped in a running wave, {partial} of them "
+            f"partial ({tokens} tokens kept, resumed on the next weights); {queued} queued request(s) returned",
+            flush=True,
+        )
+        return {"aborted_count": queued + running, "request_ids": []}
 
     async def resume_generation(self):
-        return None
+        self._stop_wave.clear()
+        self._rejecting = False
+        self._admitting.set()
 
     async def start_profile(self, **kwargs):
         return None
