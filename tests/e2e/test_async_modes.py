@@ -64,9 +64,8 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
         if step > 2:  # I_t = I_{t-1} + e_t from the checkpointed integral
             integral += row["entropy_control/pi/error"]
             assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
-    # partial rollout happened: the trainer's pauses stopped requests holding tokens of the old weights, and the
-    # resumed launch finished (each stopped request was resumed: a lost one would leave its group unfinished forever).
-    # verl's trajectory_spans stays 1 in these runs even so (not explained yet; README, verl's asynchronous trainer)
+    # partial rollout happened: the trainer's pauses stopped requests holding tokens of the old weights, they were
+    # resumed on the new ones, and trained: verl counts trajectories sampled across two or more weight versions
     spans = {step: row["training/off_policy/trajectory_spans/max"] for step, row in (*before.items(), *after.items())}
     paused = re.findall(
         r"generation paused: (\d+) request\(s\) stopped in a running wave, (\d+) of them partial \((\d+) tokens",
@@ -74,3 +73,4 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
     )
     print(f"trajectory spans (max) by step: {spans}; resumed launch's pauses (stopped, partial, tokens): {paused}")
     assert any(int(partial) > 0 for _, partial, _ in paused), paused  # some stopped with tokens from the old weights
+    assert max(spans[step] for step in after) >= 2, spans

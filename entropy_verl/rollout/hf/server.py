@@ -5,11 +5,13 @@ single batcher task runs them through ``HFGenerationEngine`` in waves, so one fo
 The model runs on CUDA when the server's process sees a GPU, else on the CPU.
 
 Partial rollout (verl's async trainers): ``abort_all_requests`` closes the admission gate, stops the running wave
-before its next token (its unfinished requests return "aborted" with their tokens so far), returns queued requests
-"aborted" with none, and waits until the engine is idle; requests arriving behind the closed gate wait for
-``resume_generation`` (or, with ``reject_request``, return "aborted" at once). verl's resuming client
+before its next token (its unfinished requests return "aborted" with their tokens so far) and waits until the engine
+is idle; queued requests keep their place and start on the new weights, and requests arriving behind the closed gate
+wait for ``resume_generation`` (or, with ``reject_request``, return "aborted" at once). verl's resuming client
 (``FullyAsyncLLMServerClient``) sends an aborted request again as prompt + tokens so far. Weights are never loaded
 while a wave runs, and each output carries the weights version (``global_steps``) its wave was sampled with.
+Returning queued requests "aborted" too starved them: verl's client resends an aborted request after 1 s, behind the
+next step's batch, and the next pause found it queued again (a colocate_async run trained none of them).
 """
 
 from __future__ import annotations
@@ -140,29 +142,37 @@ class HFRolloutServer:
         while True:
             first = await self._queue.get()
             await asyncio.sleep(0.005)  # let the rest of a wave of concurrent requests arrive
-            async with self._engine_idle:
-                wave = [first]
-                while not self._queue.empty() and len(wave) < self.max_batch:
-                    wave.append(self._queue.get_nowait())
-                versions = self._versions()  # the weights this wave samples with
-                try:
-                    results = await asyncio.to_thread(
-                        self.engine.generate, [w[0] for w in wave], [w[1] for w in wave], self._should_stop
-                    )
-                except Exception as exc:  # surface the failure to every waiting caller
-                    for _, _, future in wave:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                cut = [len(result.token_ids) for result in results if result.finish_reason == "aborted"]
-                self._stopped = [
-                    self._stopped[0] + len(cut),
-                    self._stopped[1] + sum(n > 0 for n in cut),
-                    self._stopped[2] + sum(cut),
-                ]
-                for (_, _, future), result in zip(wave, results, strict=True):
-                    if not future.done():
-                        future.set_result((result, versions))
+            while True:
+                await self._admitting.wait()  # paused: queued requests wait for the new weights
+                async with self._engine_idle:
+                    if not self._admitting.is_set():
+                        continue  # paused while this wave waited for the engine
+                    await self._run_wave(first)
+                    break
+
+    async def _run_wave(self, first) -> None:
+        wave = [first]
+        while not self._queue.empty() and len(wave) < self.max_batch:
+            wave.append(self._queue.get_nowait())
+        versions = self._versions()  # the weights this wave samples with
+        try:
+            results = await asyncio.to_thread(
+                self.engine.generate, [w[0] for w in wave], [w[1] for w in wave], self._should_stop
+            )
+        except Exception as exc:  # surface the failure to every waiting caller
+            for _, _, future in wave:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        cut = [len(result.token_ids) for result in results if result.finish_reason == "aborted"]
+        self._stopped = [
+            self._stopped[0] + len(cut),
+            self._stopped[1] + sum(n > 0 for n in cut),
+            self._stopped[2] + sum(cut),
+        ]
+        for (_, _, future), result in zip(wave, results, strict=True):
+            if not future.done():
+                future.set_result((result, versions))
 
     # ---- weights ----------------------------------------------------------------------------------------------
 
@@ -199,25 +209,21 @@ class HFRolloutServer:
         return None
 
     async def abort_all_requests(self, reject_request: bool = False) -> dict[str, Any]:
-        """Pause generation: close the gate, stop the running wave before its next token, return the queued requests
-        "aborted", and wait until the engine is idle. Their callers resume them after ``resume_generation``."""
+        """Pause generation: close the gate, stop the running wave before its next token, and wait until the engine
+        is idle. Its unfinished requests return "aborted" (their callers resume them after ``resume_generation``);
+        queued requests that have not started wait, and start on the new weights."""
         self._admitting.clear()
         self._rejecting = reject_request
         self._stop_wave.set()
-        queued = 0
-        while self._queue is not None and not self._queue.empty():
-            _, _, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_result((GenerationResult([], [], "aborted"), self._versions()))
-                queued += 1
         async with self._engine_idle:  # the running wave has returned what it had
             (running, partial, tokens), self._stopped = self._stopped, [0, 0, 0]
+        queued = self._queue.qsize() if self._queue is not None else 0
         print(
             f"[hf rollout] generation paused: {running} request(s) stopped in a running wave, {partial} of them "
-            f"partial ({tokens} tokens kept, resumed on the next weights); {queued} queued request(s) returned",
+            f"partial ({tokens} tokens kept, resumed on the next weights); {queued} queued request(s) wait",
             flush=True,
         )
-        return {"aborted_count": queued + running, "request_ids": []}
+        return {"aborted_count": running, "request_ids": []}
 
     async def resume_generation(self):
         self._stop_wave.clear()
