@@ -183,7 +183,11 @@ class TaskConfig:
 TRAINER_NAME = "entropy_sync"  # trainer.v1.trainer_mode of verl's v1 trainer that runs the methods and controllers
 # verl's v1 trainer mode -> the trainer.v1.trainer_mode that runs it with entropy control. entropy_verl's own trainer
 # settings live in trainer.v1.entropy_sync whatever the mode; verl's in trainer.v1.<verl mode>.
-TRAINER_MODES = {"sync": TRAINER_NAME, "colocate_async": "entropy_colocate_async"}
+TRAINER_MODES = {
+    "sync": TRAINER_NAME,
+    "colocate_async": "entropy_colocate_async",
+    "separate_async": "entropy_separate_async",
+}
 TOP_LEVEL = ("run_dir", "existing_run", "task", "methods", "controllers", "diagnostics", "safety", "tuned_on")
 
 

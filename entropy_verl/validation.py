@@ -466,6 +466,45 @@ def check_batch_divisibility(config: DictConfig) -> None:
             raise ConfigError(key, f"{size} does not divide the {per_worker} samples each of the {world} workers gets")
 
 
+def check_separate_async(config: DictConfig) -> None:
+    """What verl's separate_async trainer asserts once its workers are being built, checked before Ray starts, and
+    on CPU the checkpoint engine that can run there."""
+    if OmegaConf.select(config, "trainer.v1.trainer_mode") != TRAINER_MODES["separate_async"]:
+        return
+    rollout = config.actor_rollout_ref.rollout
+    sync_step = OmegaConf.select(config, "trainer.v1.separate_async.parameter_sync_step")
+    mini = config.actor_rollout_ref.actor.ppo_mini_batch_size
+    if config.data.train_batch_size != sync_step * mini:
+        raise ConfigError(
+            "data.train_batch_size",
+            f"separate_async trains parameter_sync_step local updates of ppo_mini_batch_size prompts a step: "
+            f"{config.data.train_batch_size} != trainer.v1.separate_async.parameter_sync_step ({sync_step}) x "
+            f"actor_rollout_ref.actor.ppo_mini_batch_size ({mini})",
+        )
+    for key in ("nnodes", "n_gpus_per_node"):
+        if not rollout[key] or rollout[key] <= 0:
+            raise ConfigError(
+                f"actor_rollout_ref.rollout.{key}",
+                f"separate_async runs the rollout on its own resource pool: set it > 0, got {rollout[key]}",
+            )
+    from entropy_verl.rollout import checkpoint_engine
+
+    backend = rollout.checkpoint_engine.backend
+    module = "actor_rollout_ref.rollout.checkpoint_engine.custom_backend_module"
+    on_cpu = f"{checkpoint_engine.BACKEND} with {module}={checkpoint_engine.__name__}"
+    if backend == "naive":
+        raise ConfigError(
+            "actor_rollout_ref.rollout.checkpoint_engine.backend",
+            "separate_async sends weights through a checkpoint engine, not verl's colocated 'naive' one"
+            + (f"; on CPU: {on_cpu}" if config.trainer.device == "cpu" else ""),
+        )
+    if config.trainer.device == "cpu" and backend != checkpoint_engine.BACKEND:
+        raise ConfigError(
+            "actor_rollout_ref.rollout.checkpoint_engine.backend",
+            f"{backend!r} needs an accelerator's transport (cupy, ...); on CPU: {on_cpu}",
+        )
+
+
 def check_no_padding_samples(config: DictConfig, samples: int, mini: int, world: int) -> None:
     """verl's v1 trainer makes each step's samples a multiple of lcm(data-parallel size, samples per actor
     mini-batch, per critic mini-batch) by appending no-op samples (``_get_required_batch_multiple``,
@@ -570,6 +609,7 @@ def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
     check_verl_sections(config)  # verl's own keys: types, ranges, its typed configs (entropy_verl/verl_keys.py)
     parsed = parse(config)
     check_batch_divisibility(config)
+    check_separate_async(config)
     check_entropy_control(config, parsed, in_trainer)
     check_task(config, parsed)
     check_advantage_estimator(config)

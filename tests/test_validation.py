@@ -108,6 +108,27 @@ BAD = [
         "entropy",
     ),
     (["method=entropic", "trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode", "entropy_sync"),
+    # verl's separate_async: what its trainer asserts while building workers, and the engine CPU can run
+    (
+        ["trainer.v1.trainer_mode=entropy_separate_async", "trainer.v1.separate_async.parameter_sync_step=2"],
+        "data.train_batch_size",
+        "32 != ",
+    ),
+    (["trainer.v1.trainer_mode=entropy_separate_async"], "actor_rollout_ref.rollout.nnodes", "own resource pool"),
+    (
+        ["trainer.v1.trainer_mode=entropy_separate_async", "actor_rollout_ref.rollout.nnodes=1"],
+        "actor_rollout_ref.rollout.checkpoint_engine.backend",
+        "on CPU: ray_store",
+    ),
+    (
+        [
+            "trainer.v1.trainer_mode=entropy_separate_async",
+            "actor_rollout_ref.rollout.nnodes=1",
+            "actor_rollout_ref.rollout.checkpoint_engine.backend=nccl",
+        ],
+        "actor_rollout_ref.rollout.checkpoint_engine.backend",
+        "'nccl' needs an accelerator",
+    ),
     # dynamic batch sizes: verl would pad the step with no-op samples (3 nodes x 8 GPUs: 4,096 samples -> 6,144)
     (["hardware=cluster_gpu", "task=gsm8k", "trainer.nnodes=3"], "data.train_batch_size", "to 6144"),
     (

@@ -29,12 +29,15 @@ import math
 import os
 from functools import partial
 
+import ray
 import torch
 import transfer_queue as tq
 from omegaconf import OmegaConf, open_dict
 from tensordict import TensorDict
+from verl.trainer.ppo.utils import Role
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_colocate_async import PPOTrainerColocateAsync
+from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
@@ -464,3 +467,20 @@ class EntropyColocateAsyncTrainer(EntropyControlTrainer, PPOTrainerColocateAsync
     batch was sampled by policies up to ``training/off_policy/trajectory_staleness/max`` versions older (verl's)."""
 
     VERL_MODE = "colocate_async"
+
+
+@register_trainer(TRAINER_MODES["separate_async"])
+class EntropySeparateAsyncTrainer(EntropyControlTrainer, PPOTrainerSeparateAsync):
+    """verl's separated asynchronous trainer (rollout on its own resources, weights sent every
+    ``parameter_sync_step`` local updates through a checkpoint engine) with entropy control. The controller measures
+    the entropy the trainer recomputes for the batch of each step."""
+
+    VERL_MODE = "separate_async"
+
+    def _init_resource_pool_mgr(self):
+        super()._init_resource_pool_mgr()  # verl's DetachActorWorker, which keeps pi_old when parameter_sync_step > 1
+        if self.config.trainer.device == "cpu" and Role.Actor in self.role_worker_mapping:
+            # on CPU verl's saved pi_old is the live policy (entropy_verl/platform/cpu/detached_actor.py)
+            from entropy_verl.platform.cpu.detached_actor import CPUSafeDetachActorWorker
+
+            self.role_worker_mapping[Role.Actor] = ray.remote(CPUSafeDetachActorWorker)

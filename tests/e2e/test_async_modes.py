@@ -74,3 +74,35 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
     print(f"trajectory spans (max) by step: {spans}; resumed launch's pauses (stopped, partial, tokens): {paused}")
     assert any(int(partial) > 0 for _, partial, _ in paused), paused  # some stopped with tokens from the old weights
     assert max(spans[step] for step in after) >= 2, spans
+
+
+# verl's separate_async on CPU: the rollout on its own resource pool (one logical slot), weights sent through the
+# ray_store checkpoint engine every parameter_sync_step (2) local updates of ppo_mini_batch_size (2) prompts
+SEPARATE_ASYNC = [
+    "trainer.v1.trainer_mode=entropy_separate_async",
+    "trainer.v1.separate_async.parameter_sync_step=2",
+    "actor_rollout_ref.rollout.nnodes=1",
+    "actor_rollout_ref.rollout.n_gpus_per_node=1",
+    "actor_rollout_ref.rollout.checkpoint_engine.backend=ray_store",
+    "actor_rollout_ref.rollout.checkpoint_engine.custom_backend_module=entropy_verl.rollout.checkpoint_engine",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",  # divides a local update (2 prompts x 4)
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+]
+
+
+@pytest.mark.slow
+def test_entropic_in_verls_separate_async_trainer_with_pi_old_kept_on_cpu(smoke_run):
+    """``trainer.v1.trainer_mode=entropy_separate_async``: every rank used the driver's alpha each step, the PI
+    integral is exact, and pi_old is the policy that sampled: at step 1 (nothing stale yet) the rollout's log-probs
+    and the trainer's old log-probs agree to float error on both local updates. With verl's own actor worker on CPU
+    the saved pi_old is the live policy and the second update's old log-probs come from the first update's weights."""
+    rows = smoke_run("experiment=embedded_entropic", "entropy_verl.controllers.pi.integral_limit=null", *SEPARATE_ASYNC)
+    integral = 0.0
+    for row in rows:
+        driver = row["entropy_verl/driver_coef/alpha"]
+        used = [row[f"actor/entropy_verl/worker_coef/alpha/{s}"] for s in ("min", "max")]
+        assert used == [pytest.approx(driver, abs=1e-12)] * 2
+        integral += row["entropy_control/pi/error"]
+        assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
+    print(f"step 1 rollout_probs_diff_max: {rows[0]['training/rollout_probs_diff_max']}")
+    assert rows[0]["training/rollout_probs_diff_max"] < 1e-4

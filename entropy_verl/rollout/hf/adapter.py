@@ -12,6 +12,7 @@ from collections.abc import Generator
 import ray
 import torch
 from verl.workers.rollout.base import BaseRollout
+from verl.workers.rollout.utils import ensure_async_iterator
 
 from .replica import server_actor_name
 
@@ -53,7 +54,8 @@ class HFServerAdapter(BaseRollout):
     ):
         if wire_format != "named_tensors":
             raise ValueError(f"hf rollout supports checkpoint_engine wire_format 'named_tensors', got {wire_format!r}")
-        # Every rank must drain the generator: FSDP gathers each full tensor collectively.
-        named = [(name, tensor.detach().to("cpu", copy=True)) for name, tensor in weights]
+        # Every rank must drain the generator: FSDP gathers each full tensor collectively. A checkpoint engine's
+        # receiver (verl's separate_async) hands an async generator.
+        named = [(name, tensor.detach().to("cpu", copy=True)) async for name, tensor in ensure_async_iterator(weights)]
         if self.is_leader_rank:
             await self.server.update_weights.remote(named, global_steps=global_steps)
