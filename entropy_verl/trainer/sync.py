@@ -34,7 +34,6 @@ import torch
 import transfer_queue as tq
 from omegaconf import OmegaConf, open_dict
 from tensordict import TensorDict
-from verl.trainer.ppo.utils import Role
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_colocate_async import PPOTrainerColocateAsync
 from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
@@ -187,7 +186,11 @@ class EntropyControlTrainer:
                 self.step_fields = self._read_step_fields(batch)
             gap = self.step_fields.rollout_log_prob_gap()
             metrics.update({metric_names.rollout_log_prob_gap(k): v for k, v in gap.items()})
-        if self.control.controllers or self.diagnostics:
+        # one controller update a step: verl's separate_async trains parameter_sync_step local updates a step and
+        # logs each metric aggregated over them by its name (mean, max, min, sum), so the controller measures the
+        # step's first mini-batch and every local update of the step uses the coefficients that gives
+        first_update = getattr(self, "local_trigger_step", 0) == 0
+        if (self.control.controllers or self.diagnostics) and first_update:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
                 entropy = self.step_fields.token_mean_entropy()
                 if self.global_steps in self.nonfinite_drill:
@@ -265,7 +268,8 @@ class EntropyControlTrainer:
             batch = tq.kv_batch_put(
                 keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(nested, batch_size=len(batch))
             )
-        if self.diagnostics and self.control.entropy is not None:
+        first_update = getattr(self, "local_trigger_step", 0) == 0  # measured once a step (_compute_old_log_prob)
+        if self.diagnostics and self.control.entropy is not None and first_update:
             with marked_timer("entropy_diagnostics", self.timing_raw, color="green"):
                 sources = None
                 if len(self.entropy_config.task.data_sources) > 1:  # the entropy per source, too
@@ -473,14 +477,20 @@ class EntropyColocateAsyncTrainer(EntropyControlTrainer, PPOTrainerColocateAsync
 class EntropySeparateAsyncTrainer(EntropyControlTrainer, PPOTrainerSeparateAsync):
     """verl's separated asynchronous trainer (rollout on its own resources, weights sent every
     ``parameter_sync_step`` local updates through a checkpoint engine) with entropy control. The controller measures
-    the entropy the trainer recomputes for the batch of each step."""
+    the entropy the trainer recomputes for the step's first mini-batch, once a step; the step's local updates all use
+    the coefficients it gives."""
 
     VERL_MODE = "separate_async"
 
     def _init_resource_pool_mgr(self):
         super()._init_resource_pool_mgr()  # verl's DetachActorWorker, which keeps pi_old when parameter_sync_step > 1
-        if self.config.trainer.device == "cpu" and Role.Actor in self.role_worker_mapping:
-            # on CPU verl's saved pi_old is the live policy (entropy_verl/platform/cpu/detached_actor.py)
-            from entropy_verl.platform.cpu.detached_actor import CPUSafeDetachActorWorker
+        if self.config.trainer.device != "cpu":
+            return
+        # on CPU verl's saved pi_old is the live policy (entropy_verl/platform/cpu/detached_actor.py)
+        from verl.experimental.separation.engine_workers import DetachActorWorker
 
-            self.role_worker_mapping[Role.Actor] = ray.remote(CPUSafeDetachActorWorker)
+        from entropy_verl.platform.cpu.detached_actor import CPUSafeDetachActorWorker
+
+        for role, worker in self.role_worker_mapping.items():
+            if worker.__ray_metadata__.modified_class.__ray_actor_class__ is DetachActorWorker:
+                self.role_worker_mapping[role] = ray.remote(CPUSafeDetachActorWorker)

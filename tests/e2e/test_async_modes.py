@@ -77,16 +77,21 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
 
 
 # verl's separate_async on CPU: the rollout on its own resource pool (one logical slot), weights sent through the
-# ray_store checkpoint engine every parameter_sync_step (2) local updates of ppo_mini_batch_size (2) prompts
+# ray_store checkpoint engine every parameter_sync_step (4) local updates of ppo_mini_batch_size (1) prompt
 SEPARATE_ASYNC = [
     "trainer.v1.trainer_mode=entropy_separate_async",
-    "trainer.v1.separate_async.parameter_sync_step=2",
+    "trainer.v1.separate_async.parameter_sync_step=4",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=1",
     "actor_rollout_ref.rollout.nnodes=1",
     "actor_rollout_ref.rollout.n_gpus_per_node=1",
     "actor_rollout_ref.rollout.checkpoint_engine.backend=ray_store",
     "actor_rollout_ref.rollout.checkpoint_engine.custom_backend_module=entropy_verl.rollout.checkpoint_engine",
-    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",  # divides a local update (2 prompts x 4)
-    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",  # divides a local update (1 prompt x 4)
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+    # an entropy bonus: every local update changes the weights even when a group's rewards are all equal (zero
+    # advantages), so a pi_old that aliased the live weights shows in the later updates' old log-probs
+    "actor_rollout_ref.actor.entropy_coeff=0.01",
 ]
 
 
