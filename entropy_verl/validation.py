@@ -456,8 +456,15 @@ def check_batch_divisibility(config: DictConfig) -> None:
     for key, total, what in checks:
         if total % world:
             raise ConfigError(key, f"{what} = {total} is not divisible by nnodes x n_gpus_per_node = {world}")
+    # verl computes log-probs per local update: a step's samples / parameter_sync_step (separate_async; else 1)
+    verl_mode = {ours: verl for verl, ours in TRAINER_MODES.items()}.get(
+        OmegaConf.select(config, "trainer.v1.trainer_mode")
+    )
+    sync_step = int(OmegaConf.select(config, f"trainer.v1.{verl_mode}.parameter_sync_step", default=1) or 1)
+    local = samples // sync_step
     micro = [
-        ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", samples // world),
+        ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", local // world),
+        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", local // world),
         ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", mini // world),
     ]
     for key, per_worker in micro:
@@ -608,8 +615,8 @@ def validate(config: DictConfig, in_trainer: bool = False) -> EntropyVerlConfig:
     check_run_length_and_workers(config)
     check_verl_sections(config)  # verl's own keys: types, ranges, its typed configs (entropy_verl/verl_keys.py)
     parsed = parse(config)
-    check_batch_divisibility(config)
     check_separate_async(config)
+    check_batch_divisibility(config)
     check_entropy_control(config, parsed, in_trainer)
     check_task(config, parsed)
     check_advantage_estimator(config)

@@ -129,6 +129,15 @@ BAD = [
         "actor_rollout_ref.rollout.checkpoint_engine.backend",
         "'nccl' needs an accelerator",
     ),
+    (  # log-probs are computed per local update: 32 prompts x 8 samples / parameter_sync_step 4 = 64 samples
+        [
+            "trainer.v1.trainer_mode=entropy_separate_async",
+            "actor_rollout_ref.rollout.nnodes=1",
+            "actor_rollout_ref.rollout.checkpoint_engine.backend=ray_store",
+        ],
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
+        "128 does not divide the 64 samples",
+    ),
     # dynamic batch sizes: verl would pad the step with no-op samples (3 nodes x 8 GPUs: 4,096 samples -> 6,144)
     (["hardware=cluster_gpu", "task=gsm8k", "trainer.nnodes=3"], "data.train_batch_size", "to 6144"),
     (
