@@ -111,3 +111,41 @@ def test_entropic_in_verls_separate_async_trainer_with_pi_old_kept_on_cpu(smoke_
         assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
     print(f"step 1 rollout_probs_diff_max: {rows[0]['training/rollout_probs_diff_max']}")
     assert rows[0]["training/rollout_probs_diff_max"] < 1e-4
+
+
+@pytest.mark.slow
+def test_entropic_in_verls_separate_async_trainer_survives_a_kill_exactly(
+    tmp_path, smoke_overrides, read_metrics, kill_after_checkpoint
+):
+    """``entropy_separate_async`` killed after its step-2 checkpoint: the same command resumes at step 3, the PI
+    integral continues from the checkpoint (I_t = I_{t-1} + e_t) and every rank keeps using the driver's alpha."""
+    run_dir = tmp_path / "separate_async"
+    command = [
+        sys.executable,
+        "-m",
+        "entropy_verl.main",
+        "experiment=embedded_entropic",
+        "entropy_verl.controllers.pi.integral_limit=null",
+        *[o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")],
+        *SEPARATE_ASYNC,
+        "trainer.total_training_steps=4",
+        "trainer.save_freq=2",
+        "trainer.resume_mode=auto",
+        f"entropy_verl.run_dir={run_dir}",
+    ]
+    kill_after_checkpoint(command, run_dir, 2)
+    before = {row["step"]: row for row in read_metrics(run_dir)}
+    saved = json.loads((run_dir / "checkpoints" / "global_step_2" / "entropy_controllers.json").read_text())
+    second = subprocess.run(command, capture_output=True, text=True, timeout=900, env=ENV)
+    assert second.returncode == 0, second.stderr[-6000:]
+    after = {row["step"]: row for row in read_metrics(run_dir)}
+    assert sorted(before) == [1, 2] and sorted(after) == [3, 4]
+    integral = saved["controllers"]["pi"]["integral"]
+    assert integral == pytest.approx(before[2]["entropy_control/pi/integral"], abs=1e-12)
+    for step, row in (*before.items(), *after.items()):
+        driver = row["entropy_verl/driver_coef/alpha"]
+        used = [row[f"actor/entropy_verl/worker_coef/alpha/{s}"] for s in ("min", "max")]
+        assert used == [pytest.approx(driver, abs=1e-12)] * 2
+        if step > 2:
+            integral += row["entropy_control/pi/error"]
+            assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
