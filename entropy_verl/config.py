@@ -191,6 +191,20 @@ TRAINER_MODES = {
 TOP_LEVEL = ("run_dir", "existing_run", "task", "methods", "controllers", "diagnostics", "safety", "tuned_on")
 
 
+def verl_trainer_mode(config: DictConfig) -> str | None:
+    """The verl v1 trainer mode an entropy_verl ``trainer.v1.trainer_mode`` runs (``TRAINER_MODES``); None for any
+    other value."""
+    mode = OmegaConf.select(config, "trainer.v1.trainer_mode")
+    return next((verl for verl, ours in TRAINER_MODES.items() if ours == mode), None)
+
+
+def parameter_sync_step(config: DictConfig) -> int:
+    """verl's local updates a step, ``trainer.v1.<verl mode>.parameter_sync_step`` (separate_async); 1 in a mode
+    without the setting."""
+    mode = verl_trainer_mode(config)
+    return int(OmegaConf.select(config, f"trainer.v1.{mode}.parameter_sync_step", default=1) or 1) if mode else 1
+
+
 @dataclass(frozen=True)
 class EntropyVerlConfig:
     """The parsed ``entropy_verl`` block: (spec, config) pairs in config order, and the other sub-blocks."""

@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from entropy_verl import resolvers, run_state
-from entropy_verl.config import TRAINER_MODES, TRAINER_NAME
+from entropy_verl.config import TRAINER_NAME, verl_trainer_mode
 from entropy_verl.diagnostics.run_summary import format_summary, summarize
 from entropy_verl.engine import ENGINE_VENDOR_KEY, VOCAB_STATS_VENDOR
 from entropy_verl.resolvers import listed_methods
@@ -172,7 +172,7 @@ def prepare_config(config: DictConfig) -> DictConfig:
                 # verl's resource pools count Ray "GPU"s; on CPU they are logical trainer slots, and separate_async's
                 # standalone rollout pool has its own
                 ray_init.num_gpus = config.trainer.nnodes * config.trainer.n_gpus_per_node
-                if OmegaConf.select(config, "trainer.v1.trainer_mode") == TRAINER_MODES["separate_async"]:
+                if verl_trainer_mode(config) == "separate_async":
                     rollout = config.actor_rollout_ref.rollout
                     ray_init.num_gpus += rollout.nnodes * rollout.n_gpus_per_node
     return config

@@ -19,7 +19,14 @@ import warnings
 from omegaconf import DictConfig, OmegaConf
 
 from entropy_verl import run_state
-from entropy_verl.config import TRAINER_MODES, ConfigError, EntropyVerlConfig, parse
+from entropy_verl.config import (
+    TRAINER_MODES,
+    ConfigError,
+    EntropyVerlConfig,
+    parameter_sync_step,
+    parse,
+    verl_trainer_mode,
+)
 from entropy_verl.registry import ENTROPY, FINAL_ANSWERS, REWARD_COMPONENTS, VOCAB_STATS
 from entropy_verl.rollout.vllm_cpu.settings import check_cpu_vllm
 from entropy_verl.schedule import points, values_at, with_values
@@ -457,11 +464,7 @@ def check_batch_divisibility(config: DictConfig) -> None:
         if total % world:
             raise ConfigError(key, f"{what} = {total} is not divisible by nnodes x n_gpus_per_node = {world}")
     # verl computes log-probs per local update: a step's samples / parameter_sync_step (separate_async; else 1)
-    verl_mode = {ours: verl for verl, ours in TRAINER_MODES.items()}.get(
-        OmegaConf.select(config, "trainer.v1.trainer_mode")
-    )
-    sync_step = int(OmegaConf.select(config, f"trainer.v1.{verl_mode}.parameter_sync_step", default=1) or 1)
-    local = samples // sync_step
+    local = samples // parameter_sync_step(config)
     micro = [
         ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", local // world),
         ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", local // world),
@@ -476,10 +479,10 @@ def check_batch_divisibility(config: DictConfig) -> None:
 def check_separate_async(config: DictConfig) -> None:
     """What verl's separate_async trainer asserts once its workers are being built, checked before Ray starts, and
     on CPU the checkpoint engine that can run there."""
-    if OmegaConf.select(config, "trainer.v1.trainer_mode") != TRAINER_MODES["separate_async"]:
+    if verl_trainer_mode(config) != "separate_async":
         return
     rollout = config.actor_rollout_ref.rollout
-    sync_step = OmegaConf.select(config, "trainer.v1.separate_async.parameter_sync_step")
+    sync_step = parameter_sync_step(config)
     mini = config.actor_rollout_ref.actor.ppo_mini_batch_size
     if config.data.train_batch_size != sync_step * mini:
         raise ConfigError(

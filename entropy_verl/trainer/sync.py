@@ -45,7 +45,7 @@ from verl.workers.utils.padding import response_from_nested, response_to_nested
 
 from entropy_verl import metric_names, run_state
 from entropy_verl.advantages import estimator_inputs
-from entropy_verl.config import TRAINER_MODES, TRAINER_NAME, objective
+from entropy_verl.config import TRAINER_MODES, TRAINER_NAME, objective, parameter_sync_step
 from entropy_verl.diagnostics.step import StepDiagnostics
 from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_aware_loss
@@ -139,7 +139,7 @@ class EntropyControlTrainer:
         # verl's mode VERL_MODE, under its own name.
         own_config = self.config.trainer.v1.get(TRAINER_NAME, {}) or {}
         self.trainer_mode = self.VERL_MODE
-        self.parameter_sync_step = self.config.trainer.v1.get(self.VERL_MODE, {}).get("parameter_sync_step", 1)
+        self.parameter_sync_step = parameter_sync_step(self.config)
         replay_buffer = super()._build_replay_buffer()
         replay_buffer.poll_interval = float(own_config.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
         # verl waits for rollouts with no deadline; the watchdog fails the run when a worker it waits for has died

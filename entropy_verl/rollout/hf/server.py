@@ -73,8 +73,7 @@ class HFRolloutServer:
         self._rejecting = False  # a closed gate answers "aborted" at once instead of parking requests
         self._stop_wave = threading.Event()  # read by the engine's thread before each token
         self._token_delay_s = float(os.environ.get(TOKEN_DELAY_DRILL_ENV, 0) or 0)
-        self._stopped = [0, 0, 0]  # since the last pause: requests a stopped wave returned unfinished, those of them
-        # holding tokens, and their tokens
+        self._cut: list[int] = []  # since the last pause: the tokens each request a stopped wave returned had
 
     # ---- generation -------------------------------------------------------------------------------------------
 
@@ -164,12 +163,7 @@ class HFRolloutServer:
                 if not future.done():
                     future.set_exception(exc)
             return
-        cut = [len(result.token_ids) for result in results if result.finish_reason == "aborted"]
-        self._stopped = [
-            self._stopped[0] + len(cut),
-            self._stopped[1] + sum(n > 0 for n in cut),
-            self._stopped[2] + sum(cut),
-        ]
+        self._cut += [len(result.token_ids) for result in results if result.finish_reason == "aborted"]
         for (_, _, future), result in zip(wave, results, strict=True):
             if not future.done():
                 future.set_result((result, versions))
@@ -216,7 +210,8 @@ class HFRolloutServer:
         self._rejecting = reject_request
         self._stop_wave.set()
         async with self._engine_idle:  # the running wave has returned what it had
-            (running, partial, tokens), self._stopped = self._stopped, [0, 0, 0]
+            cut, self._cut = self._cut, []
+        running, partial, tokens = len(cut), sum(n > 0 for n in cut), sum(cut)
         queued = self._queue.qsize() if self._queue is not None else 0
         print(
             f"[hf rollout] generation paused: {running} request(s) stopped in a running wave, {partial} of them "
