@@ -81,6 +81,37 @@ def smoke_overrides():
     return list(SMOKE)
 
 
+def smoke_for(steps: int) -> list[str]:
+    """The smoke overrides for a run of ``steps`` steps."""
+    return [o for o in SMOKE if not o.startswith("trainer.total_training_steps")] + [
+        f"trainer.total_training_steps={steps}"
+    ]
+
+
+@pytest.fixture
+def smoke_steps():
+    """``smoke_steps(n)`` -> the smoke overrides for a run of n steps (see ``smoke_for``)."""
+    return smoke_for
+
+
+def assert_drivers_alpha_and_integral(rows: dict[int, dict], integral: float = 0.0, after: int = 0) -> None:
+    """Every step of ``rows`` ({step: metrics}): every rank's alpha (min and max over ranks) is the driver's, to
+    1e-12; from step ``after`` + 1 on, the PI integral continues from ``integral``: I_t = I_{t-1} + e_t, to 1e-12."""
+    for step, row in sorted(rows.items()):
+        driver = row["entropy_verl/driver_coef/alpha"]
+        used = [row[f"actor/entropy_verl/worker_coef/alpha/{s}"] for s in ("min", "max")]
+        assert used == [pytest.approx(driver, abs=1e-12)] * 2, (step, driver, used)
+        if step > after:
+            integral += row["entropy_control/pi/error"]
+            assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12), step
+
+
+@pytest.fixture
+def drivers_alpha_and_integral():
+    """``drivers_alpha_and_integral(rows, integral=0.0, after=0)``: see ``assert_drivers_alpha_and_integral``."""
+    return assert_drivers_alpha_and_integral
+
+
 @pytest.fixture
 def last_checkpoint():
     """``last_checkpoint(run_dir)`` -> the step of the run's last complete checkpoint (see ``checkpointed``)."""

