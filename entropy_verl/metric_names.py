@@ -13,7 +13,9 @@ key                                         written by                         w
                                                                                (verl prefixes ``actor/``)
 ``entropy_verl/worker_coef_mismatch_steps`` ``trainer/sync``                   steps on which some rank used another
                                                                                value than the driver sent (ever: 0)
-``entropy_verl/rollout_log_prob_gap/<s>``   ``trainer/sync``                   rollout vs trainer log-probs
+``entropy_verl/rollout_log_prob_gap/<s>``   ``trainer/sync``                   rollout vs trainer log-probs (also
+                                                                               by the weights that sampled a token)
+``entropy_verl/partial_rollout/<stat>``     ``trainer/sync``                   resumed trajectories' tokens
 ``entropy_control/<controller>/<stat>``     ``trainer/sync``                   a controller's measurement, error,
                                                                                outputs and state
 ``entropy_control/nonfinite/<stat>``        ``trainer/safety``                 bad steps, in a row and in all, and the
@@ -140,6 +142,12 @@ def worker_coef_logged(coefficient: str, stat: str) -> str:
 
 def rollout_log_prob_gap(stat: str) -> str:
     return f"{OURS}/rollout_log_prob_gap/{stat}"
+
+
+def partial_rollout(stat: str) -> str:
+    """Tokens of trajectories cut by a weight sync and resumed (async modes; named so that verl's per-local-update
+    aggregation sums what is a count: "..._total")."""
+    return f"{OURS}/partial_rollout/{stat}"
 
 
 def method(stat: str) -> str:

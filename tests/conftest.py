@@ -97,15 +97,16 @@ def run_config():
 
 @pytest.fixture
 def run_main():
-    """``run_main(*overrides, timeout=...)``: ``python -m entropy_verl.main`` in a subprocess (CompletedProcess)."""
+    """``run_main(*overrides, timeout=..., env=None)``: ``python -m entropy_verl.main`` in a subprocess, ``env``
+    added to the environment (CompletedProcess)."""
 
-    def run(*overrides, timeout=300):
+    def run(*overrides, timeout=300, env: dict | None = None):
         return subprocess.run(
             [sys.executable, "-m", "entropy_verl.main", *overrides],
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=ENV,
+            env={**ENV, **(env or {})},
             cwd=REPO,
         )
 

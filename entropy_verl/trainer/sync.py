@@ -51,6 +51,7 @@ from entropy_verl.engine import VOCAB_STATS_FLAG, VOCAB_STATS_OUTPUTS
 from entropy_verl.losses import COEFFICIENTS_KEY, SELECTION_PREFIX, entropy_aware_loss
 from entropy_verl.losses.masked import valid
 from entropy_verl.registry import FINAL_ANSWERS, REWARD_COMPONENTS, SEQUENCE_MEAN_OLD_LOG_PROB, VOCAB_STATS
+from entropy_verl.rollout.hf.client import TOKEN_VERSIONS
 from entropy_verl.tasks import load_task_function
 from entropy_verl.validation import validate
 
@@ -186,6 +187,11 @@ class EntropyControlTrainer:
                 self.step_fields = self._read_step_fields(batch)
             gap = self.step_fields.rollout_log_prob_gap()
             metrics.update({metric_names.rollout_log_prob_gap(k): v for k, v in gap.items()})
+            # pi_old is the weights of the last sync (verl's version global_steps - 1) in every mode
+            by_weights, continued = self.step_fields.rollout_log_prob_gap_by_weights(self.global_steps - 1)
+            metrics.update({metric_names.rollout_log_prob_gap(k): v for k, v in by_weights.items()})
+            if self.step_fields.token_versions is not None:
+                metrics[metric_names.partial_rollout("continued_tokens_total")] = continued
         # one controller update a step: verl's separate_async trains parameter_sync_step local updates a step and
         # logs each metric aggregated over them by its name (mean, max, min, sum), so the controller measures the
         # step's first mini-batch and every local update of the step uses the coefficients that gives
@@ -239,14 +245,33 @@ class EntropyControlTrainer:
         for name in VOCAB_STATS_OUTPUTS if self.needs_vocab_stats else ():
             data[name] = response_from_nested(data[name], data["response_mask"])
         padded = data.to_padded_tensor()
+        token_versions = None
+        if self.VERL_MODE != "sync" and "rollout_log_probs" in fields:  # partial rollout: which weights sampled what
+            token_versions = self._read_token_versions(batch, padded["response_mask"])
         return StepFields(
             response_mask=padded["response_mask"].to(bool),
             old_log_probs=padded["old_log_probs"],
             entropy=padded["entropy"],
             nested_response_mask=data["response_mask"],
             rollout_log_probs=padded.get("rollout_log_probs", None),
+            token_versions=token_versions,
             **{n: padded.get(n, None) for n in VOCAB_STATS_OUTPUTS},
         )
+
+    @staticmethod
+    def _read_token_versions(batch, response_mask: torch.Tensor) -> torch.Tensor | None:
+        """(bsz, T) the weights version of each response token, as the hf rollout's resuming client recorded it
+        (``VersionRecordingClient``), -1 where it recorded none; None when no sample has a record (other backends)."""
+        extra = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+        records = [(fields or {}).get(TOKEN_VERSIONS) for fields in extra.pop("extra_fields").tolist()]
+        if all(record is None for record in records):
+            return None
+        versions = torch.full(response_mask.shape, -1, dtype=torch.long)
+        for row, record in enumerate(records):
+            if record and None not in record:
+                n = min(len(record), versions.shape[1])
+                versions[row, :n] = torch.tensor(record[:n], dtype=torch.long)
+        return versions
 
     def _whole_step_inputs(self, batch, metrics):
         """What needs the whole step's batch (all ranks' samples), from the step's fields read once and its

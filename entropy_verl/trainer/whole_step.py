@@ -28,6 +28,7 @@ class StepFields:
     sum_p2_logp: torch.Tensor | None = None
     nested_response_mask: torch.Tensor | None = None  # the mask as TransferQueue stores it, to write selections back
     rollout_log_probs: torch.Tensor | None = None  # the rollout engine's own log-probs of the sampled tokens
+    token_versions: torch.Tensor | None = None  # the weights version that sampled each token (-1: not recorded)
 
     def token_mean_entropy(self) -> float:
         """Token-mean over every valid response token of the step, whatever loss_agg_mode is."""
@@ -40,6 +41,26 @@ class StepFields:
             return {}
         gap = (self.rollout_log_probs - self.old_log_probs).abs()[self.response_mask]
         return {"max": float(gap.max()), "mean": float(gap.mean())} if gap.numel() else {}
+
+    def rollout_log_prob_gap_by_weights(self, pi_old_version: int) -> tuple[dict[str, float], int]:
+        """Under partial rollout (a trajectory's tokens sampled by several weights versions): the gap over the tokens
+        pi_old's own weights sampled (~1e-6 when the weight sync and pi_old are right, however stale the rest) and over
+        those older weights sampled (the off-policy gap); and how many of pi_old's tokens continue a trajectory begun
+        on older weights (a request cut by a weight sync and resumed). ({stat: value}, continued tokens)."""
+        if self.rollout_log_probs is None or self.token_versions is None:
+            return {}, 0
+        recorded = self.response_mask & (self.token_versions >= 0)
+        gap = (self.rollout_log_probs - self.old_log_probs).abs()
+        stats = {}
+        for name, tokens in (
+            ("pi_old_weights", recorded & (self.token_versions == pi_old_version)),
+            ("older_weights", recorded & (self.token_versions < pi_old_version)),
+        ):
+            if tokens.any():
+                stats.update({f"{name}/max": float(gap[tokens].max()), f"{name}/mean": float(gap[tokens].mean())})
+        began = torch.where(recorded, self.token_versions, pi_old_version).min(-1, keepdim=True).values
+        continued = recorded & (self.token_versions == pi_old_version) & (began < pi_old_version)
+        return stats, int(continued.sum())
 
     def sequence_mean_old_log_prob(self) -> torch.Tensor:
         """(bsz,) each response's mean old log-prob over its valid tokens."""

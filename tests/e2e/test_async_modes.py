@@ -19,6 +19,7 @@ from entropy_verl.rollout.hf.server import TOKEN_DELAY_DRILL_ENV
 # batch.
 PARTIAL_ROLLOUT = ["actor_rollout_ref.rollout.max_num_seqs=4"]
 SLOW_TOKENS = {TOKEN_DELAY_DRILL_ENV: "0.02"}
+GAP = "entropy_verl/rollout_log_prob_gap"
 
 
 def killed_then_resumed(command, run_dir, kill_after_checkpoint, read_metrics, env: dict | None = None):
@@ -42,7 +43,9 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
     """``trainer.v1.trainer_mode=entropy_colocate_async``: verl's colocated asynchronous trainer with EntroPIC's
     controller on the driver. The controller measures the batch the trainer trains (``actor/entropy``), every rank
     uses the driver's alpha, verl logs how many weight versions behind each batch was sampled and how many versions a
-    trajectory spans, and a run killed after its step-2 checkpoint resumes at step 3 with the integral continuing."""
+    trajectory spans, and a run killed after its step-2 checkpoint resumes at step 3 with the integral continuing.
+    Requests cut by a pause resume on the new weights, are trained, and their resumed tokens' log-probs are the
+    trainer's."""
     run_dir = tmp_path / "colocate_async"
     command = [
         sys.executable,
@@ -76,6 +79,12 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
     print(f"trajectory spans (max) by step: {spans}; resumed launch's pauses (stopped, partial, tokens): {paused}")
     assert any(int(partial) > 0 for _, partial, _ in paused), paused  # some stopped with tokens from the old weights
     assert max(spans[step] for step in after) >= 2, spans
+    # the resumed tokens were sampled by the weights the trainer then held as pi_old: their log-probs agree with the
+    # trainer's (every token sampled by pi_old's weights does, to float error)
+    continued = {step: row["entropy_verl/partial_rollout/continued_tokens_total"] for step, row in after.items()}
+    assert sum(continued.values()) > 0, continued
+    for step, row in (*before.items(), *after.items()):
+        assert row[f"{GAP}/pi_old_weights/max"] < 1e-4, (step, row[f"{GAP}/pi_old_weights/max"])
 
 
 # verl's separate_async on CPU: the rollout on its own resource pool (one logical slot), weights sent through the
@@ -97,17 +106,50 @@ SEPARATE_ASYNC = [
 ]
 
 
+# the rollout slower than training (a drill: 0.2 s before each token), so that each weight sync finds a wave running
+SLOWER_THAN_TRAINING = {TOKEN_DELAY_DRILL_ENV: "0.2"}
+
+
 @pytest.mark.slow
-def test_entropic_in_verls_separate_async_trainer_with_pi_old_kept_on_cpu(smoke_run, drivers_alpha_and_integral):
-    """``trainer.v1.trainer_mode=entropy_separate_async``: every rank used the driver's alpha each step, the PI
-    integral is exact, and pi_old is the policy that sampled: at step 1 (nothing stale yet) the rollout's log-probs
-    and the trainer's old log-probs agree to float error on all four local updates. With verl's own actor worker on
-    CPU the saved pi_old is the live policy, and the later updates' old log-probs come from the earlier updates'
-    weights."""
-    rows = smoke_run("experiment=embedded_entropic", "entropy_verl.controllers.pi.integral_limit=null", *SEPARATE_ASYNC)
-    drivers_alpha_and_integral({row["step"]: row for row in rows})
-    print(f"step 1 rollout_probs_diff_max: {rows[0]['training/rollout_probs_diff_max']}")
-    assert rows[0]["training/rollout_probs_diff_max"] < 1e-4
+def test_entropic_in_verls_separate_async_trainer_with_partial_rollouts_and_pi_old_kept_on_cpu(
+    tmp_path, smoke_steps, run_main, read_metrics, drivers_alpha_and_integral
+):
+    """``trainer.v1.trainer_mode=entropy_separate_async``, 4 steps, generation slower than training: every rank used
+    the driver's alpha each step and the PI integral is exact; weight syncs cut running requests, which resume on the
+    new weights and are trained (verl counts trajectories spanning 2+ versions); and pi_old is the policy that
+    sampled: on every step and every local update, the tokens sampled by pi_old's weights (those of resumed
+    trajectories included) have the rollout's log-probs to float error, while tokens of older weights do not. With
+    verl's own actor worker on CPU the saved pi_old is the live policy, and local updates 2-4 differ there."""
+    run_dir = tmp_path / "separate_async"
+    out = run_main(
+        "experiment=embedded_entropic",
+        "entropy_verl.controllers.pi.integral_limit=null",
+        *smoke_steps(4),
+        *SEPARATE_ASYNC,
+        *PARTIAL_ROLLOUT,
+        f"entropy_verl.run_dir={run_dir}",
+        timeout=900,
+        env=SLOWER_THAN_TRAINING,
+    )
+    assert out.returncode == 0, out.stderr[-6000:]
+    rows = {row["step"]: row for row in read_metrics(run_dir)}
+    assert sorted(rows) == [1, 2, 3, 4]
+    drivers_alpha_and_integral(rows)
+    seen = {
+        step: (
+            row[f"{GAP}/pi_old_weights/max"],
+            row.get(f"{GAP}/older_weights/max"),
+            row["entropy_verl/partial_rollout/continued_tokens_total"],
+            row["training/off_policy/trajectory_spans/max"],
+        )
+        for step, row in rows.items()
+    }
+    print(f"by step: (gap on pi_old's tokens, gap on older tokens, continued tokens, spans max): {seen}")
+    assert rows[1]["training/rollout_probs_diff_max"] < 1e-4  # verl's own check: nothing is stale at step 1
+    assert all(pi_old < 1e-4 for pi_old, _, _, _ in seen.values()), seen
+    # partial rollout: trained trajectories begun on older weights and continued on pi_old's
+    assert any(continued > 0 and spans >= 2 for _, _, continued, spans in seen.values()), seen
+    assert max(older or 0.0 for _, older, _, _ in seen.values()) > 1e-3, seen  # the split can tell them apart
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
 """Partial rollout with the ``hf`` server, as verl's async trainers drive it: a wave stopped by ``abort_all_requests``
 returns each unfinished request with its tokens so far, requests behind the closed gate wait, new weights load while
-nothing generates, and verl's resuming client (kept by the CPU agent-loop worker) finishes every request after
-``resume_generation``. Each token's log-prob is that of the weights it was sampled with: the tokens before the abort
-under the old weights, those after it under the new, as the trainer recomputes them (teacher forcing)."""
+nothing generates, and verl's resuming client (kept by the CPU agent-loop worker, recording each token's weights
+version) finishes every request after ``resume_generation``. Each token's log-prob is that of the weights it was
+sampled with: the tokens before the abort under the old weights, those after it under the new, as the trainer
+recomputes them (teacher forcing)."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def test_an_aborted_wave_resumes_on_the_new_weights_and_each_token_has_its_own_w
     from verl.workers.rollout.llm_server import FullyAsyncLLMServerClient
     from verl.workers.rollout.router import get_router_handle
 
-    from entropy_verl.rollout.hf.client import HFBatchingClient
+    from entropy_verl.rollout.hf.client import TOKEN_VERSIONS, HFBatchingClient, VersionRecordingClient
 
     config = served
     server = (
@@ -101,7 +102,7 @@ def test_an_aborted_wave_resumes_on_the_new_weights_and_each_token_has_its_own_w
     old = ray.get(server.weights.remote())
     verl_client = FullyAsyncLLMServerClient(config, load_balancer_handle=get_router_handle({"hf_server_0": server}))
     client = HFBatchingClient.replacing(verl_client)  # what the CPU agent-loop worker does
-    assert client is verl_client
+    assert isinstance(client, VersionRecordingClient) and client._load_balancer is verl_client._load_balancer
     prompts = [[6, 18, 10, 18, 8, 17, 4, 9, 16], [7, 18, 9, 18, 12, 17, 5, 16], [3, 18, 3, 18, 3, 17, 9, 16]]
     params = {"temperature": 1.0, "max_tokens": MAX_TOKENS, "ignore_eos": True}
     torch.manual_seed(0)
@@ -130,6 +131,8 @@ def test_an_aborted_wave_resumes_on_the_new_weights_and_each_token_has_its_own_w
         # the trajectory spans two weight versions, as verl's staleness metrics read it
         assert (output.extra_fields["min_global_steps"], output.extra_fields["max_global_steps"]) == (0, 1)
         cut = STOP_BEFORE_TOKEN
+        # and token by token, as the trainer splits the rollout/pi_old log-prob gap by weights
+        assert output.extra_fields[TOKEN_VERSIONS] == [0] * cut + [1] * (MAX_TOKENS - cut)
         before = teacher_forced(old, config, prompt, output.token_ids[:cut])
         after = teacher_forced(new, config, prompt + output.token_ids[:cut], output.token_ids[cut:])
         assert torch.allclose(torch.tensor(output.log_probs[:cut]), before, atol=1e-4)

@@ -182,3 +182,27 @@ def test_a_padded_step_selects_the_same_tokens_as_its_valid_tokens_packed(method
     for name in alone:
         assert torch.equal(placed[name][mask], alone[name][0]) and not placed[name][~mask].any(), name
     assert with_padding.token_mean_entropy() == pytest.approx(float(entropy.double().mean()), rel=1e-6)
+
+
+def test_the_rollout_gap_split_by_the_weights_that_sampled_each_token_by_hand():
+    """Three responses trained at a step whose pi_old is weights version 3: one sampled wholly by version 3, one cut
+    by a sync (two tokens of version 2, then two of 3), one with no record (-1). Gaps |rollout - old| by hand."""
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    old = torch.tensor([[-1.0, -2.0, -0.5, 0.0], [-1.0, -1.0, -1.0, -1.0], [-3.0, -3.0, 0.0, 0.0]])
+    rollout = old + torch.tensor([[1e-6, 2e-6, 0.0, 9.0], [0.2, 0.1, 3e-6, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    versions = torch.tensor([[3, 3, 3, 3], [2, 2, 3, 3], [-1, -1, -1, -1]])
+    fields = StepFields(mask, old, torch.zeros_like(old), rollout_log_probs=rollout, token_versions=versions)
+    stats, continued = fields.rollout_log_prob_gap_by_weights(pi_old_version=3)
+    # version 3's valid tokens: 1e-6, 2e-6, 0 (row 0; the padded 9.0 is not valid) and 3e-6, 0 (row 1)
+    assert stats["pi_old_weights/max"] == pytest.approx(3e-6, abs=2e-7)  # float32 around -1
+    assert stats["pi_old_weights/mean"] == pytest.approx(6e-6 / 5, abs=2e-7)
+    assert stats["older_weights/max"] == pytest.approx(0.2, rel=1e-5)
+    assert stats["older_weights/mean"] == pytest.approx(0.15, rel=1e-5)
+    assert continued == 2  # row 1's two version-3 tokens continue a trajectory begun on version 2
+    # nothing recorded (another rollout backend): nothing to split
+    assert StepFields(mask, old, torch.zeros_like(old), rollout_log_probs=rollout).rollout_log_prob_gap_by_weights(
+        3
+    ) == (
+        {},
+        0,
+    )

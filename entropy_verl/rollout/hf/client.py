@@ -11,7 +11,9 @@ The server batches requests into waves either way, so what is sampled does not c
 Where verl's trainer resumes aborted requests (its async trainers use ``FullyAsyncLLMServerClient``: partial
 rollout), verl's client is kept: one Ray call would return a whole turn's requests together, so none of them could
 finish (and be trained) before the slowest, and the requests still running when the trainer pauses generation
-would never be the partial ones.
+would never be the partial ones. It is kept as ``VersionRecordingClient``: verl's resuming client, which also records
+the weights version of every token (``extra_fields["token_global_steps"]``); verl keeps only a trajectory's first and
+last version, and the trainer needs each token's to check the log-probs of a resumed trajectory against pi_old.
 
 Used by the CPU agent-loop worker (``entropy_verl.rollout.agent_loop``) when ``rollout.name=hf``; other backends
 and GPU runs keep verl's client.
@@ -20,6 +22,7 @@ and GPU runs keep verl's client.
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from typing import Any
 
 import ray
@@ -27,6 +30,39 @@ from verl.workers.rollout.llm_server import FullyAsyncLLMServerClient, LLMServer
 from verl.workers.rollout.replica import TokenOutput
 
 from entropy_verl.rollout.turn_batch import TurnBatch
+
+TOKEN_VERSIONS = "token_global_steps"  # extra_fields key: the weights version (global_steps) of each generated token
+
+# (tokens, weights version) of each attempt of the request the current asyncio task is generating: verl's resuming
+# client calls the base client once per attempt, in the same task
+_ATTEMPTS: ContextVar[list[tuple[int, int | None]] | None] = ContextVar("entropy_verl_hf_attempts", default=None)
+
+
+class _AttemptRecorder(LLMServerClient):
+    """Placed between verl's resuming client and its base client (see ``VersionRecordingClient``'s bases): sees each
+    attempt's output, before verl merges them."""
+
+    async def generate(self, request_id, **kwargs: Any) -> TokenOutput:
+        output = await super().generate(request_id, **kwargs)
+        if (attempts := _ATTEMPTS.get()) is not None:
+            attempts.append((len(output.token_ids), output.extra_fields.get("global_steps")))
+        return output
+
+
+class VersionRecordingClient(FullyAsyncLLMServerClient, _AttemptRecorder):
+    """verl's ``FullyAsyncLLMServerClient`` (resumes aborted requests on the new weights) unchanged, and the weights
+    version of each token it returns, in ``extra_fields[TOKEN_VERSIONS]`` (verl stores extra_fields with the sample)."""
+
+    async def generate(self, request_id, **kwargs: Any) -> TokenOutput:
+        attempts: list[tuple[int, int | None]] = []
+        token = _ATTEMPTS.set(attempts)
+        try:
+            output = await super().generate(request_id, **kwargs)
+        finally:
+            _ATTEMPTS.reset(token)
+        versions = [version for count, version in attempts for _ in range(count)]
+        output.extra_fields[TOKEN_VERSIONS] = versions[: len(output.token_ids)]
+        return output
 
 
 class HFBatchingClient(LLMServerClient):
@@ -38,13 +74,16 @@ class HFBatchingClient(LLMServerClient):
     @classmethod
     def replacing(cls, client: LLMServerClient) -> LLMServerClient:
         """This client in place of verl's ``client``, with the same config, load balancer and tokenizer; verl's
-        resuming client (partial rollout) is kept as it is."""
+        resuming client (partial rollout) is kept, recording each token's weights version."""
         if isinstance(client, FullyAsyncLLMServerClient):
-            return client
-        batching = cls(config=client.config, load_balancer_handle=client._load_balancer)
+            replacement = VersionRecordingClient(
+                config=client.config, load_balancer_handle=client._load_balancer, only_hybrid=client._only_hybrid
+            )
+        else:
+            replacement = cls(config=client.config, load_balancer_handle=client._load_balancer)
         if hasattr(client, "tokenizer"):
-            batching.tokenizer = client.tokenizer
-        return batching
+            replacement.tokenizer = client.tokenizer
+        return replacement
 
     async def _only_server(self) -> ray.actor.ActorHandle | None:
         """The server's handle if the load balancer has exactly one, else None (then verl's path balances)."""
