@@ -15,8 +15,9 @@ from entropy_verl.rollout.hf.server import TOKEN_DELAY_DRILL_ENV
 # Partial rollout: verl's colocate_async pauses generation once a step's batch is sampled, and the requests then in
 # a running wave stop and finish on the next weights. Here generation is far faster than a training step and would
 # rarely be caught running, so the hf server is slowed down (a drill: 20 ms before each token) and samples in waves of
-# 4 requests. verl keeps one batch ahead (num_warmup_batches: 1) and dispatches the next when it samples a step's
-# batch.
+# 4 requests. verl keeps one batch ahead (num_warmup_batches: 1): the pause lands a few tokens into the next batch's
+# first wave (with 0.1 s a token it landed before the first). A cut group resumes behind the groups queued after it
+# (verl's client resends it after 1 s), so it may be trained a step or two later: 6 steps leave room for that.
 PARTIAL_ROLLOUT = ["actor_rollout_ref.rollout.max_num_seqs=4"]
 SLOW_TOKENS = {TOKEN_DELAY_DRILL_ENV: "0.02"}
 GAP = "entropy_verl/rollout_log_prob_gap"
@@ -54,7 +55,7 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
         "experiment=embedded_entropic",
         "trainer.v1.trainer_mode=entropy_colocate_async",
         "entropy_verl.controllers.pi.integral_limit=null",
-        *smoke_steps(5),
+        *smoke_steps(6),
         *PARTIAL_ROLLOUT,
         "trainer.save_freq=2",
         "trainer.resume_mode=auto",
@@ -63,28 +64,30 @@ def test_entropic_in_verls_colocate_async_trainer_with_partial_rollouts_survives
     before, after, saved, second = killed_then_resumed(
         command, run_dir, kill_after_checkpoint, read_metrics, env=SLOW_TOKENS
     )
-    assert sorted(after) == [3, 4, 5]
+    assert sorted(after) == [3, 4, 5, 6]
     drivers_alpha_and_integral({**before, **after}, saved["controllers"]["pi"]["integral"], after=2)
     for row in (*before.values(), *after.values()):
         assert row["entropy_verl/worker_coef_mismatch_steps"] == 0
         assert row["entropy_control/pi/measurement"] == pytest.approx(row["actor/entropy"], rel=1e-6)
         assert row["training/off_policy/trajectory_staleness/max"] >= 0  # verl's, next to the entropy
     # partial rollout happened: the trainer's pauses stopped requests holding tokens of the old weights, they were
-    # resumed on the new ones, and trained: verl counts trajectories sampled across two or more weight versions
-    spans = {step: row["training/off_policy/trajectory_spans/max"] for step, row in (*before.items(), *after.items())}
+    # resumed on the new ones and trained (verl counts trajectories sampled across two or more weight versions), and
+    # their resumed tokens were sampled by the weights the trainer then held as pi_old: their log-probs agree with
+    # the trainer's (every token sampled by pi_old's weights does, to float error)
+    rows = {**before, **after}
+    spans = {step: row["training/off_policy/trajectory_spans/max"] for step, row in rows.items()}
+    continued = {step: row["entropy_verl/partial_rollout/continued_tokens_total"] for step, row in rows.items()}
     paused = re.findall(
         r"generation paused: (\d+) request\(s\) stopped in a running wave, (\d+) of them partial \((\d+) tokens",
         second.stdout + second.stderr,
     )
-    print(f"trajectory spans (max) by step: {spans}; resumed launch's pauses (stopped, partial, tokens): {paused}")
-    assert any(int(partial) > 0 for _, partial, _ in paused), paused  # some stopped with tokens from the old weights
-    assert max(spans[step] for step in after) >= 2, spans
-    # the resumed tokens were sampled by the weights the trainer then held as pi_old: their log-probs agree with the
-    # trainer's (every token sampled by pi_old's weights does, to float error)
-    continued = {step: row["entropy_verl/partial_rollout/continued_tokens_total"] for step, row in after.items()}
-    assert sum(continued.values()) > 0, continued
-    for step, row in (*before.items(), *after.items()):
-        assert row[f"{GAP}/pi_old_weights/max"] < 1e-4, (step, row[f"{GAP}/pi_old_weights/max"])
+    print(f"by step: spans (max) {spans}, continued tokens {continued}; resumed launch's pauses: {paused}")
+    assert any(continued[step] > 0 and spans[step] >= 2 for step in rows), (spans, continued)
+    # (a step may train no token of pi_old's weights: after the resume, verl restores the finished samples of its
+    # TransferQueue checkpoint, sampled by older weights)
+    pi_old = {step: row.get(f"{GAP}/pi_old_weights/max") for step, row in rows.items()}
+    assert all(gap < 1e-4 for gap in pi_old.values() if gap is not None), pi_old
+    assert sum(gap is not None for gap in pi_old.values()) >= 4, pi_old
 
 
 # verl's separate_async on CPU: the rollout on its own resource pool (one logical slot), weights sent through the
