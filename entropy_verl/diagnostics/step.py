@@ -47,7 +47,10 @@ class StepDiagnostics:
         """``ctx``: the step's whole batch as the sampling policy saw it (``LossContext.of_sampling_policy``);
         ``data_sources``: each response's, for the entropy per source."""
         metrics = step_diagnostics(ctx, data_sources)
-        metrics.update(self.tracker.update(metrics.get("entropy/predicted_change", math.nan), entropy_mean))
+        predicted, cov = (
+            metrics.get(metric_names.diagnostic(k), math.nan) for k in ("predicted_change", "cov_logp_adv")
+        )
+        metrics.update(self.tracker.update(predicted, entropy_mean, cov))
         self.entropy = float(entropy_mean)
         return metrics
 

@@ -8,7 +8,8 @@ log-probs, the advantages, the response mask; padded (bsz, T)), no extra forward
   S > E[S] (p > e^-H roughly) lowers entropy;
 - a first-order predicted entropy change of the step, -token-mean(A (S - E[S])) (the tabular-softmax policy-gradient
   step's dH up to the step size; E[S] = H sum p^2 + sum p^2 log p per position when the full-vocabulary sums are
-  available, else the batch mean of S), and, one step later, the measured change with their running correlation.
+  available, else the batch mean of S), and, one step later, the measured change with the running correlations of
+  the prediction and of -Cov with it, per step and over 10-step windows.
 """
 
 from __future__ import annotations
@@ -137,39 +138,66 @@ def step_diagnostics(ctx: LossContext, data_sources: list[str] | None = None) ->
     return metrics
 
 
+CHANGE_WINDOW = 10  # steps summed per window when the claims are checked over windows (per-step changes are noisy)
+
+
+def correlation(x, y) -> float | None:
+    """Pearson's r of two equal-length sequences over the pairs where both are finite; None with fewer than 3 such
+    pairs or no spread."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def window_sums(values, window: int = CHANGE_WINDOW) -> list[float]:
+    """Sums over consecutive non-overlapping windows of ``window`` values (a last partial window is dropped)."""
+    return [float(sum(values[i : i + window])) for i in range(0, len(values) - window + 1, window)]
+
+
 class EntropyChangeTracker:
-    """Pairs each step's predicted change with the change measured at the next step (token-mean entropy of the next
-    rollout minus this one's) and keeps their running Pearson correlation."""
+    """Pairs each step's predicted change and -Cov(log p, A) with the change measured at the next step (token-mean
+    entropy of the next rollout minus this one's) and keeps their running Pearson correlations, per step and over
+    non-overlapping ``CHANGE_WINDOW``-step sums: batch noise dominates a single step's change (on the embedded default
+    per-step correlations stay near 0 where the windowed ones do not), so the windowed one is the readable one."""
 
     MIN_PAIRS = 3
 
     def __init__(self):
-        self.pending: tuple[float, float] | None = None  # (predicted change, entropy) of the last step
-        self.pairs: list[tuple[float, float]] = []  # (predicted, measured)
+        self.pending: tuple[float, float, float] | None = None  # (predicted change, -Cov, entropy) of the last step
+        self.pairs: list[tuple[float, float, float]] = []  # (predicted, -Cov, measured)
 
-    def update(self, predicted: float, entropy: float) -> dict[str, float]:
+    def update(self, predicted: float, entropy: float, cov: float = math.nan) -> dict[str, float]:
         metrics = {}
         if self.pending is not None:
-            measured = entropy - self.pending[1]
-            self.pairs.append((self.pending[0], measured))
+            measured = entropy - self.pending[-1]
+            self.pairs.append((*self.pending[:2], measured))
             metrics[metric_names.diagnostic("measured_change")] = measured
-            corr = self.correlation()
-            if corr is not None:
-                metrics[metric_names.diagnostic("predicted_vs_measured_corr")] = corr
-        self.pending = (float(predicted), float(entropy))
+            metrics.update(self.correlations())
+        self.pending = (float(predicted), -float(cov), float(entropy))
         return metrics
 
-    def correlation(self) -> float | None:
-        if len(self.pairs) < self.MIN_PAIRS:
-            return None
-        x, y = np.array(self.pairs).T
-        if x.std() == 0 or y.std() == 0:
-            return None
-        return float(np.corrcoef(x, y)[0, 1])
+    def correlations(self) -> dict[str, float]:
+        """``entropy/{predicted,neg_cov}_vs_measured_corr`` (per step) and ``..._corr_window`` (window sums), each
+        once it has 3 pairs (3 windows) with spread."""
+        if not self.pairs:
+            return {}
+        predicted, neg_cov, measured = (list(column) for column in zip(*self.pairs, strict=True))
+        out = {}
+        for name, values in (("predicted", predicted), ("neg_cov", neg_cov)):
+            for suffix, x, y in (("", values, measured), ("_window", window_sums(values), window_sums(measured))):
+                if (r := correlation(x, y)) is not None:
+                    out[metric_names.diagnostic(f"{name}_vs_measured_corr{suffix}")] = r
+        return out
 
     def state_dict(self) -> dict:
         return {"pending": self.pending, "pairs": self.pairs}
 
     def load_state_dict(self, state: dict) -> None:
-        self.pending = tuple(state["pending"]) if state["pending"] is not None else None
-        self.pairs = [tuple(p) for p in state["pairs"]]
+        def widened(t):  # a checkpoint from before -Cov was tracked: (predicted, entropy or measured)
+            return (t[0], math.nan, t[1]) if len(t) == 2 else tuple(t)
+
+        self.pending = None if state["pending"] is None else widened(state["pending"])
+        self.pairs = [widened(p) for p in state["pairs"]]

@@ -132,16 +132,18 @@ COLUMNS = [
 ]
 
 
-def seed_summaries(per_method: dict[str, list[dict]], baseline: str = BASELINE) -> dict[str, dict]:
-    """Per method, from its seeds' ``method_row``s: each column's mean and half-width, and (``vs_<baseline>``) its
-    difference to ``baseline`` with its half-width and whether it holds (none when the baseline did not run), by the
-    interval ``interval`` names: a method that shares two seeds or more with the baseline is compared
-    on those seeds by ``paired_interval`` of its per-seed differences; otherwise by Welch's over all the runs."""
+def seed_summaries(per_method: dict[str, list[dict]], baseline: str = BASELINE, columns=None) -> dict[str, dict]:
+    """Per method, from its seeds' rows (``method_row``s): each column's mean and half-width, and (``vs_<baseline>``)
+    its difference to ``baseline`` with its half-width and whether it holds (none when the baseline did not run), by
+    the interval ``interval`` names: a method that shares two seeds or more with the baseline is compared
+    on those seeds by ``paired_interval`` of its per-seed differences; otherwise by Welch's over all the runs.
+    ``columns``: (key, header, decimals) of the row keys to summarise (default ``COLUMNS``)."""
+    columns = COLUMNS if columns is None else columns
     base, versus = per_method.get(baseline), f"vs_{baseline}"
     summaries = {}
     for name, rows in per_method.items():
         summary: dict = {"seeds": [r.get("seed") for r in rows], "mean": {}, "half": {}}
-        for key, _, _ in COLUMNS:
+        for key, _, _ in columns:
             summary["mean"][key], summary["half"][key] = mean_interval([r[key] for r in rows])
         if base is not None and name != baseline:
             shared = shared_seeds(rows, base)
@@ -152,7 +154,7 @@ def seed_summaries(per_method: dict[str, list[dict]], baseline: str = BASELINE) 
                 else {"kind": "welch", "runs": [len(rows), len(base)]}
             )
             summary[versus] = {}
-            for key, _, _ in COLUMNS:
+            for key, _, _ in columns:
                 diff, half = difference(rows, base, key, shared if paired_here else [])
                 summary[versus][key] = {"diff": diff, "half": half, "holds": holds(diff, half)}
         summaries[name] = summary
@@ -187,16 +189,17 @@ def estimate(value: float, half: float, decimals: int, sign: str = "") -> str:
     return text if math.isnan(half) else f"{text} ± {half:.{decimals}f}"
 
 
-def format_seed_tables(per_method: dict[str, list[dict]], window: int, baseline: str = BASELINE) -> str:
+def format_seed_tables(per_method: dict[str, list[dict]], window: int, baseline: str = BASELINE, columns=None) -> str:
     """Two Markdown tables from each method's per-seed ``method_row``s: the values (mean ± 95% half-width), then the
     differences to ``baseline`` with their verdict (a column says which interval each row has: ``seed_summaries``);
-    the notes under them say how to read them."""
-    summaries = seed_summaries(per_method, baseline)
+    the notes under them say how to read them. ``columns`` as in ``seed_summaries``."""
+    columns = COLUMNS if columns is None else columns
+    summaries = seed_summaries(per_method, baseline, columns)
     n = next((r["n"] for rows in per_method.values() for r in rows if r.get("n")), "n")
-    headers = " | ".join(header.format(window=window, n=n) for _, header, _ in COLUMNS)
-    lines = [f"| method | seeds | {headers} |", "|---|---:|" + "---:|" * len(COLUMNS)]
+    headers = " | ".join(header.format(window=window, n=n) for _, header, _ in columns)
+    lines = [f"| method | seeds | {headers} |", "|---|---:|" + "---:|" * len(columns)]
     for name, s in summaries.items():
-        cells = [estimate(s["mean"][key], s["half"][key], decimals) for key, _, decimals in COLUMNS]
+        cells = [estimate(s["mean"][key], s["half"][key], decimals) for key, _, decimals in columns]
         lines.append(f"| {name} | {len(s['seeds'])} | {' | '.join(cells)} |")
     lines.append(
         f"\nMean over the seeds ± the half-width of its {LEVEL:.0%} Student-t interval (n - 1 degrees of freedom)."
@@ -204,11 +207,11 @@ def format_seed_tables(per_method: dict[str, list[dict]], window: int, baseline:
     versus = {name: s for name, s in summaries.items() if f"vs_{baseline}" in s}
     if not versus:
         return "\n".join(lines) + "\n"
-    lines += [f"\n| method − {baseline} | interval | {headers} |", "|---|---|" + "---:|" * len(COLUMNS)]
+    lines += [f"\n| method − {baseline} | interval | {headers} |", "|---|---|" + "---:|" * len(columns)]
     for name, summary in versus.items():
         diffs = summary[f"vs_{baseline}"]
         cells = [interval_label(summary)]
-        for key, _, decimals in COLUMNS:
+        for key, _, decimals in columns:
             d = diffs[key]
             verdict = "" if math.isnan(d["half"]) else " holds" if d["holds"] else " within noise"
             cells.append(estimate(d["diff"], d["half"], decimals, "+") + verdict)

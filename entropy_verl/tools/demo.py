@@ -1,8 +1,9 @@
 """``python -m entropy_verl.tools.demo`` (``make demo``): GRPO and EntroPIC side by side on the embedded default (two
 processes, each with its own Ray: ``entropy_verl/tools/parallel_runs.py``), same seed and budget, then a summary of
 entropy and reward at the start, middle and end of each run, and of what holding entropy keeps: pass@1 ... pass@32
-and distinct correct answers per prompt on held-out prompts, measured by
-verl's validation before the first step and after the last (``VAL_PROMPTS`` prompts x ``VAL_SAMPLES`` samples).
+and distinct correct answers per prompt on held-out prompts (``VAL_PROMPTS`` prompts x ``VAL_SAMPLES`` samples),
+measured by verl's validation after each run's last step and, for the initial weights both runs start from, once
+before they start (``start_validation``).
 
 Extra arguments are Hydra overrides applied to both runs, e.g.
 ``python -m entropy_verl.tools.demo trainer.total_training_steps=20``.
@@ -28,21 +29,33 @@ RUNS = (("GRPO", "grpo"), ("EntroPIC", "embedded_entropic"))  # a method or an e
 VAL_PROMPTS, VAL_SAMPLES = 128, 32
 
 
+HELD_OUT = (f"data.val_max_samples={VAL_PROMPTS}", f"actor_rollout_ref.rollout.val_kwargs.n={VAL_SAMPLES}")
+START = "start"  # the shared start validation's run directory, next to the runs'
+
+
+def end_validation(steps: int) -> list[str]:
+    """verl's validation after the last of ``steps`` steps only, on ``VAL_PROMPTS`` x ``VAL_SAMPLES`` (the start is
+    validated once for all runs: ``start_validation``)."""
+    return ["trainer.val_before_train=false", f"trainer.test_freq={steps}", *HELD_OUT]
+
+
 def validation_overrides(overrides: list[str]) -> list[str]:
-    """verl's validation before the first step and after the last one only, on ``VAL_PROMPTS`` x ``VAL_SAMPLES``;
-    the user's ``overrides`` come last and win."""
-    steps = int(compose_run([*overrides]).trainer.total_training_steps)
-    return [
-        "trainer.val_before_train=true",
-        f"trainer.test_freq={steps}",
-        f"data.val_max_samples={VAL_PROMPTS}",
-        f"actor_rollout_ref.rollout.val_kwargs.n={VAL_SAMPLES}",
-        *overrides,
-    ]
+    """``end_validation`` for the run ``overrides`` make; the user's ``overrides`` come last and win."""
+    return [*end_validation(int(compose_run([*overrides]).trainer.total_training_steps)), *overrides]
+
+
+def start_validation(overrides: list[str], run_dir: str) -> Job:
+    """verl's validation of the initial weights on the held-out prompts and nothing else (``trainer.val_only``),
+    logged as step 0 in ``run_dir``. Every method starts from the same weights and, at a seed, the same held-out
+    prompts, so one validation serves all the runs of a seed (the runs skip their own: ``validation_overrides``)."""
+    own = [selection("grpo"), "trainer.val_before_train=true", "trainer.val_only=true", *HELD_OUT]
+    run_dir = os.path.abspath(run_dir)
+    return Job(START, (*own, *overrides, f"entropy_verl.run_dir={run_dir}"), run_dir, 0)
 
 
 def pass_at_k_table(results: dict[str, list[dict]]) -> str:
-    """pass@k and distinct correct answers per prompt at each run's first and last validation."""
+    """pass@k and distinct correct answers per prompt at each run's first and last validation (the shared start is
+    a run of its own, ``START``, with its one validation)."""
     lines = []
     for label, rows in results.items():
         validations = [r for r in rows if pass_at_values(r)]
@@ -91,7 +104,7 @@ def side_by_side(results: dict[str, list[dict]], targets: dict[str, float], wind
 
 
 def main(overrides: list[str]) -> None:
-    jobs, targets = [], {}
+    jobs, targets, user = [], {}, list(overrides)
     overrides = validation_overrides(overrides)
     for label, name in RUNS:
         run_overrides = (selection(name), *overrides)
@@ -102,16 +115,19 @@ def main(overrides: list[str]) -> None:
         prompts, samples = config.data.val_max_samples, config.actor_rollout_ref.rollout.val_kwargs.n
         run_dir = os.path.abspath(config.entropy_verl.run_dir)
         jobs.append(Job(label, run_overrides, run_dir, int(config.trainer.total_training_steps)))
-    print(f"[entropy_verl] {' and '.join(job.label for job in jobs)} side by side; driver logs: <run dir>/driver.log")
     start = time.time()
+    shared = start_validation(user, os.path.join(os.path.dirname(jobs[0].run_dir), START))
+    print(f"[entropy_verl] the initial weights on {prompts} held-out prompts x {samples} samples, once for both runs")
+    run_parallel([shared], at_once=1)
+    print(f"[entropy_verl] {' and '.join(job.label for job in jobs)} side by side; driver logs: <run dir>/driver.log")
     run_parallel(jobs, at_once=len(jobs))
-    results = {job.label: load_metrics(job.run_dir) for job in jobs}
+    results = {job.label: load_metrics(job.run_dir) for job in (shared, *jobs)}
     print(
-        f"\n[entropy_verl] both runs finished in {time.time() - start:.0f}s; run directories: "
-        + ", ".join(job.run_dir for job in jobs)
+        f"\n[entropy_verl] the start validation and both runs finished in {time.time() - start:.0f}s; run "
+        "directories: " + ", ".join(job.run_dir for job in (shared, *jobs))
     )
     print("\n[entropy_verl] GRPO vs EntroPIC on the embedded default (10-step means; the runs shared the CPU)")
-    print(side_by_side(results, targets))
+    print(side_by_side({job.label: results[job.label] for job in jobs}, targets))
     print(f"\n[entropy_verl] held-out prompts ({prompts} x {samples} samples), before and after training")
     print(pass_at_k_table(results))
 

@@ -63,14 +63,15 @@ def build_embedded_default_once(jobs: list[Job]) -> None:
         ensure_embedded_default()
 
 
-def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0) -> None:
-    """Run ``jobs``, ``at_once`` at a time, in order; raises SystemExit naming the first run that fails."""
+def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0, start_until: float | None = None) -> list[Job]:
+    """Run ``jobs``, ``at_once`` at a time, in order, starting none after the time ``start_until`` (those running
+    then finish); returns the jobs not started. Raises SystemExit naming the first run that fails."""
     build_embedded_default_once(jobs)
     waiting, running = list(jobs), {}
     bars, started = {}, {}
     try:
-        while waiting or running:
-            while waiting and len(running) < at_once:
+        while running or (waiting and (start_until is None or time.time() < start_until)):
+            while waiting and len(running) < at_once and (start_until is None or time.time() < start_until):
                 job = waiting.pop(0)
                 os.makedirs(job.run_dir, exist_ok=True)
                 log = open(os.path.join(job.run_dir, DRIVER_LOG), "w")
@@ -90,6 +91,7 @@ def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0) -> None
                 bars[job].refresh()
                 took = time.time() - started[job]
                 tqdm.write(f"[entropy_verl] {job.label} finished in {took:.0f}s; run directory: {job.run_dir}")
+        return waiting
     finally:
         for process, log in running.values():
             process.terminate()

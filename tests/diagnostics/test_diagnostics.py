@@ -286,3 +286,28 @@ def test_offline_law_fit_names_the_ambiguous_reward_keys(tmp_path):
     with pytest.raises(ValueError, match="val-core/a/reward/mean@4, val-core/b/reward/mean@4"):
         reward_key(rows)
     assert reward_key(rows, "val-core/b/reward/mean@4") == "val-core/b/reward/mean@4"
+
+
+def test_the_tracker_correlates_prediction_and_minus_cov_per_step_and_over_ten_step_windows():
+    """Changes d_t with prediction 2 d_t and Cov 5 d_t: every correlation is +1 (prediction) or -1 (-Cov); the
+    windowed ones appear once 3 windows of 10 steps are complete. A checkpoint of the old (predicted, entropy) state
+    loads, its pairs without -Cov."""
+    from entropy_verl.diagnostics.token_stats import EntropyChangeTracker, window_sums
+
+    assert window_sums([1, 2, 3, 4, 5, 6, 7], 3) == [6, 15]  # the partial window (7) is dropped
+    tracker, entropy, metrics = EntropyChangeTracker(), 0.6, {}
+    for t in range(31):
+        d = 0.01 * ((3 * t) % 7 - 3)
+        metrics = tracker.update(2 * d, entropy, 5 * d)
+        if t == 29:
+            assert "entropy/predicted_vs_measured_corr_window" not in metrics  # 29 pairs: two full windows
+        entropy += d
+    assert metrics["entropy/predicted_vs_measured_corr"] == pytest.approx(1.0)
+    assert metrics["entropy/predicted_vs_measured_corr_window"] == pytest.approx(1.0)
+    assert metrics["entropy/neg_cov_vs_measured_corr"] == pytest.approx(-1.0)
+    assert metrics["entropy/neg_cov_vs_measured_corr_window"] == pytest.approx(-1.0)
+    old = EntropyChangeTracker()
+    old.load_state_dict({"pending": (-0.01, 0.5), "pairs": [(-0.02, -0.02), (-0.01, -0.01), (-0.03, -0.03)]})
+    m = old.update(0.0, 0.49, 0.1)
+    assert m["entropy/measured_change"] == pytest.approx(-0.01)
+    assert m["entropy/predicted_vs_measured_corr"] == pytest.approx(1.0) and "entropy/neg_cov_vs_measured_corr" not in m

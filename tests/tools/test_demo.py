@@ -46,10 +46,18 @@ def test_side_by_side_skips_validation_only_rows():
     assert "GRPO: mean step 2.00s; entropy end/start 0.50" in text
 
 
-def test_validation_overrides_validate_at_start_and_end_and_the_user_wins():
-    from entropy_verl.tools.demo import VAL_SAMPLES, validation_overrides
+def test_the_runs_validate_at_the_end_the_start_once_for_all_and_the_user_wins(tmp_path):
+    from entropy_verl.main import compose_run
+    from entropy_verl.tools.demo import VAL_SAMPLES, start_validation, validation_overrides
 
     overrides = validation_overrides(["trainer.total_training_steps=20", "data.val_max_samples=8"])
-    assert overrides[:2] == ["trainer.val_before_train=true", "trainer.test_freq=20"]
+    assert overrides[:2] == ["trainer.val_before_train=false", "trainer.test_freq=20"]
+    # the shared start: the initial weights validated and nothing trained, with the user's overrides (their seeds
+    # choose the held-out prompts)
+    start = start_validation(["data.seed=3", "data.val_max_samples=8"], str(tmp_path / "start"))
+    config = compose_run(list(start.overrides))
+    assert config.trainer.val_only and config.trainer.val_before_train and config.data.seed == 3
+    assert config.data.val_max_samples == 8 and config.actor_rollout_ref.rollout.val_kwargs.n == VAL_SAMPLES
+    assert start.run_dir == config.entropy_verl.run_dir == str(tmp_path / "start") and start.steps == 0
     assert f"actor_rollout_ref.rollout.val_kwargs.n={VAL_SAMPLES}" in overrides
     assert overrides[-1] == "data.val_max_samples=8"  # Hydra applies overrides in order: the last one wins

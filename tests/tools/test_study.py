@@ -1,0 +1,162 @@
+"""The zoo study (``tools/study.py``, ``tools/study_report.py``): the plan (seeds outer, each seed's shared start
+validation first, GRPO first, the entropy-target rule), resumability (what counts as finished), the diagnostics'
+claims and the law across methods by hand, and the page from synthetic run directories. Real runs of the study's
+configuration are the demo's (tests/e2e)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+
+from entropy_verl.tools import study, study_report
+from entropy_verl.tools.parallel_runs import Job, run_parallel
+
+STEPS = 12
+
+
+def write_run(directory, entropies, rewards, passes: dict[int, float] | None, extra=None, val_step=None):
+    """A run directory as verl's file logger leaves it: one row per step, the validation on the last step."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (h, r) in enumerate(zip(entropies, rewards, strict=True)):
+        data = {"actor/entropy": h, "critic/score/mean": r, "timing_s/step": 2.0, **((extra or {}).get(i + 1, {}))}
+        rows.append({"step": i + 1, "data": data})
+    if passes is not None:
+        step = len(entropies) if val_step is None else val_step
+        val = {f"val/pass@{k}": v for k, v in passes.items()} | {"val/distinct_correct": 1.5}
+        if rows and step == len(entropies):
+            rows[-1]["data"].update(val)
+        else:
+            rows.append({"step": step, "data": val})
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_plan_is_seeds_outer_with_the_shared_start_and_grpo_first(tmp_path):
+    jobs = study.planned(["grpo", "entropic", "nsr"], [1, 2], 100, str(tmp_path))
+    assert [job.label for job in jobs] == [
+        "start s1", "grpo s1", "entropic s1", "nsr s1", "start s2", "grpo s2", "entropic s2", "nsr s2",
+    ]  # fmt: skip
+    start, grpo = jobs[0], jobs[1]
+    assert "trainer.val_only=true" in start.overrides and start.steps == 0
+    assert "trainer.val_before_train=false" in grpo.overrides and "trainer.test_freq=100" in grpo.overrides
+    assert grpo.run_dir == str(tmp_path / "grpo" / "seed1")
+    assert "data.seed=1" in grpo.overrides and "actor_rollout_ref.rollout.seed=1" in grpo.overrides
+
+
+def test_every_entry_composes_with_paper_values_and_the_targets_rule():
+    """Each method's config composes as the study runs it; the entropy targets are the rule's, the rest the
+    method file's (paper) values."""
+    from entropy_verl.main import compose_run
+
+    assert study.TARGET == pytest.approx(0.45)
+    assert len({e.name for e in study.ENTRIES}) == len(study.ENTRIES) and study.ENTRIES[0].name == study.BASELINE
+    for entry in study.ENTRIES:
+        config = compose_run(list(study.method_job(entry, 1, 100, "/tmp/study").overrides))
+        assert config.trainer.total_training_steps == 100 and config.data.train_batch_size == 32
+        assert config.actor_rollout_ref.rollout.n == 8 and config.actor_rollout_ref.rollout.val_kwargs.n == 32
+        if entry.name == "entropic":
+            pi = config.entropy_verl.controllers.pi
+            assert (pi.target_entropy, pi.target_temperature, pi.kp, pi.ki) == (0.45, 1.0, 1.0, 0.01)
+            assert config.entropy_verl.methods.entropic.prob_threshold == 0.95
+        if entry.name == "adaptive_entropy":
+            assert config.entropy_verl.controllers.adaptive_entropy.target_entropy == 0.45
+
+
+def test_a_run_is_finished_once_its_last_steps_validation_is_logged(tmp_path):
+    job = study.method_job(study.BY_NAME["nsr"], 1, 3, str(tmp_path))
+    assert not study.finished(job)  # nothing yet
+    run = tmp_path / "nsr" / "seed1"
+    write_run(run, [0.6, 0.5], [0.2, 0.3], None)
+    assert not study.finished(job)  # killed at step 2
+    write_run(run, [0.6, 0.5, 0.4], [0.2, 0.3, 0.3], None)
+    assert not study.finished(job)  # its end validation is missing
+    write_run(run, [0.6, 0.5, 0.4], [0.2, 0.3, 0.3], {1: 0.3, 32: 0.8})
+    assert study.finished(job)
+    start = study.start_job(1, str(tmp_path))
+    assert not study.finished(start)
+    write_run(tmp_path / "start" / "seed1", [], [], {1: 0.2, 32: 0.9}, val_step=0)
+    assert study.finished(start)
+
+
+def test_no_run_starts_after_the_time_given(tmp_path):
+    own = ("actor_rollout_ref.model.path=/m", "data.train_files=/t.parquet", "data.val_files=/v.parquet")
+    jobs = [Job(f"run {i}", own, str(tmp_path / str(i)), 1) for i in (1, 2)]
+    assert run_parallel(jobs, start_until=time.time() - 1) == jobs
+    assert not any((tmp_path / str(i)).exists() for i in (1, 2))
+
+
+def test_the_diagnostic_claims_per_step_and_over_windows_by_hand():
+    """31 steps whose entropy changes by d_t; the logged prediction is 2 d_t and the covariance 5 d_t (so -Cov is
+    -5 d_t): per step and over the 3 ten-step windows, r = +1 for the prediction and -1 for -Cov. Steps logged
+    without them (a run with diagnostics off) give no correlation."""
+    changes = [0.01 * ((3 * t) % 7 - 3) for t in range(30)]
+    entropies = [0.6 + sum(changes[:t]) for t in range(31)]
+    train = [
+        {"actor/entropy": h, "entropy/predicted_change": 2 * d, "entropy/cov_logp_adv": 5 * d}
+        for h, d in zip(entropies, [*changes, 0.0], strict=True)
+    ]
+    claims = study_report.diagnostic_claims(train)
+    assert claims["predicted_step"] == pytest.approx(1.0) and claims["predicted_window"] == pytest.approx(1.0)
+    assert claims["neg_cov_step"] == pytest.approx(-1.0) and claims["neg_cov_window"] == pytest.approx(-1.0)
+    assert all(
+        math.isnan(v) for v in study_report.diagnostic_claims([{"actor/entropy": h} for h in entropies]).values()
+    )
+
+
+def test_the_law_across_methods_finds_the_method_off_the_curve():
+    """Three methods on R = -0.2 exp(H) + 0.8 up to seed noise (+-0.02), one 0.1 above it at every seed."""
+    noise = (0.02, -0.02, 0.0)
+
+    def records(entropies, offset=0.0):
+        return [
+            {"entropy_end": h, "pass@1": -0.2 * math.exp(h) + 0.8 + offset + e}
+            for h, e in zip(entropies, noise, strict=True)
+        ]
+
+    runs = {
+        "grpo": records([0.30, 0.32, 0.31]),
+        "nsr": records([0.55, 0.50, 0.60]),
+        "entropic": records([0.44, 0.46, 0.45]),
+        "top_entropy": records([0.40, 0.41, 0.39], offset=0.1),
+    }
+    law = study_report.law_across_methods(runs)
+    assert law["fit"].a > 0 and law["fit"].points == 12
+    assert [name for name, r in law["residuals"].items() if r["off"]] == ["top_entropy"]
+    assert law["residuals"]["top_entropy"]["mean"] > 0.05
+
+
+def test_the_page_is_written_from_the_runs_and_redrawn_in_place(tmp_path):
+    """Synthetic runs of GRPO and NSR at 3 seeds (NSR keeps entropy and pass@32 higher), the starts; the section
+    lands between its markers, with the tables, the verdicts, the figures and the diagnostics; redrawing replaces it
+    and keeps the hand-written text around it."""
+    out = tmp_path / "study"
+    for seed in (1, 2, 3):
+        write_run(out / "start" / f"seed{seed}", [], [], {1: 0.2, 8: 0.7, 32: 0.95}, val_step=0)
+        for name, end_h, p32 in (("grpo", 0.3, 0.75), ("nsr", 0.55, 0.85)):
+            entropies = [0.6 - (0.6 - end_h) * i / (STEPS - 1) + 0.01 * ((i * seed) % 3) for i in range(STEPS)]
+            extra = {
+                i + 1: {"entropy/predicted_change": -0.01 * (i % 4), "entropy/cov_logp_adv": 0.002 * (i % 5)}
+                for i in range(STEPS)
+            }
+            passes = {1: 0.35, 8: 0.6, 32: p32 + 0.01 * seed}
+            write_run(out / name / f"seed{seed}", entropies, [0.3] * STEPS, passes, extra)
+    page = tmp_path / "results.md"
+    page.write_text("# Measurements\n\nhand-written\n")
+    figures = tmp_path / "figures"
+    study_report.write_report(str(out), ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
+    text = page.read_text()
+    assert text.startswith("# Measurements\n\nhand-written\n") and text.count(study_report.BEGIN) == 1
+    assert "Runs finished: **6 of 6**" in text
+    assert "| nsr | paired (3 seeds) |" in text
+    assert "correct answers: nsr (pass@32 +0.100)" in text  # NSR's pass@32 holds (the same +0.1 at each seed)
+    assert "change entropy at the end: nsr (+0.148)" in text  # last-10 means: 0.577 vs 0.430
+    assert "chance alone makes about 0.3 of 6" in text
+    assert "| every run | 6 |" in text
+    assert {p.name for p in figures.iterdir()} == {"entropy.png", "pass_at_k.png", "entropy_vs_pass.png"}
+    page.write_text(text + "\nmore hand-written text\n")
+    study_report.write_report(str(out), ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
+    again = page.read_text()
+    assert again.count(study_report.BEGIN) == 1 and again.endswith("\nmore hand-written text\n")
