@@ -141,7 +141,8 @@ def grid(count: int, width: float = 3.0, height: float = 2.3):
 
     cols = min(5, count)
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), sharex=True, sharey=True, squeeze=False)
+    size = (max(width * cols, 9.0), height * rows + 0.8)  # room for the title over a single panel too
+    fig, axes = plt.subplots(rows, cols, figsize=size, sharex=True, sharey=True, squeeze=False)
     for ax in axes.flat[count:]:
         ax.set_visible(False)
     return fig, list(axes.flat)
