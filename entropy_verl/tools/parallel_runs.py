@@ -69,9 +69,13 @@ def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0, start_u
     build_embedded_default_once(jobs)
     waiting, running = list(jobs), {}
     bars, started = {}, {}
+
+    def may_start() -> bool:
+        return bool(waiting) and (start_until is None or time.time() < start_until)
+
     try:
-        while running or (waiting and (start_until is None or time.time() < start_until)):
-            while waiting and len(running) < at_once and (start_until is None or time.time() < start_until):
+        while running or may_start():
+            while may_start() and len(running) < at_once:
                 job = waiting.pop(0)
                 os.makedirs(job.run_dir, exist_ok=True)
                 log = open(os.path.join(job.run_dir, DRIVER_LOG), "w")

@@ -29,12 +29,11 @@ import time
 from dataclasses import dataclass, replace
 
 from entropy_verl.main import selection
-from entropy_verl.metric_names import ENTROPY, pass_at_values
 from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.compare import seed_overrides
 from entropy_verl.tools.demo import START, end_validation, start_validation
 from entropy_verl.tools.parallel_runs import Job, run_parallel
-from entropy_verl.tools.study_report import CHUNKS, FIGURES, PAGE, write_report
+from entropy_verl.tools.study_report import CHUNKS, FIGURES, PAGE, run_record, start_record, write_report
 
 OUT = os.path.join("outputs", "study")
 SEEDS = (1, 2, 3)
@@ -125,14 +124,12 @@ def start_job(seed: int, out: str) -> Job:
 
 
 def finished(job: Job) -> bool:
-    """The run logged its last step's validation (the start job: its validation)."""
+    """The run logged every step and its last step's validation (the start job: its validation)."""
     try:
         rows = load_metrics(job.run_dir)
     except FileNotFoundError:
         return False
-    return any(row["step"] == job.steps and pass_at_values(row) for row in rows) and (
-        job.steps == 0 or sum(ENTROPY in row for row in rows) >= job.steps
-    )
+    return (start_record(rows) if job.steps == 0 else run_record(rows, seed=0, steps=job.steps)) is not None
 
 
 def planned(names: list[str], seeds: list[int], steps: int, out: str) -> list[Job]:
