@@ -139,15 +139,16 @@ def step_diagnostics(ctx: LossContext, data_sources: list[str] | None = None) ->
 
 
 CHANGE_WINDOW = 10  # steps summed per window when the claims are checked over windows (per-step changes are noisy)
+MIN_PAIRS = 3  # a correlation is reported from this many pairs (or windows) on
 
 
 def correlation(x, y) -> float | None:
-    """Pearson's r of two equal-length sequences over the pairs where both are finite; None with fewer than 3 such
-    pairs or no spread."""
+    """Pearson's r of two equal-length sequences over the pairs where both are finite; None with fewer than
+    ``MIN_PAIRS`` such pairs or no spread."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     finite = np.isfinite(x) & np.isfinite(y)
     x, y = x[finite], y[finite]
-    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+    if len(x) < MIN_PAIRS or x.std() == 0 or y.std() == 0:
         return None
     return float(np.corrcoef(x, y)[0, 1])
 
@@ -162,8 +163,6 @@ class EntropyChangeTracker:
     entropy of the next rollout minus this one's) and keeps their running Pearson correlations, per step and over
     non-overlapping ``CHANGE_WINDOW``-step sums: batch noise dominates a single step's change (on the embedded default
     per-step correlations stay near 0 where the windowed ones do not), so the windowed one is the readable one."""
-
-    MIN_PAIRS = 3
 
     def __init__(self):
         self.pending: tuple[float, float, float] | None = None  # (predicted change, -Cov, entropy) of the last step

@@ -21,7 +21,7 @@ from entropy_verl.metric_names import DISTINCT_CORRECT, ENTROPY, REWARD, diagnos
 from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.compare import format_seed_tables, seed_summaries
 from entropy_verl.tools.intervals import LEVEL, holds, mean_interval
-from entropy_verl.tools.plot import across_seeds, save_figure, smoothed
+from entropy_verl.tools.plot import across_seeds, new_figure, save_figure, smoothed
 
 PAGE = os.path.join("docs", "results.md")
 FIGURES = os.path.join("docs", "study")
@@ -155,28 +155,38 @@ def band(ax, curves: list[list[float]], color: str, label: str, smooth: int = 5)
         ax.fill_between(steps, low, high, color=color, alpha=0.25, linewidth=0)
 
 
-def entropy_figure(runs: dict[str, list[dict]], baseline: str, families: dict[str, str], out: str) -> str:
-    """One panel per method: its entropy (mean over seeds, band: 95% interval) over GRPO's in grey."""
+def per_method_panels(runs, baseline, families, draw, labels: tuple[str, str, str], out: str) -> str:
+    """One panel per method other than ``baseline``, ``draw(ax, name)`` filling it, titled with the method's family
+    and its seed count; ``labels``: the figure's x label, y label and title."""
     names = [n for n in runs if n != baseline]
     fig, axes = grid(len(names))
     for ax, name in zip(axes, names, strict=False):
+        draw(ax, name)
+        ax.set_title(f"{families.get(name, name)} ({len(runs[name])})", fontsize=8)
+        ax.grid(alpha=0.3)
+    xlabel, ylabel, title = labels
+    fig.supxlabel(xlabel)
+    fig.supylabel(ylabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def entropy_figure(runs: dict[str, list[dict]], baseline: str, families: dict[str, str], out: str) -> str:
+    """One panel per method: its entropy (mean over seeds, band: 95% interval) over GRPO's in grey."""
+
+    def draw(ax, name):
         if baseline in runs:
             band(ax, [r["entropy"] for r in runs[baseline]], "0.55", baseline)
         band(ax, [r["entropy"] for r in runs[name]], "C0", name)
-        ax.set_title(f"{families.get(name, name)} ({len(runs[name])})", fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.supxlabel("step")
-    fig.supylabel("token entropy (nats, 5-step mean)")
-    fig.suptitle(f"entropy per method (blue) vs {baseline} (grey); band: {LEVEL:.0%} interval over seeds")
-    fig.tight_layout()
-    return save_figure(fig, out)
+
+    title = f"entropy per method (blue) vs {baseline} (grey); band: {LEVEL:.0%} interval over seeds"
+    return per_method_panels(runs, baseline, families, draw, ("step", "token entropy (nats, 5-step mean)", title), out)
 
 
 def pass_at_k_figure(runs: dict[str, list[dict]], starts: dict, baseline: str, families: dict, out: str) -> str:
     """One panel per method: held-out pass@k against k after the last step, method vs GRPO (error bars: 95%
     interval over seeds), and the shared start (dotted)."""
-    names = [n for n in runs if n != baseline]
-    fig, axes = grid(len(names))
     ks = sorted({k for records in runs.values() for r in records for k in r["pass_at"]})
 
     def curve(ax, records, color, label, **kwargs):
@@ -184,27 +194,21 @@ def pass_at_k_figure(runs: dict[str, list[dict]], starts: dict, baseline: str, f
         ax.errorbar(ks, [m for m, _ in stats], yerr=[0 if math.isnan(h) else h for _, h in stats], color=color,
                     label=label, capsize=2, linewidth=1.0, markersize=3, marker="o", **kwargs)  # fmt: skip
 
-    for ax, name in zip(axes, names, strict=False):
+    def draw(ax, name):
         if starts:
             curve(ax, list(starts.values()), "0.3", "start", linestyle=":")
         if baseline in runs:
             curve(ax, runs[baseline], "0.55", baseline)
         curve(ax, runs[name], "C1", name)
         ax.set_xscale("log", base=2)
-        ax.set_title(f"{families.get(name, name)} ({len(runs[name])})", fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.supxlabel("k")
-    fig.supylabel("held-out pass@k after training")
-    fig.suptitle(f"pass@k per method (orange) vs {baseline} (grey) and the start (dotted)")
-    fig.tight_layout()
-    return save_figure(fig, out)
+
+    title = f"pass@k per method (orange) vs {baseline} (grey) and the start (dotted)"
+    return per_method_panels(runs, baseline, families, draw, ("k", "held-out pass@k after training", title), out)
 
 
 def entropy_vs_pass_figure(runs: dict[str, list[dict]], law: dict, baseline: str, out: str) -> str:
     """End entropy against pass@32 (left) and against pass@1 with the law fitted across methods (right), one point
     per method (mean over seeds, bars: 95% interval)."""
-    from entropy_verl.tools.plot import new_figure
-
     fig, axes, colors = new_figure(2, (13, 5))
     for i, (name, records) in enumerate(runs.items()):
         h, h_half = mean_interval([r["entropy_end"] for r in records])
