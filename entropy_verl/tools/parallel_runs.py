@@ -43,6 +43,14 @@ def steps_logged(run_dir: str, since: float = 0.0) -> int:
         return sum(f'"{ENTROPY}"' in line for line in f)
 
 
+def progress_bar(job: Job, position: int) -> tqdm:
+    """Steps done of ``job.steps``; a run of no training steps (a validation alone, e.g. ``demo.start_validation``)
+    shows its elapsed time instead of a step count that stays 0."""
+    if job.steps == 0:
+        return tqdm(desc=f"{job.label} (validation)", position=position, bar_format="{desc}: {elapsed}", leave=True)
+    return tqdm(total=job.steps, desc=job.label, position=position, unit="step", leave=True)
+
+
 def uses_embedded_default(overrides: tuple[str, ...]) -> bool:
     """Whether the run config these overrides compose reads the embedded default (``${embedded:...}``), unresolved:
     resolving it would build it."""
@@ -82,7 +90,7 @@ def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0, start_u
                 command = [sys.executable, "-m", "entropy_verl.main", *job.overrides, *OWN_RAY]
                 running[job] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
                 started[job] = time.time()
-                bars[job] = tqdm(total=job.steps, desc=job.label, position=len(bars), unit="step", leave=True)
+                bars[job] = progress_bar(job, position=len(bars))
             time.sleep(poll_s)
             for job, (process, log) in list(running.items()):
                 bars[job].update(min(steps_logged(job.run_dir, started[job]), job.steps) - bars[job].n)

@@ -11,6 +11,7 @@ from entropy_verl.tools.parallel_runs import (
     DRIVER_LOG,
     Job,
     build_embedded_default_once,
+    progress_bar,
     run_parallel,
     steps_logged,
     uses_embedded_default,
@@ -23,6 +24,18 @@ def test_steps_logged_counts_training_steps_not_validations(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert steps_logged(str(tmp_path)) == 2
     assert steps_logged(str(tmp_path), since=time.time() + 60) == 0  # an earlier run's file
+
+
+def test_a_validation_alone_shows_its_elapsed_time_not_a_step_count(tmp_path):
+    bars = [
+        progress_bar(Job(label, (), str(tmp_path), steps), position=0) for label, steps in (("start", 0), ("GRPO", 4))
+    ]
+    bars[1].update(1)
+    shown = [str(bar) for bar in bars]
+    for bar in bars:
+        bar.close()
+    assert shown[0] == "start (validation): 00:00"
+    assert shown[1].startswith("GRPO:  25%") and "1/4" in shown[1]
 
 
 def test_a_failed_run_is_named_with_its_log_tail(tmp_path):
