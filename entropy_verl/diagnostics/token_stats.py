@@ -158,6 +158,25 @@ def window_sums(values, window: int = CHANGE_WINDOW) -> list[float]:
     return [float(sum(values[i : i + window])) for i in range(0, len(values) - window + 1, window)]
 
 
+def change_noise_share(measured, window: int = CHANGE_WINDOW) -> dict[str, float]:
+    """How much of the measured entropy changes is batch noise, from the changes alone. Each step's entropy is
+    measured on a fresh batch, H_t = h_t + e_t with independent noise e_t of variance s2, so a change
+    d_t = H_{t+1} - H_t carries e_{t+1} - e_t: variance 2 s2 and lag-1 autocovariance -s2 (consecutive changes share
+    e_{t+1}). Hence s2 = -(lag-1 autocovariance of d) (a smooth true change adds positive autocovariance, so this
+    errs low) and the noise's share of the variance of one change, 2 s2 / var(d), and of a ``window``-step sum, which
+    telescopes to H_end - H_start and so carries the same 2 s2. A predictor of the true change h_{t+1} - h_t, however
+    exact, correlates with the measured one by at most sqrt(1 - share). An estimate: over ~100 steps it scatters and
+    can pass 1. NaN where there are too few changes or no spread."""
+    d = np.asarray(measured, dtype=float)
+    d = d[np.isfinite(d)]
+    sums = np.asarray(window_sums(list(d), window))
+    if len(d) < 2 * MIN_PAIRS or len(sums) < MIN_PAIRS:
+        return {"step": math.nan, "window": math.nan}
+    centred = d - d.mean()
+    noise = max(-float(np.mean(centred[:-1] * centred[1:])), 0.0)
+    return {kind: 2 * noise / var if var > 0 else math.nan for kind, var in (("step", d.var()), ("window", sums.var()))}
+
+
 class EntropyChangeTracker:
     """Pairs each step's predicted change and -Cov(log p, A) with the change measured at the next step (token-mean
     entropy of the next rollout minus this one's) and keeps their running Pearson correlations, per step and over

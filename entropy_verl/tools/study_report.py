@@ -16,7 +16,7 @@ import numpy as np
 
 from entropy_verl.diagnostics.entropy_law import fit_entropy_law
 from entropy_verl.diagnostics.run_summary import window_mean
-from entropy_verl.diagnostics.token_stats import CHANGE_WINDOW, EntropyChangeTracker
+from entropy_verl.diagnostics.token_stats import CHANGE_WINDOW, EntropyChangeTracker, change_noise_share
 from entropy_verl.metric_names import DISTINCT_CORRECT, ENTROPY, REWARD, diagnostic, pass_at_values
 from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.compare import format_seed_tables, seed_summaries
@@ -51,10 +51,14 @@ def diagnostic_claims(train: list[dict]) -> dict[str, float]:
     for row in train:
         tracker.update(row.get(PREDICTED, math.nan), row[ENTROPY], row.get(COVARIANCE, math.nan))
     found = tracker.correlations()
+    noise = change_noise_share([measured for *_, measured in tracker.pairs])
     return {
-        f"{name}_{kind}": found.get(diagnostic(f"{name}_vs_measured_corr{suffix}"), math.nan)
-        for name in ("predicted", "neg_cov")
-        for kind, suffix in (("step", ""), ("window", "_window"))
+        **{
+            f"{name}_{kind}": found.get(diagnostic(f"{name}_vs_measured_corr{suffix}"), math.nan)
+            for name in ("predicted", "neg_cov")
+            for kind, suffix in (("step", ""), ("window", "_window"))
+        },
+        **{f"noise_{kind}": share for kind, share in noise.items()},
     }
 
 
@@ -261,31 +265,33 @@ def verdicts(runs: dict[str, list[dict]], baseline: str) -> tuple[dict[str, list
     return groups, count
 
 
-def correlation_cell(values: list[float]) -> str:
-    """Mean ± 95% half-width of correlations; "-" for none."""
+def mean_cell(values: list[float], sign: str = "+") -> str:
+    """Mean ± 95% half-width (correlations signed, shares not); "-" for none."""
     if not values:
         return "-"
     mean, half = mean_interval(values)
-    return f"{mean:+.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}")
+    return f"{mean:{sign}.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}")
 
 
 def diagnostics_table(runs: dict[str, list[dict]]) -> str:
-    keys = [
-        ("predicted_step", "predicted vs measured, per step"),
-        ("predicted_window", f"predicted vs measured, {CHANGE_WINDOW}-step sums"),
-        ("neg_cov_step", "-Cov(log p, A) vs measured, per step"),
-        ("neg_cov_window", f"-Cov vs measured, {CHANGE_WINDOW}-step sums"),
+    keys = [  # (run record key, header, sign format: correlations signed, shares not)
+        ("predicted_step", "predicted vs measured, per step", "+"),
+        ("predicted_window", f"predicted vs measured, {CHANGE_WINDOW}-step sums", "+"),
+        ("neg_cov_step", "-Cov(log p, A) vs measured, per step", "+"),
+        ("neg_cov_window", f"-Cov vs measured, {CHANGE_WINDOW}-step sums", "+"),
+        ("noise_step", "noise share of a step's change", ""),
+        ("noise_window", f"noise share of a {CHANGE_WINDOW}-step sum", ""),
     ]
-    lines = ["| method | seeds | " + " | ".join(h for _, h in keys) + " |", "|---|---:|" + "---:|" * len(keys)]
-    pooled: dict[str, list[float]] = {k: [] for k, _ in keys}
+    lines = ["| method | seeds | " + " | ".join(h for _, h, _ in keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    pooled: dict[str, list[float]] = {k: [] for k, _, _ in keys}
     for name, records in runs.items():
         cells = []
-        for key, _ in keys:
+        for key, _, sign in keys:
             values = [r[key] for r in records if not math.isnan(r.get(key, math.nan))]
             pooled[key] += values
-            cells.append(correlation_cell(values))
+            cells.append(mean_cell(values, sign))
         lines.append(f"| {name} | {len(records)} | {' | '.join(cells)} |")
-    cells = [f"**{correlation_cell(pooled[key])}**" for key, _ in keys]
+    cells = [f"**{mean_cell(pooled[key], sign)}**" for key, _, sign in keys]
     lines.append(f"| every run | {len(pooled[keys[0][0]])} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
@@ -367,7 +373,11 @@ def section(out: str, names: list[str], seeds: list[int], steps: int, page: str,
     lines += [
         "",
         "**The diagnostics' claims**, per run then mean ± 95% interval over seeds (Pearson's r; the measured change is "
-        "the next step's entropy minus this step's; windows do not overlap):",
+        "the next step's entropy minus this step's; windows do not overlap). The noise share is the part of the "
+        "measured change's variance that is batch noise, estimated from the changes alone (each step's entropy is "
+        "measured on a fresh batch, so consecutive changes share that batch's error: noise variance = minus their "
+        "lag-1 autocovariance; `token_stats.change_noise_share`); a predictor of the true change, however exact, "
+        "correlates with the measured one by at most the square root of 1 minus it:",
         "",
         diagnostics_table(runs),
         END,

@@ -311,3 +311,23 @@ def test_the_tracker_correlates_prediction_and_minus_cov_per_step_and_over_ten_s
     m = old.update(0.0, 0.49, 0.1)
     assert m["entropy/measured_change"] == pytest.approx(-0.01)
     assert m["entropy/predicted_vs_measured_corr"] == pytest.approx(1.0) and "entropy/neg_cov_vs_measured_corr" not in m
+
+
+def test_the_noise_share_of_entropy_changes_by_hand_and_on_a_simulated_run():
+    """By hand: d = [1, 0, 2, 0, 3, 0], windows of 2: lag-1 autocovariance -1.2, var(d) 4/3, window sums [1, 2, 3]
+    with variance 2/3, so shares 2.4 / (4/3) and 2.4 / (2/3). Simulated: a true change of mean -0.003 and sd 0.01 per
+    step, measured on batches with noise sd 0.02: a step's share 2(0.02^2) / (0.01^2 + 2(0.02^2)) = 8/9, a 10-step
+    sum's 8e-4 / (10e-4 + 8e-4) = 4/9; without noise the estimate is 0 (clipped at 0)."""
+    import numpy as np
+
+    from entropy_verl.diagnostics.token_stats import change_noise_share
+
+    share = change_noise_share([1, 0, 2, 0, 3, 0], window=2)
+    assert share["step"] == pytest.approx(1.8) and share["window"] == pytest.approx(3.6)
+    assert all(math.isnan(v) for v in change_noise_share([0.1, -0.1, 0.2]).values())  # too few changes
+    rng = np.random.default_rng(0)
+    true = np.concatenate([[0.6], 0.6 + np.cumsum(rng.normal(-0.003, 0.01, 40_000))])
+    measured = np.diff(true + rng.normal(0, 0.02, true.shape))
+    share = change_noise_share(measured)
+    assert share["step"] == pytest.approx(8 / 9, abs=0.03) and share["window"] == pytest.approx(4 / 9, abs=0.05)
+    assert change_noise_share(np.diff(true))["step"] < 0.03

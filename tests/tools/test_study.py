@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from entropy_verl.diagnostics.token_stats import change_noise_share
 from entropy_verl.tools import study, study_report
 from entropy_verl.tools.parallel_runs import Job, run_parallel
 
@@ -91,7 +92,7 @@ def test_no_run_starts_after_the_time_given(tmp_path):
 def test_the_diagnostic_claims_per_step_and_over_windows_by_hand():
     """31 steps whose entropy changes by d_t; the logged prediction is 2 d_t and the covariance 5 d_t (so -Cov is
     -5 d_t): per step and over the 3 ten-step windows, r = +1 for the prediction and -1 for -Cov. Steps logged
-    without them (a run with diagnostics off) give no correlation."""
+    without them (a run with diagnostics off) give no correlation, but the noise share of the changes."""
     changes = [0.01 * ((3 * t) % 7 - 3) for t in range(30)]
     entropies = [0.6 + sum(changes[:t]) for t in range(31)]
     train = [
@@ -101,9 +102,11 @@ def test_the_diagnostic_claims_per_step_and_over_windows_by_hand():
     claims = study_report.diagnostic_claims(train)
     assert claims["predicted_step"] == pytest.approx(1.0) and claims["predicted_window"] == pytest.approx(1.0)
     assert claims["neg_cov_step"] == pytest.approx(-1.0) and claims["neg_cov_window"] == pytest.approx(-1.0)
-    assert all(
-        math.isnan(v) for v in study_report.diagnostic_claims([{"actor/entropy": h} for h in entropies]).values()
-    )
+    noise = change_noise_share(changes)  # from the entropies alone, so also without the diagnostics
+    assert [claims["noise_step"], claims["noise_window"]] == pytest.approx([noise["step"], noise["window"]])
+    bare = study_report.diagnostic_claims([{"actor/entropy": h} for h in entropies])
+    assert all(math.isnan(v) for k, v in bare.items() if not k.startswith("noise"))
+    assert bare["noise_step"] == pytest.approx(noise["step"])
 
 
 def test_the_law_across_methods_finds_the_method_off_the_curve():
