@@ -36,7 +36,10 @@ from __future__ import annotations
 import re
 
 # ---- verl's own keys, read by the summaries and tools ---------------------------------------------------------------
-ENTROPY = "actor/entropy"  # token-mean entropy of the step's rollout under the trainer's policy
+# the step's rollout entropy under the trainer's policy, aggregated with the actor's loss_agg_mode: the token mean only
+# under token-mean (Dr. GRPO's seq-mean-token-sum-norm divides the token sum by a constant); ``TOKEN_MEAN_ENTROPY`` is
+# the token mean whatever the mode
+ENTROPY = "actor/entropy"
 REWARD = "critic/score/mean"  # mean training reward of the step
 STEP_TIME = "timing_s/step"
 TIMING_PREFIX = "timing_s/"  # verl's per-phase times: timing_s/gen, timing_s/update_actor, ...
@@ -93,6 +96,9 @@ def law(stat: str) -> str:
 # ---- per-step entropy diagnostics -----------------------------------------------------------------------------------
 def diagnostic(stat: str, data_source: str | None = None) -> str:
     return f"entropy/{stat}" if data_source is None else f"entropy/{data_source}/{stat}"
+
+
+TOKEN_MEAN_ENTROPY = diagnostic("token_mean")  # what the controllers measure: every valid token's entropy, averaged
 
 
 # ---- driver-side control --------------------------------------------------------------------------------------------

@@ -199,6 +199,7 @@ class EntropyControlTrainer:
         if (self.control.controllers or self.diagnostics) and first_update:
             with marked_timer("entropy_control", self.timing_raw, color="green"):  # logged as timing_s/entropy_control
                 entropy = self.step_fields.token_mean_entropy()
+                metrics[metric_names.TOKEN_MEAN_ENTROPY] = entropy  # verl's actor/entropy follows loss_agg_mode
                 if self.global_steps in self.nonfinite_drill:
                     entropy = float("nan")
                 metrics.update(self.control.measure(entropy, self.global_steps))

@@ -17,6 +17,8 @@ def check_diagnostics(rows):
     """The trainer's entropy diagnostics every step, the measured change from the second, pass@k at validation."""
     for row in rows:
         assert 0.0 <= row["entropy/p10"] <= row["entropy/p50"] <= row["entropy/p90"] <= row["entropy/p99"]
+        # what the controllers measure; verl's actor/entropy is the same number under token-mean (these runs' mode)
+        assert row["entropy/token_mean"] == pytest.approx(row["actor/entropy"], abs=1e-6)
         assert math.isfinite(row["entropy/predicted_change"]) and math.isfinite(row["entropy/cov_logp_adv"])
     assert rows[1]["entropy/measured_change"] == pytest.approx(
         rows[1]["actor/entropy"] - rows[0]["actor/entropy"], abs=0.02
@@ -98,6 +100,20 @@ def test_w_reinforce(smoke_run):
         assert row["critic/advantages/max"] == pytest.approx(0.1) and row["critic/advantages/min"] == pytest.approx(
             -1.0
         )
+
+
+@pytest.mark.slow
+@pytest.mark.zoo  # in `make smoke`
+def test_dr_grpo_logs_the_token_mean_entropy_beside_verls_length_normalised_one(smoke_run):
+    """Dr. GRPO's loss_agg_mode (seq-mean-token-sum-norm) divides each response's token sum by the padded width of
+    the batch (verl's default horizon: the longest response), so verl's actor/entropy is the token mean times (mean
+    length / longest), below it whenever responses differ in length. entropy/token_mean, what the controllers and the
+    reports read, stays the token mean (the study's first Dr. GRPO run: actor/entropy 0.466 at step 1, the token mean of
+    its tokens' entropies matching GRPO's 0.62)."""
+    for row in smoke_run("method=dr_grpo"):
+        shortened = row["response_length/mean"] / row["response_length/max"]
+        assert row["actor/entropy"] == pytest.approx(row["entropy/token_mean"] * shortened, rel=1e-4)
+        assert shortened <= 1.0  # equal when every response has the same length (the smoke model's often do)
 
 
 @pytest.mark.slow
