@@ -101,6 +101,13 @@ def diagnostic(stat: str, data_source: str | None = None) -> str:
 TOKEN_MEAN_ENTROPY = diagnostic("token_mean")  # what the controllers measure: every valid token's entropy, averaged
 
 
+def entropy_key(rows: list[dict]) -> str:
+    """The key of a run's per-step token-mean entropy: ``TOKEN_MEAN_ENTROPY`` where every training row has it, else
+    verl's ``ENTROPY`` (runs from before it was logged: the same number under loss_agg_mode token-mean)."""
+    train = [row for row in rows if ENTROPY in row]
+    return TOKEN_MEAN_ENTROPY if train and all(TOKEN_MEAN_ENTROPY in row for row in train) else ENTROPY
+
+
 # ---- driver-side control --------------------------------------------------------------------------------------------
 CONTROL = "entropy_control"
 NONFINITE_CONSECUTIVE = f"{CONTROL}/nonfinite/consecutive"

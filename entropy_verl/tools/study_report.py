@@ -17,7 +17,7 @@ import numpy as np
 from entropy_verl.diagnostics.entropy_law import fit_entropy_law
 from entropy_verl.diagnostics.run_summary import window_mean
 from entropy_verl.diagnostics.token_stats import CHANGE_WINDOW, EntropyChangeTracker, change_noise_share
-from entropy_verl.metric_names import DISTINCT_CORRECT, ENTROPY, REWARD, diagnostic, pass_at_values
+from entropy_verl.metric_names import DISTINCT_CORRECT, ENTROPY, REWARD, diagnostic, entropy_key, pass_at_values
 from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.compare import format_seed_tables, seed_summaries
 from entropy_verl.tools.intervals import LEVEL, holds, mean_interval
@@ -47,9 +47,9 @@ def diagnostic_claims(train: list[dict]) -> dict[str, float]:
     tracks -dH), against the measured change H_{t+1} - H_t (the next rollout's entropy minus this one's); their
     Pearson correlations per step and over non-overlapping ``CHANGE_WINDOW``-step sums, as the trainer's
     ``EntropyChangeTracker`` computes them (from the logged values, so runs made before it logged them count too)."""
-    tracker = EntropyChangeTracker()
+    tracker, entropy = EntropyChangeTracker(), entropy_key(train)
     for row in train:
-        tracker.update(row.get(PREDICTED, math.nan), row[ENTROPY], row.get(COVARIANCE, math.nan))
+        tracker.update(row.get(PREDICTED, math.nan), row[entropy], row.get(COVARIANCE, math.nan))
     found = tracker.correlations()
     noise = change_noise_share([measured for *_, measured in tracker.pairs])
     return {
@@ -70,18 +70,18 @@ def validation_row(rows: list[dict], step: int | None = None) -> dict | None:
 
 def run_record(rows: list[dict], seed: int, steps: int) -> dict | None:
     """One finished run's numbers for the page; None while it is not finished."""
-    train = [r for r in rows if ENTROPY in r]
+    train, entropy = [r for r in rows if ENTROPY in r], entropy_key(rows)
     end = validation_row(rows, steps)
     if len(train) < steps or end is None:
         return None
     record = {
         "seed": seed,
-        "entropy_start": train[0][ENTROPY],
-        "entropy_end": window_mean(train[-WINDOW:], ENTROPY),
+        "entropy_start": train[0][entropy],
+        "entropy_end": window_mean(train[-WINDOW:], entropy),
         "reward_end": window_mean(train[-WINDOW:], REWARD),
         "distinct": end.get(DISTINCT_CORRECT, math.nan),
         "pass_at": pass_at_values(end),
-        "entropy": [r[ENTROPY] for r in train],
+        "entropy": [r[entropy] for r in train],
         "reward": [r[REWARD] for r in train],
         "step_s": window_mean(train[1:], "timing_s/step"),
         **diagnostic_claims(train),

@@ -163,3 +163,14 @@ def test_the_page_is_written_from_the_runs_and_redrawn_in_place(tmp_path):
     study_report.write_report(str(out), ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
     again = page.read_text()
     assert again.count(study_report.BEGIN) == 1 and again.endswith("\nmore hand-written text\n")
+
+
+def test_a_run_record_reads_the_token_mean_entropy_where_logged():
+    """Dr. GRPO's verl actor/entropy is length-normalised (0.45 here), the logged token mean 0.6: the record takes the
+    token mean; a run from before entropy/token_mean was logged falls back to actor/entropy."""
+    val = {"step": 3, "val/pass@1": 0.3, "val/pass@32": 0.8}
+    rows = [{"step": t, "actor/entropy": 0.45, "entropy/token_mean": 0.6, "critic/score/mean": 0.2} for t in (1, 2, 3)]
+    record = study_report.run_record([*rows, val], seed=1, steps=3)
+    assert record["entropy_start"] == record["entropy_end"] == 0.6 and record["entropy"] == [0.6] * 3
+    older = [{k: v for k, v in row.items() if k != "entropy/token_mean"} for row in rows]
+    assert study_report.run_record([*older, val], seed=1, steps=3)["entropy_end"] == 0.45
