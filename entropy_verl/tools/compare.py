@@ -46,7 +46,7 @@ import yaml
 
 from entropy_verl.diagnostics.run_summary import window_mean
 from entropy_verl.main import selection
-from entropy_verl.metric_names import ENTROPY, REWARD, STEP_TIME, pass_at_values
+from entropy_verl.metric_names import ENTROPY, REWARD, STEP_TIME, entropy_key, pass_at_values
 from entropy_verl.resolvers import override_key
 from entropy_verl.run_state import METRICS_FILE, load_metrics, segments
 from entropy_verl.tools.intervals import LEVEL, holds, mean_interval, paired_interval, welch_interval
@@ -80,16 +80,16 @@ def last_pass_at(rows: list[dict]) -> dict[int, float]:
 
 def method_row(name: str, rows: list[dict], window: int) -> dict:
     train = [row for row in rows if ENTROPY in row]  # not a validation-only row (val_before_train logs one)
-    end = train[-window:]
+    end, entropy = train[-window:], entropy_key(rows)
     passes = last_pass_at(rows)
     n = max(passes, default=None)
-    entropy_end = window_mean(end, ENTROPY)
+    entropy_end = window_mean(end, entropy)
     return {
         "method": name,
         "steps": len(train),
-        "entropy_start": train[0][ENTROPY],
+        "entropy_start": train[0][entropy],
         "entropy_end": entropy_end,
-        "entropy_ratio": entropy_end / train[0][ENTROPY],
+        "entropy_ratio": entropy_end / train[0][entropy],
         "reward_start": train[0][REWARD],
         "reward_end": window_mean(end, REWARD),
         "pass@1": passes.get(1, math.nan),

@@ -112,8 +112,8 @@ def test_dr_grpo_logs_the_token_mean_entropy_beside_verls_length_normalised_one(
     its tokens' entropies matching GRPO's 0.62)."""
     for row in smoke_run("method=dr_grpo"):
         shortened = row["response_length/mean"] / row["response_length/max"]
+        # equal when every response has the same length (the smoke model's often do)
         assert row["actor/entropy"] == pytest.approx(row["entropy/token_mean"] * shortened, rel=1e-4)
-        assert shortened <= 1.0  # equal when every response has the same length (the smoke model's often do)
 
 
 @pytest.mark.slow

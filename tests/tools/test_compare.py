@@ -22,6 +22,16 @@ def test_method_row_start_end_window_and_step_time_without_warm_up():
     assert r["step_s"] == pytest.approx(3.0) and r["steps"] == 3
 
 
+def test_method_row_reads_the_token_mean_entropy_where_logged():
+    """Dr. GRPO's verl actor/entropy is length-normalised; the logged token mean is what the table shows."""
+    logged = [
+        {**row, "entropy/token_mean": e} for row, e in zip(rows([0.45] * 3, [0.2] * 3), (0.6, 0.5, 0.3), strict=True)
+    ]
+    r = method_row("dr_grpo", logged, window=2)
+    assert r["entropy_start"] == 0.6 and r["entropy_end"] == pytest.approx(0.4)
+    assert r["entropy_ratio"] == pytest.approx(0.4 / 0.6)
+
+
 def test_table_has_a_row_per_method_and_the_difference_to_grpo():
     results = [
         method_row("grpo", rows([0.6, 0.5, 0.3], [0.2, 0.4, 0.6]), 2),
