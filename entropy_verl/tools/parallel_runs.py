@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -71,9 +72,16 @@ def build_embedded_default_once(jobs: list[Job]) -> None:
         ensure_embedded_default()
 
 
-def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0, start_until: float | None = None) -> list[Job]:
+def run_parallel(
+    jobs: list[Job],
+    at_once: int = 2,
+    poll_s: float = 2.0,
+    start_until: float | None = None,
+    on_finish: Callable[[Job], object] | None = None,
+) -> list[Job]:
     """Run ``jobs``, ``at_once`` at a time, in order, starting none after the time ``start_until`` (those running
-    then finish); returns the jobs not started. Raises SystemExit naming the first run that fails."""
+    then finish), calling ``on_finish(job)`` as each succeeds; returns the jobs not started. Raises SystemExit naming
+    the first run that fails."""
     build_embedded_default_once(jobs)
     waiting, running = list(jobs), {}
     bars, started = {}, {}
@@ -103,6 +111,8 @@ def run_parallel(jobs: list[Job], at_once: int = 2, poll_s: float = 2.0, start_u
                 bars[job].refresh()
                 took = time.time() - started[job]
                 tqdm.write(f"[entropy_verl] {job.label} finished in {took:.0f}s; run directory: {job.run_dir}")
+                if on_finish is not None:
+                    on_finish(job)
         return waiting
     finally:
         for process, log in running.values():

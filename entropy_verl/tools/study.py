@@ -7,14 +7,16 @@ held-out prompts x 32 samples after the last step. The start validation depends 
 seed's held-out prompts, the same for every method, so it runs once per seed (``<out>/start/seed<k>/``, verl's
 ``trainer.val_only``) and every run of that seed shares it.
 
-Resumable: a run whose end validation is logged is not run again; a run killed midway resumes from its last
-checkpoint (``trainer.resume_mode=auto``, every ``SAVE_FREQ`` steps). Runs go two at a time (each with its own Ray),
-seeds outer, GRPO first within a seed, so that an interrupted study has every method paired at its first seeds.
+Resumable: as each run finishes, its record (its metrics cut to what the page reads) goes to ``docs/study/runs/``,
+which is committed; a run with a finished record is not run again, on any checkout. A run killed midway resumes
+from its last checkpoint in ``--out`` (``trainer.resume_mode=auto``, every ``SAVE_FREQ`` steps) where that is still
+there. Runs go two at a time (each with its own Ray), seeds outer, GRPO first within a seed, so that an interrupted
+study has every method paired at its first seeds.
 ``--hours H`` starts no run after H hours (the running ones finish): the study in chunks.
 
     python -m entropy_verl.tools.study                       # everything not yet finished, then the page
     python -m entropy_verl.tools.study --hours 1.5           # a chunk
-    python -m entropy_verl.tools.study --report-only         # redraw the page from the run directories
+    python -m entropy_verl.tools.study --report-only         # redraw the page from the runs' records
     python -m entropy_verl.tools.study --methods grpo nsr --seeds 1 --steps 3   # a quick look
 """
 
@@ -33,7 +35,18 @@ from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.compare import seed_overrides
 from entropy_verl.tools.demo import START, end_validation, start_validation
 from entropy_verl.tools.parallel_runs import Job, run_parallel
-from entropy_verl.tools.study_report import CHUNKS, FIGURES, PAGE, run_record, start_record, write_report
+from entropy_verl.tools.study_report import (
+    CHUNKS,
+    FIGURES,
+    PAGE,
+    RECORDS,
+    load_record,
+    record_path,
+    run_record,
+    save_record,
+    start_record,
+    write_report,
+)
 
 OUT = os.path.join("outputs", "study")
 SEEDS = (1, 2, 3)
@@ -123,13 +136,32 @@ def start_job(seed: int, out: str) -> Job:
     return replace(start_validation(seed_overrides(seed), run_dir(out, START, seed)), label=f"start s{seed}")
 
 
-def finished(job: Job) -> bool:
-    """The run logged every step and its last step's validation (the start job: its validation)."""
+def record_of(job: Job, records: str) -> str:
+    """``<records>/<method>/seed<k>.jsonl`` for the run directory ``<out>/<method>/seed<k>``."""
+    method, seed_dir = os.path.split(job.run_dir)
+    return record_path(records, os.path.basename(method), int(seed_dir.removeprefix("seed")))
+
+
+def is_finished(rows: list[dict], steps: int) -> bool:
+    """The run logged every step and its last step's validation (the start job, ``steps`` 0: its validation)."""
+    return (start_record(rows) if steps == 0 else run_record(rows, seed=0, steps=steps)) is not None
+
+
+def finished(job: Job, records: str) -> bool:
+    return is_finished(load_record(record_of(job, records)), job.steps)
+
+
+def keep(job: Job, records: str) -> bool:
+    """Record a finished run (and drop its checkpoints, ~10 MB, no longer needed); False while it is not finished."""
     try:
         rows = load_metrics(job.run_dir)
     except FileNotFoundError:
         return False
-    return (start_record(rows) if job.steps == 0 else run_record(rows, seed=0, steps=job.steps)) is not None
+    if not is_finished(rows, job.steps):
+        return False
+    save_record(rows, record_of(job, records))
+    shutil.rmtree(os.path.join(job.run_dir, "checkpoints"), ignore_errors=True)
+    return True
 
 
 def planned(names: list[str], seeds: list[int], steps: int, out: str) -> list[Job]:
@@ -147,9 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--out", default=OUT, help=f"where the runs go (default {OUT})")
+    parser.add_argument("--records", default=RECORDS, help=f"where finished runs are recorded (default {RECORDS})")
     parser.add_argument("--hours", type=float, help="start no run after this many hours (the study in chunks)")
     parser.add_argument("--at-once", type=int, default=2, help="runs side by side (2 fill 2 cores)")
-    parser.add_argument("--report-only", action="store_true", help="train nothing: redraw the page from the runs")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: redraw the page from the records")
     parser.add_argument("--page", default=PAGE, help=f"the results page whose study section is written ({PAGE})")
     parser.add_argument("--figures", default=FIGURES, help=f"where its figures go ({FIGURES})")
     args = parser.parse_args(argv)
@@ -158,20 +191,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--methods must include the baseline {BASELINE}: every difference is taken against it")
     jobs = planned(names, args.seeds, args.steps, args.out)
     if not args.report_only:
-        todo = [job for job in jobs if not finished(job)]
+        todo = [job for job in jobs if not finished(job, args.records) and not keep(job, args.records)]
         print(f"[entropy_verl] study: {len(jobs) - len(todo)} of {len(jobs)} runs finished; running {len(todo)}")
         deadline = time.time() + args.hours * 3600 if args.hours is not None else None
         start = time.time()
-        not_started = run_parallel(todo, at_once=args.at_once, start_until=deadline)
-        for job in todo:
-            if job not in not_started and finished(job):
-                shutil.rmtree(os.path.join(job.run_dir, "checkpoints"), ignore_errors=True)  # done with; ~10 MB each
-        took, done = time.time() - start, sum(map(finished, jobs))
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, CHUNKS), "a") as f:  # the study's wall time is the sum of its chunks
+        not_started = run_parallel(
+            todo, at_once=args.at_once, start_until=deadline, on_finish=lambda job: keep(job, args.records)
+        )
+        took, done = time.time() - start, sum(finished(job, args.records) for job in jobs)
+        os.makedirs(args.records, exist_ok=True)
+        with open(os.path.join(args.records, CHUNKS), "a") as f:  # the study's wall time is the sum of its chunks
             f.write(json.dumps({"started": start, "seconds": took, "ran": len(todo) - len(not_started)}) + "\n")
         print(f"[entropy_verl] study: this chunk took {took:.0f}s; {done} of {len(jobs)} runs finished")
-    print(write_report(args.out, names, args.seeds, args.steps, page=args.page, figures=args.figures))
+    print(write_report(args.records, names, args.seeds, args.steps, page=args.page, figures=args.figures))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 
 import pytest
 
 from entropy_verl.diagnostics.token_stats import change_noise_share
+from entropy_verl.run_state import load_metrics
 from entropy_verl.tools import study, study_report
 from entropy_verl.tools.parallel_runs import Job, run_parallel
 
@@ -66,20 +68,33 @@ def test_every_entry_composes_with_paper_values_and_the_targets_rule():
             assert config.entropy_verl.controllers.adaptive_entropy.target_entropy == 0.45
 
 
-def test_a_run_is_finished_once_its_last_steps_validation_is_logged(tmp_path):
-    job = study.method_job(study.BY_NAME["nsr"], 1, 3, str(tmp_path))
-    assert not study.finished(job)  # nothing yet
-    run = tmp_path / "nsr" / "seed1"
+def test_a_run_is_recorded_and_finished_once_its_last_steps_validation_is_logged(tmp_path):
+    """``keep`` records a run only once it is finished; the record (not the run directory, gone on a fresh checkout)
+    is what counts, holds what the page reads and nothing else, and gives the page the same numbers."""
+    out, records = tmp_path / "out", str(tmp_path / "records")
+    job = study.method_job(study.BY_NAME["nsr"], 1, 3, str(out))
+    assert not study.keep(job, records) and not study.finished(job, records)  # nothing yet
+    run = out / "nsr" / "seed1"
     write_run(run, [0.6, 0.5], [0.2, 0.3], None)
-    assert not study.finished(job)  # killed at step 2
+    assert not study.keep(job, records) and not study.finished(job, records)  # killed at step 2
     write_run(run, [0.6, 0.5, 0.4], [0.2, 0.3, 0.3], None)
-    assert not study.finished(job)  # its end validation is missing
-    write_run(run, [0.6, 0.5, 0.4], [0.2, 0.3, 0.3], {1: 0.3, 32: 0.8})
-    assert study.finished(job)
-    start = study.start_job(1, str(tmp_path))
-    assert not study.finished(start)
-    write_run(tmp_path / "start" / "seed1", [], [], {1: 0.2, 32: 0.9}, val_step=0)
-    assert study.finished(start)
+    assert not study.keep(job, records) and not study.finished(job, records)  # its end validation is missing
+    write_run(run, [0.6, 0.5, 0.4], [0.2, 0.3, 0.3], {1: 0.3, 32: 0.8}, extra={2: {"actor/pg_loss": 0.1}})
+    (run / "checkpoints").mkdir()
+    assert study.keep(job, records) and study.finished(job, records)
+    assert not (run / "checkpoints").exists()
+    record = tmp_path / "records" / "nsr" / "seed1.jsonl"
+    kept = study_report.load_record(str(record))
+    assert all("actor/pg_loss" not in row for row in kept) and kept[-1]["val/pass@32"] == 0.8
+    full = study_report.run_record(load_metrics(str(run)), seed=1, steps=3)
+    same = study_report.run_record(kept, seed=1, steps=3)
+    assert json.dumps(same, sort_keys=True) == json.dumps(full, sort_keys=True)  # (NaN diagnostics print alike)
+    shutil.rmtree(out)  # a fresh checkout: the record alone says it is finished
+    assert study.finished(job, records)
+    start = study.start_job(1, str(out))
+    assert not study.finished(start, records)
+    write_run(out / "start" / "seed1", [], [], {1: 0.2, 32: 0.9}, val_step=0)
+    assert study.keep(start, records) and study.finished(start, records)
 
 
 def test_no_run_starts_after_the_time_given(tmp_path):
@@ -146,10 +161,12 @@ def test_the_page_is_written_from_the_runs_and_redrawn_in_place(tmp_path):
             }
             passes = {1: 0.35, 8: 0.6, 32: p32 + 0.01 * seed}
             write_run(out / name / f"seed{seed}", entropies, [0.3] * STEPS, passes, extra)
+    records = str(tmp_path / "records")
+    assert all(study.keep(job, records) for job in study.planned(["grpo", "nsr"], [1, 2, 3], STEPS, str(out)))
     page = tmp_path / "results.md"
     page.write_text("# Measurements\n\nhand-written\n")
     figures = tmp_path / "figures"
-    study_report.write_report(str(out), ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
+    study_report.write_report(records, ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
     text = page.read_text()
     assert text.startswith("# Measurements\n\nhand-written\n") and text.count(study_report.BEGIN) == 1
     assert "Runs finished: **6 of 6**" in text
@@ -160,7 +177,7 @@ def test_the_page_is_written_from_the_runs_and_redrawn_in_place(tmp_path):
     assert "| every run | 6 |" in text
     assert {p.name for p in figures.iterdir()} == {"entropy.png", "pass_at_k.png", "entropy_vs_pass.png"}
     page.write_text(text + "\nmore hand-written text\n")
-    study_report.write_report(str(out), ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
+    study_report.write_report(records, ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
     again = page.read_text()
     assert again.count(study_report.BEGIN) == 1 and again.endswith("\nmore hand-written text\n")
 
