@@ -9,7 +9,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from entropy_verl.metric_names import ENTROPY, REWARD
+from entropy_verl.metric_names import REWARD, entropy_key
 
 
 def run_label(path: str) -> str:
@@ -30,11 +30,12 @@ def window_mean(rows: list[dict], key: str) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def summarize(rows: list[dict], keys=(ENTROPY, REWARD), window: int = 10) -> list[Phase]:
-    """Window means of ``keys`` at the start, middle and end of the run (the first step is excluded from
-    timing-like keys by the caller's choice of keys, not here)."""
+def summarize(rows: list[dict], keys: tuple[str, ...] | None = None, window: int = 10) -> list[Phase]:
+    """Window means of ``keys`` (default: the token-mean entropy, ``entropy_key``, and the reward) at the start,
+    middle and end of the run (the first step is excluded from timing-like keys by the caller's choice of keys)."""
     if not rows:
         return []
+    keys = keys or (entropy_key(rows), REWARD)
     window = max(1, min(window, len(rows) // 3 or 1))
     mid = max(0, len(rows) // 2 - window // 2)
     spans = [("start", rows[:window]), ("middle", rows[mid : mid + window]), ("end", rows[-window:])]
@@ -43,7 +44,8 @@ def summarize(rows: list[dict], keys=(ENTROPY, REWARD), window: int = 10) -> lis
     ]
 
 
-def format_summary(phases: list[Phase], keys=(ENTROPY, REWARD)) -> str:
+def format_summary(phases: list[Phase]) -> str:
+    keys = list(phases[0].values) if phases else []
     header = f"{'phase':<8}{'steps':>10}" + "".join(f"{k:>22}" for k in keys)
     lines = [header]
     for phase in phases:

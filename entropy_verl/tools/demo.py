@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from entropy_verl.diagnostics.run_summary import summarize, window_mean
 from entropy_verl.main import compose_run, selection
-from entropy_verl.metric_names import DISTINCT_CORRECT, ENTROPY, REWARD, STEP_TIME, pass_at, pass_at_values
+from entropy_verl.metric_names import DISTINCT_CORRECT, ENTROPY, REWARD, STEP_TIME, entropy_key, pass_at, pass_at_values
 from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.parallel_runs import Job, run_parallel
 
@@ -74,27 +74,28 @@ def side_by_side(results: dict[str, list[dict]], targets: dict[str, float], wind
     results = {label: [r for r in rows if ENTROPY in r] for label, rows in results.items()}  # training steps only
     lines = [f"{'run':<10}{'phase':<8}{'steps':>9}{'entropy':>10}{'reward':>9}"]
     for label, rows in results.items():
-        for phase in summarize(rows, window=window):
+        entropy = entropy_key(rows)  # the token mean (verl's actor/entropy follows the loss_agg_mode)
+        for phase in summarize(rows, keys=(entropy, REWARD), window=window):
             lines.append(
                 f"{label:<10}{phase.name:<8}{phase.first_step:>4}-{phase.last_step:<4}"
-                f"{phase.values[ENTROPY]:>10.3f}{phase.values[REWARD]:>9.3f}"
+                f"{phase.values[entropy]:>10.3f}{phase.values[REWARD]:>9.3f}"
             )
     lines.append("")
     for label, rows in results.items():
-        last_third = rows[len(rows) * 2 // 3 :]
+        entropy, last_third = entropy_key(rows), rows[len(rows) * 2 // 3 :]
         step_time = window_mean(rows[1:], STEP_TIME)  # step 1 includes warm-up
-        start, end = window_mean(rows[:window], ENTROPY), window_mean(rows[-window:], ENTROPY)
+        start, end = window_mean(rows[:window], entropy), window_mean(rows[-window:], entropy)
         line = (
             f"{label}: mean step {step_time:.2f}s; entropy end/start {end / start:.2f} ({window}-step means); "
-            f"last third mean {window_mean(last_third, ENTROPY):.3f}"
+            f"last third mean {window_mean(last_third, entropy):.3f}"
         )
         if label in targets:
             target = targets[label]
             windows = [
-                window_mean(last_third[i : i + window], ENTROPY) for i in range(max(1, len(last_third) - window + 1))
+                window_mean(last_third[i : i + window], entropy) for i in range(max(1, len(last_third) - window + 1))
             ]
             worst_window = max(abs(w - target) / target for w in windows)
-            worst_step = max(abs(r[ENTROPY] - target) / target for r in last_third)
+            worst_step = max(abs(r[entropy] - target) / target for r in last_third)
             line += (
                 f" (target {target}; worst {window}-step mean off by {worst_window:.0%}, "
                 f"worst step by {worst_step:.0%})"

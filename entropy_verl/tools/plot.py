@@ -1,10 +1,9 @@
 """``python -m entropy_verl.tools.plot RUN_DIR [RUN_DIR ...] --out figure.png``: entropy, reward and pass@k against
 step, one line per run, from any runs' ``metrics.jsonl`` (verl's file logger; CPU or GPU runs alike).
 
-Panels: token entropy (``actor/entropy``) and training reward (``critic/score/mean``), both smoothed over
-``--smooth`` steps,
-and the validation pass@k curves entropy_verl logs (``val/pass@1`` solid, ``val/pass@<n>`` dashed) when the runs
-validated. A run is labelled by its directory name unless ``--labels`` are given.
+Panels: token entropy (the token mean, ``metric_names.entropy_key``) and training reward (``critic/score/mean``),
+both smoothed over ``--smooth`` steps, and the validation pass@k curves entropy_verl logs (``val/pass@1`` solid,
+``val/pass@<n>`` dashed) when the runs validated. A run is labelled by its directory name unless ``--labels`` are given.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import argparse
 import os
 
 from entropy_verl.diagnostics.run_summary import run_label
-from entropy_verl.metric_names import ENTROPY, REWARD, pass_at, pass_at_k_of, pass_at_values
+from entropy_verl.metric_names import REWARD, entropy_key, pass_at, pass_at_k_of, pass_at_values
 from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.intervals import mean_interval
 
@@ -94,7 +93,7 @@ def plot_runs(
 
     for i, (label, group) in enumerate(groups.items()):
         color = colors[i % len(colors)]
-        draw(axes[0], group, ENTROPY, smooth, color, label=label)
+        draw(axes[0], group, entropy_key([row for rows in group for row in rows]), smooth, color, label=label)
         draw(axes[1], group, REWARD, smooth, color)
         if has_pass:
             keys = pass_at_keys([row for rows in group for row in rows])

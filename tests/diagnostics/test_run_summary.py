@@ -25,3 +25,10 @@ def test_summary_of_a_short_run_and_missing_keys(tmp_path):
     phases = summarize(rows, window=10)
     assert phases[0].values["actor/entropy"] == 1.0 and phases[-1].values["actor/entropy"] == 3.0
     assert phases[0].values["critic/score/mean"] != phases[0].values["critic/score/mean"]  # NaN, not a crash
+
+
+def test_summary_reads_the_token_mean_entropy_where_every_step_logs_it():
+    rows = [{"step": t, "actor/entropy": 0.3, "entropy/token_mean": 0.6, "critic/score/mean": 0.5} for t in (1, 2, 3)]
+    phases = summarize(rows)
+    assert list(phases[0].values) == ["entropy/token_mean", "critic/score/mean"]
+    assert phases[-1].values["entropy/token_mean"] == 0.6 and "entropy/token_mean" in format_summary(phases)

@@ -20,6 +20,14 @@ def test_side_by_side_reports_phases_and_target_deviation():
     assert "EntroPIC: mean step 2.00s" in text and "worst 10-step mean off by 3%, worst step by 10%" in text
 
 
+def test_side_by_side_reads_the_token_mean_entropy_where_logged():
+    """Under Dr. GRPO's loss_agg_mode verl's actor/entropy is length-normalised (0.3 here); the table reads the
+    token mean the trainer logs (0.6)."""
+    logged = [{**row, "actor/entropy": 0.3, "entropy/token_mean": 0.6} for row in rows([0.3] * 12)]
+    text = side_by_side({"Dr. GRPO": logged}, {"Dr. GRPO": 0.6})
+    assert "Dr. GRPO  start      1-4        0.600" in text and "worst step by 0%" in text
+
+
 def test_pass_at_k_table_gives_each_runs_first_and_last_validation():
     from entropy_verl.tools.demo import pass_at_k_table
 
