@@ -13,11 +13,11 @@ ARGS         ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml setup.py entropy_verl/embedded/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install torch==$(TORCH_VERSION)
-	$(PY) -m pip install -e ".[test]"
+	$(PY) -m pip install -e ".[test]" -c entropy_verl/embedded/constraints.txt
 	$(PY) -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 	touch $(STAMP)
 

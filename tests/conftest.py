@@ -113,6 +113,21 @@ def run_main():
     return run
 
 
+# A small but real build of the embedded default: every code path of the default build, about a second. One thread:
+# two threads slow down several-fold when another process competes for the two cores.
+SMALL_EMBEDDED = dict(
+    sft_steps=2, sft_batch_size=32, n_train=64, n_val=16, n_eval=8, num_threads=1, show_progress=False
+)
+
+
+@pytest.fixture(scope="module")
+def small_build(tmp_path_factory):
+    """The embedded default built small (``SMALL_EMBEDDED``) in a fresh directory: its ``EmbeddedPaths``."""
+    from entropy_verl.embedded import ensure_embedded_default
+
+    return ensure_embedded_default(str(tmp_path_factory.mktemp("cache") / "embedded"), **SMALL_EMBEDDED)
+
+
 def write_rl_parquet(path, data_source: str, rows: int = 4) -> None:
     """A small dataset in verl's RL parquet format (the columns verl's RLHFDataset and reward loop read)."""
     import pandas as pd

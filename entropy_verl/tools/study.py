@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 
+from entropy_verl.embedded.build import EmbeddedPaths, content_digest, ensure_embedded_default, read_manifest
 from entropy_verl.main import selection
 from entropy_verl.run_state import load_metrics
 from entropy_verl.tools.compare import seed_overrides
@@ -37,6 +38,7 @@ from entropy_verl.tools.demo import START, end_validation, start_validation
 from entropy_verl.tools.parallel_runs import Job, run_parallel
 from entropy_verl.tools.study_report import (
     CHUNKS,
+    EMBEDDED,
     FIGURES,
     PAGE,
     RECORDS,
@@ -54,12 +56,16 @@ STEPS = 100  # the demo's budget: 100 steps of data.train_batch_size 32 x rollou
 SAVE_FREQ = 25  # a killed run loses at most this many steps
 
 # Entropy targets are the one setting in the task's units (nats/token at the task's sampling temperature, 1.0 here);
-# the papers' values (0.1 at T=0.6, 0.2) belong to other models and tasks. One rule sets them all: 3/4 of the
-# embedded default's initial entropy, measured 0.60 nats/token (the demo's GRPO, steps 1-10, docs/results.md); the
-# report prints the study's own step-1 entropy next to it.
-INITIAL_ENTROPY = 0.60
+# the papers' values (0.1 at T=0.6, 0.2) belong to other models and tasks. One rule sets them all: 3/4 of the study's
+# initial policy's entropy as its build measured it (the manifest's "entropy": 256 held-out prompts sampled at T=1,
+# recorded in <records>/embedded.json), so the target follows the build the runs start from; the report prints the
+# runs' own step-1 entropy next to it. ``{target}`` in an entry's overrides is replaced by it.
 TARGET_FRACTION = 0.75
-TARGET = round(TARGET_FRACTION * INITIAL_ENTROPY, 3)
+
+
+def target_for(initial: dict) -> float:
+    """The entropy target of the study whose initial policy is ``initial`` (``same_initial_policy``'s record)."""
+    return round(TARGET_FRACTION * initial["metrics"]["entropy"], 3)
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ ENTRIES = (
     Entry(
         "entropic",
         "EntroPIC",
-        (f"entropy_verl.controllers.pi.target_entropy={TARGET}", "entropy_verl.controllers.pi.target_temperature=1.0"),
+        ("entropy_verl.controllers.pi.target_entropy={target}", "entropy_verl.controllers.pi.target_temperature=1.0"),
     ),
     Entry("clip_higher", "DAPO clip-higher"),
     Entry("cispo", "CISPO"),
@@ -101,7 +107,7 @@ ENTRIES = (
     Entry(
         "adaptive_entropy",
         "Skywork adaptive entropy",
-        (f"entropy_verl.controllers.adaptive_entropy.target_entropy={TARGET}",),
+        ("entropy_verl.controllers.adaptive_entropy.target_entropy={target}",),
     ),
     Entry("gdpo", "GDPO"),
     Entry("dr_grpo", "Dr. GRPO"),
@@ -115,11 +121,11 @@ def run_dir(out: str, name: str, seed: int) -> str:
     return os.path.join(out, name, f"seed{seed}")
 
 
-def method_job(entry: Entry, seed: int, steps: int, out: str) -> Job:
+def method_job(entry: Entry, seed: int, steps: int, out: str, target: float) -> Job:
     directory = run_dir(out, entry.name, seed)
     overrides = (
         selection(entry.name),
-        *entry.overrides,
+        *(override.format(target=target) for override in entry.overrides),
         *seed_overrides(seed),
         *end_validation(steps),
         f"trainer.total_training_steps={steps}",
@@ -164,12 +170,39 @@ def keep(job: Job, records: str) -> bool:
     return True
 
 
-def planned(names: list[str], seeds: list[int], steps: int, out: str) -> list[Job]:
+def same_initial_policy(records: str, paths: EmbeddedPaths | None = None) -> dict:
+    """The embedded default here (built if needed): its ``content_digest``, versions and build metrics. The first
+    chunk writes it to ``<records>/embedded.json``; a later chunk on a machine whose build differs (another
+    transformers, other float kernels) stops before any run, since runs from two initial policies are not pairs."""
+    root = (paths or ensure_embedded_default()).root
+    manifest = read_manifest(root)
+    here = {"digest": content_digest(root), "versions": manifest["versions"], "metrics": manifest["metrics"]}
+    path = os.path.join(records, EMBEDDED)
+    if not os.path.exists(path):
+        os.makedirs(records, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(here, f, indent=2, sort_keys=True)
+            f.write("\n")
+        return here
+    with open(path) as f:
+        recorded = json.load(f)
+    if recorded["digest"] != here["digest"]:
+        raise SystemExit(
+            f"[entropy_verl] study: the embedded default here (digest {here['digest']}, built with "
+            f"{here['versions']}) is not the one the recorded runs started from (digest {recorded['digest']}, "
+            f"{recorded['versions']}; {path}): runs from two initial policies cannot be paired. Install the "
+            "recorded versions (entropy_verl/embedded/constraints.txt pins them for make install) and rebuild it "
+            "(python -m entropy_verl.embedded.build --force), or start another study (--records DIR)."
+        )
+    return here
+
+
+def planned(names: list[str], seeds: list[int], steps: int, out: str, target: float) -> list[Job]:
     """Seeds outer; each seed's start validation first, then its runs in ``ENTRIES`` order."""
     jobs = []
     for seed in seeds:
         jobs.append(start_job(seed, out))
-        jobs += [method_job(BY_NAME[name], seed, steps, out) for name in names]
+        jobs += [method_job(BY_NAME[name], seed, steps, out, target) for name in names]
     return jobs
 
 
@@ -189,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     names = [e.name for e in ENTRIES if e.name in args.methods]  # ENTRIES order, GRPO first
     if BASELINE not in names:
         parser.error(f"--methods must include the baseline {BASELINE}: every difference is taken against it")
-    jobs = planned(names, args.seeds, args.steps, args.out)
     if not args.report_only:
+        jobs = planned(names, args.seeds, args.steps, args.out, target_for(same_initial_policy(args.records)))
         todo = [job for job in jobs if not finished(job, args.records) and not keep(job, args.records)]
         print(f"[entropy_verl] study: {len(jobs) - len(todo)} of {len(jobs)} runs finished; running {len(todo)}")
         deadline = time.time() + args.hours * 3600 if args.hours is not None else None

@@ -11,27 +11,19 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from conftest import SMALL_EMBEDDED as SMALL  # noqa: E402
+
 from entropy_verl.embedded import ensure_embedded_default  # noqa: E402
-from entropy_verl.embedded.build import read_manifest  # noqa: E402
+from entropy_verl.embedded.build import content_digest, read_manifest  # noqa: E402
 from entropy_verl.embedded.model import count_parameters, make_model  # noqa: E402
 from entropy_verl.embedded.sft import SFTConfig, torch_threads, train_sft  # noqa: E402
 from entropy_verl.embedded.tokenizer import TASK_CHARS, build_tokenizer  # noqa: E402
 from entropy_verl.tasks import countdown  # noqa: E402
 
-# Small but real builds: every code path of the default build, about a second each. One thread because
-# two threads slow down several-fold when another process competes for the two cores.
-SMALL = dict(sft_steps=2, sft_batch_size=32, n_train=64, n_val=16, n_eval=8, num_threads=1, show_progress=False)
-
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     return build_tokenizer(str(tmp_path_factory.mktemp("tok")))
-
-
-@pytest.fixture(scope="module")
-def small_build(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("cache") / "embedded")
-    return ensure_embedded_default(root, **SMALL)
 
 
 # --- tokenizer -------------------------------------------------------------------------------------------
@@ -215,3 +207,26 @@ def test_force_rebuilds(tmp_path):
     os.utime(paths.manifest, (first - 100, first - 100))  # make a rebuild visible despite coarse mtimes
     ensure_embedded_default(root, force=True, **SMALL)
     assert os.path.getmtime(paths.manifest) > first - 100
+
+
+def test_content_digest_tells_builds_apart_by_weights_and_data(small_build, tmp_path):
+    """Equal for a rebuild (the same weights and rows), different when one weight or one prompt differs."""
+    import shutil
+
+    import pyarrow.parquet as pq
+    from safetensors.torch import save_file
+
+    other = ensure_embedded_default(str(tmp_path / "embedded"), **SMALL)
+    assert content_digest(other.root) == content_digest(small_build.root)
+    tensors = _tensors(other.model_dir)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] += 1e-3
+    save_file(tensors, os.path.join(other.model_dir, "model.safetensors"), metadata={"format": "pt"})
+    assert content_digest(other.root) != content_digest(small_build.root)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_build.root, copy)
+    table = pq.read_table(copy / "data" / "val.parquet")
+    pq.write_table(table.slice(1), copy / "data" / "val.parquet")
+    assert content_digest(str(copy)) != content_digest(small_build.root)

@@ -38,7 +38,7 @@ def write_run(directory, entropies, rewards, passes: dict[int, float] | None, ex
 
 
 def test_the_plan_is_seeds_outer_with_the_shared_start_and_grpo_first(tmp_path):
-    jobs = study.planned(["grpo", "entropic", "nsr"], [1, 2], 100, str(tmp_path))
+    jobs = study.planned(["grpo", "entropic", "nsr"], [1, 2], 100, str(tmp_path), target=0.43)
     assert [job.label for job in jobs] == [
         "start s1", "grpo s1", "entropic s1", "nsr s1", "start s2", "grpo s2", "entropic s2", "nsr s2",
     ]  # fmt: skip
@@ -54,25 +54,26 @@ def test_every_entry_composes_with_paper_values_and_the_targets_rule():
     method file's (paper) values."""
     from entropy_verl.main import compose_run
 
-    assert study.TARGET == pytest.approx(0.45)
+    target = study.target_for({"metrics": {"entropy": 0.5736}})
+    assert target == 0.43  # 3/4 of the initial policy's own entropy, rounded
     assert len({e.name for e in study.ENTRIES}) == len(study.ENTRIES) and study.ENTRIES[0].name == study.BASELINE
     for entry in study.ENTRIES:
-        config = compose_run(list(study.method_job(entry, 1, 100, "/tmp/study").overrides))
+        config = compose_run(list(study.method_job(entry, 1, 100, "/tmp/study", target).overrides))
         assert config.trainer.total_training_steps == 100 and config.data.train_batch_size == 32
         assert config.actor_rollout_ref.rollout.n == 8 and config.actor_rollout_ref.rollout.val_kwargs.n == 32
         if entry.name == "entropic":
             pi = config.entropy_verl.controllers.pi
-            assert (pi.target_entropy, pi.target_temperature, pi.kp, pi.ki) == (0.45, 1.0, 1.0, 0.01)
+            assert (pi.target_entropy, pi.target_temperature, pi.kp, pi.ki) == (0.43, 1.0, 1.0, 0.01)
             assert config.entropy_verl.methods.entropic.prob_threshold == 0.95
         if entry.name == "adaptive_entropy":
-            assert config.entropy_verl.controllers.adaptive_entropy.target_entropy == 0.45
+            assert config.entropy_verl.controllers.adaptive_entropy.target_entropy == 0.43
 
 
 def test_a_run_is_recorded_and_finished_once_its_last_steps_validation_is_logged(tmp_path):
     """``keep`` records a run only once it is finished; the record (not the run directory, gone on a fresh checkout)
     is what counts, holds what the page reads and nothing else, and gives the page the same numbers."""
     out, records = tmp_path / "out", str(tmp_path / "records")
-    job = study.method_job(study.BY_NAME["nsr"], 1, 3, str(out))
+    job = study.method_job(study.BY_NAME["nsr"], 1, 3, str(out), target=0.43)
     assert not study.keep(job, records) and not study.finished(job, records)  # nothing yet
     run = out / "nsr" / "seed1"
     write_run(run, [0.6, 0.5], [0.2, 0.3], None)
@@ -162,14 +163,21 @@ def test_the_page_is_written_from_the_runs_and_redrawn_in_place(tmp_path):
             passes = {1: 0.35, 8: 0.6, 32: p32 + 0.01 * seed}
             write_run(out / name / f"seed{seed}", entropies, [0.3] * STEPS, passes, extra)
     records = str(tmp_path / "records")
-    assert all(study.keep(job, records) for job in study.planned(["grpo", "nsr"], [1, 2, 3], STEPS, str(out)))
+    assert all(study.keep(job, records) for job in study.planned(["grpo", "nsr"], [1, 2, 3], STEPS, str(out), 0.43))
+    initial = {
+        "digest": "0123abcd",
+        "versions": {"torch": "2.13.0+cpu"},
+        "metrics": {"entropy": 0.574, "sampled_acc": 0.27},
+    }
+    (tmp_path / "records" / "embedded.json").write_text(json.dumps(initial))
     page = tmp_path / "results.md"
     page.write_text("# Measurements\n\nhand-written\n")
     figures = tmp_path / "figures"
     study_report.write_report(records, ["grpo", "nsr"], [1, 2, 3], STEPS, page=str(page), figures=str(figures))
     text = page.read_text()
     assert text.startswith("# Measurements\n\nhand-written\n") and text.count(study_report.BEGIN) == 1
-    assert "Runs finished: **6 of 6**" in text
+    assert "Runs finished: **6 of 6**" in text and "digest `0123abcd` (torch 2.13.0+cpu;" in text
+    assert "Entropy targets: 0.75 x the initial policy's entropy 0.574 (its build's own measurement) = **0.43**" in text
     assert "| nsr | paired (3 seeds) |" in text
     assert "correct answers: nsr (pass@32 +0.100)" in text  # NSR's pass@32 holds (the same +0.1 at each seed)
     assert "change entropy at the end: nsr (+0.148)" in text  # last-10 means: 0.577 vs 0.430
@@ -191,3 +199,24 @@ def test_a_run_record_reads_the_token_mean_entropy_where_logged():
     assert record["entropy_start"] == record["entropy_end"] == 0.6 and record["entropy"] == [0.6] * 3
     older = [{k: v for k, v in row.items() if k != "entropy/token_mean"} for row in rows]
     assert study_report.run_record([*older, val], seed=1, steps=3)["entropy_end"] == 0.45
+
+
+def test_a_chunk_on_another_build_of_the_embedded_default_stops_before_any_run(small_build, tmp_path):
+    """The first chunk records the initial policy's digest; the same build passes; a build whose weights differ (as
+    another transformers' initialisation gives) stops the study, naming both digests; the page names the build."""
+    from safetensors.torch import load_file, save_file
+
+    from entropy_verl.embedded.build import content_digest
+
+    records = str(tmp_path / "records")
+    first = study.same_initial_policy(records, small_build)
+    assert first["digest"] == content_digest(small_build.root) and study.same_initial_policy(records, small_build)
+    assert f"digest `{first['digest']}`" in study_report.initial_policy(records)
+    other = tmp_path / "other"
+    shutil.copytree(small_build.root, other)
+    weights = other / "model" / "model.safetensors"
+    tensors = {name: t.clone() for name, t in load_file(weights).items()}
+    next(iter(tensors.values())).view(-1)[0] += 1e-3
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(SystemExit, match=f"not the one the recorded runs started from \\(digest {first['digest']}"):
+        study.same_initial_policy(records, study.EmbeddedPaths(*[""] * 3, root=str(other)))
