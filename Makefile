@@ -68,7 +68,7 @@ compare: install
 	$(PY) -m entropy_verl.tools.compare $(ARGS)
 
 # Every method family of the zoo vs GRPO at the demo's budget, 3 paired seeds, then docs/results.md's study section
-# and docs/study/*.png. Resumable (a run recorded in docs/study/runs/ is not run again; commit them): ARGS="--hours 2"
+# and docs/study/*.png. Resumable (a run recorded in docs/study/records/ is not run again; commit them): ARGS="--hours 2"
 # runs a chunk; ARGS="--report-only" redraws the page from the records
 study: install
 	$(PY) -m entropy_verl.tools.study $(ARGS)

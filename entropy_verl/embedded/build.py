@@ -117,7 +117,8 @@ def content_digest(root: str) -> str:
     writer's version). Equal digests: the same initial policy and the same prompts. The same ``BuildParams`` give
     equal digests on one machine, but another transformers (its weight initialisation) or other float kernels give
     another policy, so runs meant to be paired across machines compare digests (measured: 2026-12-07's build with
-    transformers 5.10.4 starts GRPO at 0.556 nats/token, an earlier session's at ~0.61 with the same seed)."""
+    transformers 5.10.4 starts GRPO at seed 1 at 0.554 nats/token over steps 1-10, an earlier session's at
+    0.603-0.612, docs/cpu-pipeline-profile.md)."""
     import hashlib
 
     import pyarrow.parquet as pq

@@ -7,7 +7,7 @@ held-out prompts x 32 samples after the last step. The start validation depends 
 seed's held-out prompts, the same for every method, so it runs once per seed (``<out>/start/seed<k>/``, verl's
 ``trainer.val_only``) and every run of that seed shares it.
 
-Resumable: as each run finishes, its record (its metrics cut to what the page reads) goes to ``docs/study/runs/``,
+Resumable: as each run finishes, its record (its metrics cut to what the page reads) goes to ``docs/study/records/``,
 which is committed; a run with a finished record is not run again, on any checkout. A run killed midway resumes
 from its last checkpoint in ``--out`` (``trainer.resume_mode=auto``, every ``SAVE_FREQ`` steps) where that is still
 there. Runs go two at a time (each with its own Ray), seeds outer, GRPO first within a seed, so that an interrupted

@@ -220,3 +220,18 @@ def test_a_chunk_on_another_build_of_the_embedded_default_stops_before_any_run(s
     save_file(tensors, weights, metadata={"format": "pt"})
     with pytest.raises(SystemExit, match=f"not the one the recorded runs started from \\(digest {first['digest']}"):
         study.same_initial_policy(records, study.EmbeddedPaths(*[""] * 3, root=str(other)))
+
+
+def test_the_records_are_not_ignored_by_git():
+    """The records are the study's only durable copy: git must not ignore them (``runs/`` is ignored anywhere)."""
+    import os
+    import subprocess
+
+    from conftest import REPO
+
+    if not os.path.isdir(os.path.join(REPO, ".git")):
+        pytest.skip("not a git checkout")
+    for name in ("grpo/seed1.jsonl", study_report.EMBEDDED, study_report.CHUNKS):
+        path = os.path.join(study_report.RECORDS, name)
+        found = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
+        assert found.returncode == 1, f"git ignores {path}"
