@@ -42,6 +42,7 @@ from entropy_verl.tools.study_report import (
     FIGURES,
     PAGE,
     RECORDS,
+    load_initial,
     load_record,
     record_path,
     run_record,
@@ -178,14 +179,12 @@ def same_initial_policy(records: str, paths: EmbeddedPaths | None = None) -> dic
     manifest = read_manifest(root)
     here = {"digest": content_digest(root), "versions": manifest["versions"], "metrics": manifest["metrics"]}
     path = os.path.join(records, EMBEDDED)
-    if not os.path.exists(path):
+    if (recorded := load_initial(records)) is None:
         os.makedirs(records, exist_ok=True)
         with open(path, "w") as f:
             json.dump(here, f, indent=2, sort_keys=True)
             f.write("\n")
         return here
-    with open(path) as f:
-        recorded = json.load(f)
     if recorded["digest"] != here["digest"]:
         raise SystemExit(
             f"[entropy_verl] study: the embedded default here (digest {here['digest']}, built with "

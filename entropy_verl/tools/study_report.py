@@ -3,7 +3,7 @@ tables, figures, the entropy-performance law across methods, and whether the ent
 
 Everything here reads the runs' records, which ``study.py`` keeps in git as each run finishes (``RECORDS``:
 ``<method>/seed<k>.jsonl``, and the shared start validations ``start/seed<k>.jsonl``): each a run's ``metrics.jsonl``
-cut to the keys the page reads (``KEPT``), ~15 KB, so the study survives a fresh checkout, where the run directories
+cut to the keys the page reads (``KEPT``), ~27 KB, so the study survives a fresh checkout, where the run directories
 (with their checkpoints) are gone. It writes the figures under ``docs/study/`` and the generated section of
 ``docs/results.md`` (between ``BEGIN`` and ``END``; the text around it is written by hand).
 """
@@ -341,8 +341,9 @@ def load_initial(records: str) -> dict | None:
         return json.load(f)
 
 
-def initial_policy(records: str) -> str:
-    if (found := load_initial(records)) is None:
+def initial_policy(found: dict | None) -> str:
+    """The page's sentence naming the build every run started from (``load_initial``'s record)."""
+    if found is None:
         return ""
     versions = ", ".join(f"{name} {version}" for name, version in sorted(found["versions"].items()))
     return (
@@ -357,12 +358,13 @@ def section(records: str, names: list[str], seeds: list[int], steps: int, page: 
     from entropy_verl.tools.study import BASELINE, BY_NAME, TARGET_FRACTION, target_for
 
     runs, starts = collect(records, names, seeds, steps)
+    initial = load_initial(records)
     families = {name: BY_NAME[name].family for name in names}
     done = sum(len(r) for r in runs.values())
     lines = [
         BEGIN,
         f"Runs finished: **{done} of {len(names) * len(seeds)}** ({len(names)} methods x {len(seeds)} seeds, "
-        f"{steps} steps each); the study's wall time so far: {wall_time(records)}.{initial_policy(records)}",
+        f"{steps} steps each); the study's wall time so far: {wall_time(records)}.{initial_policy(initial)}",
         "",
         "| method | family | seeds finished |",
         "|---|---|---:|",
@@ -372,7 +374,6 @@ def section(records: str, names: list[str], seeds: list[int], steps: int, page: 
     if not runs:
         return "\n".join([*lines, END])
     step1 = [r["entropy_start"] for found in runs.values() for r in found]
-    initial = load_initial(records)
     rule = (
         f"{TARGET_FRACTION} x the initial policy's entropy {initial['metrics']['entropy']:.3f} (its build's own "
         f"measurement) = **{target_for(initial)}**"

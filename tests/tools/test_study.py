@@ -211,7 +211,7 @@ def test_a_chunk_on_another_build_of_the_embedded_default_stops_before_any_run(s
     records = str(tmp_path / "records")
     first = study.same_initial_policy(records, small_build)
     assert first["digest"] == content_digest(small_build.root) and study.same_initial_policy(records, small_build)
-    assert f"digest `{first['digest']}`" in study_report.initial_policy(records)
+    assert f"digest `{first['digest']}`" in study_report.initial_policy(study_report.load_initial(records))
     other = tmp_path / "other"
     shutil.copytree(small_build.root, other)
     weights = other / "model" / "model.safetensors"
