@@ -32,6 +32,7 @@ LOGGER_ENV = {
 MLFLOW_URI = "MLFLOW_TRACKING_URI"  # verl's default: sqlite:////tmp/mlruns.db, shared by every run on the machine
 TRACKER = "latest_checkpointed_iteration.txt"  # verl's pointer to the last complete checkpoint
 CHECKPOINT = re.compile(r"^global_step_(\d+)$")
+UNLOGGED_STEP = "resuming after step {step}, whose metrics were never logged"  # unlogged_checkpoint's message
 EXISTING_RUN = Literal["move_aside", "refuse", "overwrite"]
 """What a fresh start (nothing to resume) does where an earlier run left checkpoints or metrics: move them to
 ``<run_dir>/earlier-<k>/`` (a checkpoint root outside the run directory: ``<root>.earlier-<k>/``), refuse to start,
@@ -166,6 +167,11 @@ def _read_jsonl(path: str) -> list[dict]:
     return rows
 
 
+def _metric_files(run_dir: str) -> list[str]:
+    """The run's metric files, oldest first: earlier launches' segments, then this launch's (they may not exist)."""
+    return [segment for _, segment in segments(run_dir)] + [os.path.join(run_dir, METRICS_FILE)]
+
+
 def load_metrics(path: str) -> list[dict]:
     """Rows ``{"step": int, **metrics}`` in step order from a verl JSONL file, or from a run directory: its
     ``metrics.jsonl`` after the segments that earlier launches of a resumed run left (``archive_for_resume``). A step
@@ -173,8 +179,7 @@ def load_metrics(path: str) -> list[dict]:
     winning key by key."""
     if not os.path.isdir(path):
         return _read_jsonl(path)
-    files = [segment for _, segment in segments(path)] + [os.path.join(path, METRICS_FILE)]
-    files = [f for f in files if os.path.exists(f)]
+    files = [f for f in _metric_files(path) if os.path.exists(f)]
     if not files:
         raise FileNotFoundError(f"no {METRICS_FILE} in run directory {path}")
     by_step: dict[int, dict] = {}
@@ -182,6 +187,25 @@ def load_metrics(path: str) -> list[dict]:
         for row in _read_jsonl(file):
             by_step[row["step"]] = {**by_step.get(row["step"], {}), **row}
     return [by_step[step] for step in sorted(by_step)]
+
+
+def unlogged_checkpoint(run_dir: str, folder: str) -> str | None:
+    """What to tell a user whose run resumes from ``folder`` when its step has no metrics row in ``run_dir`` (None when
+    it has one, or when the run directory holds no earlier launch's metrics to compare with). verl 0.9.1's v1 trainer
+    saves a step's checkpoint, then syncs the rollout weights and validates, then logs the step's metrics: a launch
+    that fails in between (a dead rollout server fails the weight sync) leaves a checkpoint of a step that was never
+    logged, and the resume starts after it (docs/upstream/verl-checkpoint-before-log.md)."""
+    match = CHECKPOINT.match(os.path.basename(os.path.normpath(folder)))
+    if match is None or not any(os.path.exists(p) for p in _metric_files(run_dir)):
+        return None
+    step = int(match.group(1))
+    if any(row["step"] == step for row in load_metrics(run_dir)):
+        return None
+    return (
+        f"[entropy_verl] {UNLOGGED_STEP.format(step=step)}: verl saves a step's checkpoint "
+        "before it syncs the rollout weights, validates and logs the step, and the last launch failed in between. "
+        f"The run's metrics have no row for step {step}; its weights, data order and controller state resume exactly."
+    )
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from entropy_verl.run_state import (
     load_metrics,
     read_state,
     resume_folder,
+    unlogged_checkpoint,
     write_state,
 )
 
@@ -49,6 +50,18 @@ def test_a_resumed_runs_metrics_are_kept_and_read_back_in_step_order(tmp_path):
     assert archive_for_resume(str(tmp_path / "nothing")) is None  # a first launch: nothing to keep
     with pytest.raises(FileNotFoundError, match="no metrics.jsonl in run directory"):
         load_metrics(str(tmp_path / "nothing"))
+
+
+def test_a_resume_after_a_checkpointed_but_unlogged_step_says_so(tmp_path):
+    root = tmp_path / "checkpoints"
+    assert unlogged_checkpoint(str(tmp_path), str(root / "global_step_2")) is None  # no earlier launch: nothing to say
+    write_jsonl(tmp_path / "metrics.1.jsonl", [(1, {"x": 1.0})])  # launch 1 logged step 1, saved step 2, then died
+    (tmp_path / "metrics.jsonl").write_text("")  # verl's file logger of this launch, opened and empty
+    message = unlogged_checkpoint(str(tmp_path), str(root / "global_step_2") + os.sep)
+    assert message.startswith("[entropy_verl] resuming after step 2, whose metrics were never logged")
+    assert "no row for step 2" in message
+    assert unlogged_checkpoint(str(tmp_path), str(root / "global_step_1")) is None  # step 1 was logged
+    assert unlogged_checkpoint(str(tmp_path), str(tmp_path / "my_pick")) is None  # not a verl step folder
 
 
 def trainer(**values):

@@ -462,8 +462,10 @@ class EntropyControlTrainer:
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
-        if (self.control.keeps_state or self.diagnostics) and self.global_steps > 0:
-            folder = run_state.resume_folder(self.config.trainer)  # the folder verl has just loaded
+        folder = run_state.resume_folder(self.config.trainer) if self.global_steps > 0 else None  # verl just loaded it
+        if folder and (gap := run_state.unlogged_checkpoint(self.config.entropy_verl.run_dir, folder)):
+            print(gap, flush=True)
+        if folder and (self.control.keeps_state or self.diagnostics):
             try:
                 state = run_state.read_state(folder)
             except FileNotFoundError:

@@ -5,12 +5,15 @@ composed run of tests/e2e/test_smoke_methods.py and, with verl's vLLM rollout, b
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+
+from entropy_verl.tools.soak import tree
 
 ENV = {**os.environ, "HYDRA_FULL_ERROR": "1"}
 
@@ -114,9 +117,18 @@ def test_a_nan_entropy_step_never_reaches_the_controller_and_too_many_fail_the_r
         assert math.isfinite(row["actor/entropy_verl/worker_coef/alpha/min"]) and math.isfinite(row["actor/pg_loss"])
 
 
-def _pids_of(process_title: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", process_title], capture_output=True, text=True)
-    return [int(pid) for pid in out.stdout.split()]
+def _pids_of(process_title: str, root: int) -> list[int]:
+    """The processes under ``root`` (a launch's driver: its Ray head and workers descend from it) whose command line
+    starts with ``process_title``; another Ray cluster on the machine (a study running beside the suite) is not ours."""
+    found = []
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(process_title.encode()):
+                    found.append(pid)
+        except OSError:  # ended since the listing
+            pass
+    return found
 
 
 def _text(path) -> str:
@@ -163,16 +175,21 @@ def test_a_killed_worker_of_any_kind_fails_the_run_quickly_and_the_run_resumes_e
         resumed_from = last_checkpoint(run_dir)
         log_path = tmp_path / f"launch{launch}.log"  # a file, not a pipe: nobody reads a pipe while the run goes on
         proc = subprocess.Popen(main_cmd(*overrides), stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=ENV)
-        deadline = time.monotonic() + 600  # one more step trained, saved and logged, up to the latest checkpoint:
-        # verl saves a step's checkpoint before it logs the step's metrics, so a kill between the two would resume
-        # after a step whose metrics were never written (seen once on a loaded machine: step 3 of 8 missing)
-        while (saved := last_checkpoint(run_dir)) <= resumed_from or f'"step":{saved},' not in _text(metrics):
+        deadline = time.monotonic() + 600  # one more step trained and saved; verl saves a step's checkpoint before
+        # it syncs the rollout weights, validates and logs the step: the rollout server dies the moment the tracker
+        # moves, so (as a rule) that step's weight sync fails and the step is never logged, which the next launch
+        # must announce; the other kinds die once the step is logged too, yet can still land in the next step's
+        # training and leave it unlogged (CI: step 2 of 7), announced the same way (checked at the end)
+        wait_for_log = kind != "HFRolloutServer"
+        while (saved := last_checkpoint(run_dir)) <= resumed_from or (
+            wait_for_log and f'"step":{saved},' not in _text(metrics)
+        ):
             assert proc.poll() is None and time.monotonic() < deadline, f"launch {launch} ended before a checkpoint"
-            time.sleep(0.2)
+            time.sleep(0.2 if wait_for_log else 0.01)
         if resumed_from:
             check_resumed_from(resumed_from)
-        ray_processes = _pids_of("ray::")  # this launch's Ray workers (the suite runs one Ray cluster at a time)
-        victims = _pids_of(f"ray::{kind}")
+        ray_processes = _pids_of("ray::", proc.pid)  # this launch's Ray workers
+        victims = _pids_of(f"ray::{kind}", proc.pid)
         assert victims, f"no {kind} process found"
         os.kill(victims[0], signal.SIGKILL)
         killed_at = time.monotonic()
@@ -193,11 +210,16 @@ def test_a_killed_worker_of_any_kind_fails_the_run_quickly_and_the_run_resumes_e
         ckpt_integral = json.loads(saved.read_text())["controllers"]["pi"]["integral"]
     print("seconds from kill to failure:", {kind: round(s, 1) for kind, s in times.items()})
 
-    # the last launch resumes and finishes; every step is logged once the segments are merged
+    # the last launch resumes and finishes; every step is logged once the segments are merged, except the steps
+    # whose resume said they never were
     resumed_from = last_checkpoint(run_dir)
     out = subprocess.run(main_cmd(*overrides), capture_output=True, text=True, timeout=900, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     check_resumed_from(resumed_from)
-    from entropy_verl.run_state import load_metrics
+    from entropy_verl.run_state import UNLOGGED_STEP, load_metrics
 
-    assert [row["step"] for row in load_metrics(str(run_dir))] == list(range(1, total_steps + 1))
+    unlogged_step = re.escape(UNLOGGED_STEP).replace(re.escape("{step}"), r"(\d+)")
+    logs = [(tmp_path / f"launch{launch}.log").read_text() for launch in range(len(WORKER_KINDS))]
+    unlogged = {int(step) for log in [*logs, out.stdout + out.stderr] for step in re.findall(unlogged_step, log)}
+    expected = [step for step in range(1, total_steps + 1) if step not in unlogged]
+    assert [row["step"] for row in load_metrics(str(run_dir))] == expected, f"announced as unlogged: {unlogged}"

@@ -163,4 +163,5 @@ def is_dead(ray, actor) -> bool:
     """Whether Ray lists ``actor`` as dead yet."""
     from ray.util.state import list_actors
 
-    return bool(list_actors(filters=[("actor_id", "=", actor._actor_id.hex()), ("state", "=", "DEAD")]))
+    filters = [("actor_id", "=", actor._actor_id.hex()), ("state", "=", "DEAD")]
+    return bool(list_actors(address=ray.get_runtime_context().gcs_address, filters=filters))  # not another cluster's
