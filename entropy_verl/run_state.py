@@ -167,11 +167,6 @@ def _read_jsonl(path: str) -> list[dict]:
     return rows
 
 
-def _metric_files(run_dir: str) -> list[str]:
-    """The run's metric files, oldest first: earlier launches' segments, then this launch's (they may not exist)."""
-    return [segment for _, segment in segments(run_dir)] + [os.path.join(run_dir, METRICS_FILE)]
-
-
 def load_metrics(path: str) -> list[dict]:
     """Rows ``{"step": int, **metrics}`` in step order from a verl JSONL file, or from a run directory: its
     ``metrics.jsonl`` after the segments that earlier launches of a resumed run left (``archive_for_resume``). A step
@@ -179,7 +174,8 @@ def load_metrics(path: str) -> list[dict]:
     winning key by key."""
     if not os.path.isdir(path):
         return _read_jsonl(path)
-    files = [f for f in _metric_files(path) if os.path.exists(f)]
+    files = [segment for _, segment in segments(path)] + [os.path.join(path, METRICS_FILE)]
+    files = [f for f in files if os.path.exists(f)]
     if not files:
         raise FileNotFoundError(f"no {METRICS_FILE} in run directory {path}")
     by_step: dict[int, dict] = {}
@@ -195,11 +191,14 @@ def unlogged_checkpoint(run_dir: str, folder: str) -> str | None:
     saves a step's checkpoint, then syncs the rollout weights and validates, then logs the step's metrics: a launch
     that fails in between (a dead rollout server fails the weight sync) leaves a checkpoint of a step that was never
     logged, and the resume starts after it (docs/upstream/verl-checkpoint-before-log.md)."""
-    match = CHECKPOINT.match(os.path.basename(os.path.normpath(folder)))
-    if match is None or not any(os.path.exists(p) for p in _metric_files(run_dir)):
+    if (match := CHECKPOINT.match(os.path.basename(os.path.normpath(folder)))) is None:
+        return None
+    try:
+        rows = load_metrics(run_dir)
+    except FileNotFoundError:  # no metric file at all: nothing to compare with
         return None
     step = int(match.group(1))
-    if any(row["step"] == step for row in load_metrics(run_dir)):
+    if any(row["step"] == step for row in rows):
         return None
     return (
         f"[entropy_verl] {UNLOGGED_STEP.format(step=step)}: verl saves a step's checkpoint "
